@@ -1,0 +1,69 @@
+"""Channel abstractions: sources send data, sinks consume it."""
+
+from __future__ import annotations
+
+from typing import Generic, Protocol, TypeVar, runtime_checkable
+
+from kew.message import Message
+from kew.schedule import Reschedulable
+
+T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+@runtime_checkable
+class ChannelSource(Protocol[T_contra]):
+    """Sends data asynchronously: ``send`` returns once the channel has accepted it."""
+
+    def send(self, data: T_contra) -> None: ...
+
+
+@runtime_checkable
+class ChannelSink(Protocol[T_contra]):
+    """Consumes data delivered by a channel."""
+
+    def consume(self, data: T_contra) -> None: ...
+
+
+@runtime_checkable
+class MessageSource(Protocol[T]):
+    """Sends messages, honouring their metadata (schedule, count, id, properties)."""
+
+    def send_message(self, message: Message[T]) -> None: ...
+
+
+@runtime_checkable
+class MessageSink(Protocol[T]):
+    """Consumes messages together with their delivery metadata."""
+
+    def consume_message(self, message: Message[T]) -> None: ...
+
+
+class DataSink(Generic[T]):
+    """Adapt a ``ChannelSink`` (or a plain callable) to a ``MessageSink``: metadata is dropped."""
+
+    def __init__(self, sink: ChannelSink[T] | object):
+        self._consume = sink.consume if isinstance(sink, ChannelSink) else sink
+
+    def consume_message(self, message: Message[T]) -> None:
+        self._consume(message.data)
+
+
+class ReschedulingSink(Generic[T]):
+    """Feed each message to a task that may ask for its data to be delivered again.
+
+    When the task returns a ``Reschedule``, the data is sent back through
+    ``source`` with a delivery time and a delivery count one higher, before
+    ``consume_message`` returns. The caller acknowledges the original only
+    after that, so a crash in between delivers the data twice, never zero
+    times. This is how retries work without NACK.
+    """
+
+    def __init__(self, task: Reschedulable[T], source: MessageSource[T]):
+        self.task = task
+        self.source = source
+
+    def consume_message(self, message: Message[T]) -> None:
+        request = self.task(message)
+        if request is not None:
+            self.source.send_message(message.redeliver_after(request.delay, request.data))

@@ -1,0 +1,45 @@
+"""One exception tree for Kew: every error Kew raises is a ``KewError``."""
+
+from __future__ import annotations
+
+
+class KewError(Exception):
+    """Base class of every error Kew raises."""
+
+
+class ConfigurationError(KewError):
+    """A setting, URL or option is wrong; the message says what to fix."""
+
+
+class UnsupportedCapability(ConfigurationError):
+    """A message asked for something its provider cannot do; nothing was sent."""
+
+
+class ProviderError(KewError):
+    """The message-oriented middleware failed."""
+
+
+class ConnectionLost(ProviderError):
+    """The provider cannot reach its broker or database right now.
+
+    Recoverable: retry later. A send that raised this may or may not have
+    been stored; callers that must not lose it send again with the same
+    message id, which a deduplicating provider stores once.
+    """
+
+
+class SendError(ProviderError):
+    """The broker refused a message; sending it again unchanged will fail again."""
+
+    def __init__(self, message: str, *, queue: str | None = None, index: int | None = None):
+        super().__init__(message)
+        self.queue = queue
+        self.index = index
+
+
+class DecodeError(KewError):
+    """A payload could not be decoded; ``raw`` keeps the bytes for inspection."""
+
+    def __init__(self, message: str, *, raw: bytes):
+        super().__init__(message)
+        self.raw = raw

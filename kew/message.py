@@ -1,0 +1,60 @@
+"""Messages: data plus the metadata that configures its delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Message(Generic[T]):
+    """Data to deliver, with optional metadata.
+
+    Each metadata field is independent, so they compose freely; a field
+    that is set asks its provider for one capability (see
+    ``kew.qchan.spi.Capability``), and a provider without it refuses the
+    message before anything is sent.
+
+    - ``deliver_at``: not before this (aware) time; a *schedule*.
+    - ``delivery_count``: how many times this data has been delivered,
+      counting this delivery (1 on the first); a *counted schedule*.
+      Repeaters use it to pick the next retry interval.
+    - ``message_id``: a stable id; deduplicating providers store a
+      message with an id they have seen once only.
+    - ``properties``: string headers carried with the payload.
+    """
+
+    data: T
+    deliver_at: datetime | None = None
+    delivery_count: int = 1
+    message_id: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.deliver_at is not None and self.deliver_at.tzinfo is None:
+            raise ValueError("deliver_at must be timezone-aware (use datetime.now(UTC))")
+        if self.delivery_count < 1:
+            raise ValueError(f"delivery_count starts at 1, got {self.delivery_count}")
+
+    def redeliver_after(self, delay: timedelta, data: T | None = None) -> Message[T]:
+        """Return the message to send for the next delivery, ``delay`` from now.
+
+        The copy counts one more delivery and drops the message id: it is a
+        new message, so a deduplicating broker must not drop it.
+        """
+        return replace(
+            self,
+            data=self.data if data is None else data,
+            deliver_at=utcnow() + delay,
+            delivery_count=self.delivery_count + 1,
+            message_id=None,
+        )

@@ -1,0 +1,44 @@
+"""Providers implement ``kew.qchan.spi``; ``connect`` picks one from a URL."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from urllib.parse import urlsplit
+
+from kew.errors import ConfigurationError
+from kew.qchan.spi import Connector
+
+# URL scheme -> "module:factory"; the factory takes the URL and keyword options.
+SCHEMES = {
+    "memory": "kew.providers.memory:MemoryProvider.from_url",
+    "artemis": "kew.providers.artemis:ArtemisProvider.from_url",
+    "artemis+ssl": "kew.providers.artemis:ArtemisProvider.from_url",
+}
+
+
+def connect(url: str, **options: object) -> Connector:
+    """Return the provider named by ``url``'s scheme, e.g. ``artemis://u:p@host:61613``."""
+    scheme = urlsplit(url).scheme
+    if not scheme:
+        raise ConfigurationError(f"broker URL {redact(url)!r} has no scheme, e.g. 'artemis://'")
+    target = SCHEMES.get(scheme)
+    if target is None:
+        close = difflib.get_close_matches(scheme, SCHEMES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(sorted(SCHEMES))
+        raise ConfigurationError(f"unknown broker scheme {scheme!r} (known: {known}){hint}")
+    module_name, _, attribute = target.partition(":")
+    factory: object = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        factory = getattr(factory, part)
+    return factory(url, **options)  # type: ignore[operator]
+
+
+def redact(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

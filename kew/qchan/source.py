@@ -1,0 +1,72 @@
+"""Queue-backed channel sources: send data through a provider's producer."""
+
+from __future__ import annotations
+
+import threading
+from typing import Generic, TypeVar
+
+from kew.codecs import Codec, JsonCodec
+from kew.message import Message
+from kew.qchan.spi import DELIVERY_COUNT, Connector, DeliveryOptions, Producer
+
+T = TypeVar("T")
+
+
+def delivery_options(message: Message, *, durable: bool = True) -> DeliveryOptions:
+    """Return the SPI options that carry ``message``'s metadata."""
+    properties = dict(message.properties)
+    if message.delivery_count > 1:
+        properties[DELIVERY_COUNT] = str(message.delivery_count)
+    return DeliveryOptions(
+        durable=durable,
+        deliver_at=message.deliver_at,
+        message_id=message.message_id,
+        properties=properties,
+    )
+
+
+class QueueSource(Generic[T]):
+    """Send data to one queue: a ChannelSource and a MessageSource.
+
+    ``send`` and ``send_message`` return once the provider has stored the
+    message (for brokers: after the broker's confirmation, if the provider
+    is configured to wait for it). Metadata the provider cannot honour
+    raises ``UnsupportedCapability`` before anything is sent. Safe to
+    share between threads: sends are serialised on one producer.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        queue: str,
+        *,
+        codec: Codec[T] | None = None,
+        durable: bool = True,
+    ):
+        self.connector = connector
+        self.queue = queue
+        self.codec = codec or JsonCodec()
+        self.durable = durable
+        self._producer: Producer | None = None
+        self._lock = threading.Lock()
+
+    def send(self, data: T) -> None:
+        """Send ``data`` for delivery as soon as possible."""
+        self.send_message(Message(data))
+
+    def send_message(self, message: Message[T]) -> None:
+        """Send ``message``, honouring its schedule, count, id and properties."""
+        options = delivery_options(message, durable=self.durable)
+        self.connector.require(options)
+        payload = self.codec.encode(message.data)
+        with self._lock:
+            if self._producer is None:
+                self._producer = self.connector.producer()
+            self._producer.send(self.queue, payload, options)
+
+    def close(self) -> None:
+        """Close the producer, if one was opened."""
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close()
+                self._producer = None

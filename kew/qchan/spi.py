@@ -1,0 +1,177 @@
+"""The service-provider interface: what a message-queue provider implements.
+
+A provider is a ``Connector`` that makes producers, consumers and (if it
+can) browsers. Payloads are bytes; metadata travels as ``DeliveryOptions``.
+Providers declare their capabilities, and callers check them with
+``require`` before sending anything.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from kew.errors import ConfigurationError, UnsupportedCapability
+
+# Property names Kew itself uses. Application properties must not start with "kew-".
+DELIVERY_COUNT = "kew-delivery-count"
+CONTENT_TYPE = "kew-content-type"
+
+_PROPERTY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+
+
+class Capability(Enum):
+    """Something a provider may or may not be able to do."""
+
+    SCHEDULED_DELIVERY = "scheduled delivery (deliver_at)"
+    MESSAGE_ID = "message ids"
+    DEDUPLICATION = "dropping a message whose id was seen before"
+    PROPERTIES = "message properties"
+    PERSISTENCE = "messages that survive a restart of the provider"
+    BROWSING = "browsing a queue without consuming"
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """How to deliver one payload. Messages are durable unless asked otherwise."""
+
+    durable: bool = True
+    deliver_at: datetime | None = None
+    message_id: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+    def needs(self) -> set[Capability]:
+        """Return the capabilities these options ask for."""
+        wanted = set()
+        if self.deliver_at is not None:
+            wanted.add(Capability.SCHEDULED_DELIVERY)
+        if self.message_id is not None:
+            wanted.add(Capability.MESSAGE_ID)
+        if self.properties:
+            wanted.add(Capability.PROPERTIES)
+        return wanted
+
+
+def validate_properties(properties: Mapping[str, str]) -> None:
+    """Raise ConfigurationError unless every property name and value is acceptable."""
+    for name, value in properties.items():
+        if not isinstance(name, str) or not _PROPERTY_NAME.match(name):
+            raise ConfigurationError(
+                f"bad property name {name!r}: use letters, digits, '_', '.', '-' "
+                "(starting with a letter or '_', at most 128 characters)"
+            )
+        if not isinstance(value, str):
+            kind = type(value).__name__
+            raise ConfigurationError(f"property {name!r} must be a string, not {kind}")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One payload to send to one queue."""
+
+    queue: str
+    payload: bytes
+    options: DeliveryOptions = field(default_factory=DeliveryOptions)
+
+
+class Delivery(ABC):
+    """A delivered message. Acknowledge it once it has been handled.
+
+    An unacknowledged delivery comes back (``redelivered`` True) after its
+    consumer closes or its process dies.
+    """
+
+    queue: str
+    payload: bytes
+    message_id: str | None
+    properties: Mapping[str, str]
+    redelivered: bool
+
+    @abstractmethod
+    def ack(self) -> None:
+        """Acknowledge: the provider forgets the message. Call once."""
+
+
+class Producer(ABC):
+    """Sends payloads. Not thread-safe: use one producer per thread."""
+
+    @abstractmethod
+    def send(self, queue: str, payload: bytes, options: DeliveryOptions | None = None) -> None:
+        """Send one payload; return once the provider has stored it (or raise)."""
+
+    def send_many(self, batch: Sequence[Outgoing]) -> None:
+        """Send a batch; return once the provider has stored all of it (or raise).
+
+        Providers override this to pipeline the batch and confirm it once.
+        A failure raises ``SendError`` with ``index`` set to the first
+        payload that may not have been stored; those before it were.
+        """
+        for item in batch:
+            self.send(item.queue, item.payload, item.options)
+
+    def close(self) -> None:
+        """Release the producer's resources."""
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Consumer(ABC):
+    """Receives deliveries from one queue. Not thread-safe: one consumer per thread."""
+
+    queue: str
+
+    @abstractmethod
+    def receive(self, timeout: float | None = None) -> Delivery | None:
+        """Wait up to ``timeout`` seconds (None: forever) for a delivery; None if none came."""
+
+    def close(self) -> None:
+        """Stop consuming. Deliveries not yet acknowledged will be delivered again."""
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Connector(ABC):
+    """A provider: makes producers and consumers for one broker or store."""
+
+    capabilities: frozenset[Capability] = frozenset()
+
+    @abstractmethod
+    def producer(self) -> Producer:
+        """Return a new producer."""
+
+    @abstractmethod
+    def consumer(self, queue: str, *, prefetch: int = 1) -> Consumer:
+        """Return a consumer of ``queue`` that holds at most ``prefetch`` unacked deliveries."""
+
+    def browse(self, queue: str, *, limit: int = 100) -> Iterator[Delivery]:
+        """Yield up to ``limit`` waiting messages without consuming them."""
+        raise UnsupportedCapability(f"{type(self).__name__} cannot browse queues")
+
+    def close(self) -> None:
+        """Release every resource the connector holds."""
+
+    def require(self, options: DeliveryOptions) -> None:
+        """Raise UnsupportedCapability if this provider cannot honour ``options``."""
+        missing = options.needs() - self.capabilities
+        if missing:
+            what = ", ".join(sorted(c.value for c in missing))
+            raise UnsupportedCapability(f"{type(self).__name__} does not support {what}")
+        validate_properties(options.properties)
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
