@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+RETRY_SEPARATOR = "#"
 
 
 def utcnow() -> datetime:
@@ -45,16 +46,25 @@ class Message(Generic[T]):
         if self.delivery_count < 1:
             raise ValueError(f"delivery_count starts at 1, got {self.delivery_count}")
 
+    @property
+    def origin_id(self) -> str | None:
+        """Return the id of the first delivery of this data (retries share it)."""
+        return self.message_id.partition(RETRY_SEPARATOR)[0] if self.message_id else None
+
     def redeliver_after(self, delay: timedelta, data: T | None = None) -> Message[T]:
         """Return the message to send for the next delivery, ``delay`` from now.
 
-        The copy counts one more delivery and drops the message id: it is a
-        new message, so a deduplicating broker must not drop it.
+        The copy counts one more delivery. Its id is ``<origin id>#<count>``:
+        new, so a deduplicating broker stores it, yet the same if a crash
+        makes the caller send the same retry twice, so the broker drops the
+        second. Idempotent consumers key on ``origin_id``.
         """
+        count = self.delivery_count + 1
+        origin = self.origin_id
         return replace(
             self,
             data=self.data if data is None else data,
             deliver_at=utcnow() + delay,
-            delivery_count=self.delivery_count + 1,
-            message_id=None,
+            delivery_count=count,
+            message_id=f"{origin}{RETRY_SEPARATOR}{count}" if origin else None,
         )
