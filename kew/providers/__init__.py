@@ -20,7 +20,7 @@ SCHEMES = {
 def connect(url: str, **options: object) -> Connector:
     """Return the provider named by ``url``'s scheme, e.g. ``artemis://u:p@host:61613``."""
     scheme = urlsplit(url).scheme
-    if not scheme:
+    if not scheme or not url.startswith(f"{scheme}://"):
         raise ConfigurationError(f"broker URL {redact(url)!r} has no scheme, e.g. 'artemis://'")
     target = SCHEMES.get(scheme)
     if target is None:

@@ -1,0 +1,262 @@
+"""The provider contract: every provider passes these tests unchanged."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from kew import AckMode, Message, QueueSink, QueueSource, RepeatAction, Repeater, ReschedulingSink
+from kew.codecs import BytesCodec
+from kew.message import utcnow
+from kew.qchan.spi import Capability, DeliveryOptions, Outgoing
+
+WAIT = 10.0  # seconds a test waits for a message that must come
+
+
+def receive_all(connector, queue, count, *, timeout=WAIT):
+    """Receive and ack ``count`` deliveries, failing if they do not all come in time."""
+    got = []
+    deadline = time.monotonic() + timeout
+    with connector.consumer(queue) as consumer:
+        while len(got) < count:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"only {len(got)} of {count} messages arrived"
+            delivery = consumer.receive(remaining)
+            if delivery is not None:
+                delivery.ack()
+                got.append(delivery)
+    return got
+
+
+def assert_empty(connector, queue, *, wait=0.5):
+    with connector.consumer(queue) as consumer:
+        extra = consumer.receive(wait)
+        assert extra is None, f"unexpected message {extra.payload[:80]!r}"
+
+
+def test_durable_send_and_receive(connector, queue):
+    with connector.producer() as producer:
+        producer.send(queue, b"hello", DeliveryOptions(durable=True))
+    (delivery,) = receive_all(connector, queue, 1)
+    assert delivery.payload == b"hello"
+    assert delivery.queue == queue
+    assert not delivery.redelivered
+    assert_empty(connector, queue)
+
+
+def test_messages_from_one_producer_arrive_in_order(connector, queue):
+    with connector.producer() as producer:
+        for i in range(20):
+            producer.send(queue, str(i).encode())
+    got = receive_all(connector, queue, 20)
+    assert [d.payload for d in got] == [str(i).encode() for i in range(20)]
+
+
+def test_send_many_stores_the_whole_batch_in_order(connector, queue):
+    batch = [Outgoing(queue, f"m{i}".encode()) for i in range(50)]
+    with connector.producer() as producer:
+        producer.send_many(batch)
+    got = receive_all(connector, queue, 50)
+    assert [d.payload for d in got] == [o.payload for o in batch]
+
+
+def test_scheduled_delivery_not_before_its_time(connector, queue):
+    if Capability.SCHEDULED_DELIVERY not in connector.capabilities:
+        pytest.skip("provider declares no scheduled delivery")
+    due = utcnow() + timedelta(seconds=2)
+    with connector.producer() as producer:
+        producer.send(queue, b"later", DeliveryOptions(deliver_at=due))
+        producer.send(queue, b"now")
+    with connector.consumer(queue) as consumer:
+        first = consumer.receive(WAIT)
+        assert first is not None and first.payload == b"now"
+        first.ack()
+        early = consumer.receive(1.0)
+        assert early is None, "a scheduled message came before its time"
+        late = consumer.receive(WAIT)
+        arrived = utcnow()
+        assert late is not None and late.payload == b"later"
+        late.ack()
+    assert arrived >= due - timedelta(milliseconds=100)
+    assert arrived <= due + timedelta(seconds=5)
+
+
+def test_properties_round_trip(connector, queue):
+    properties = {"tenant": "mri-lab", "kind": "thumbnail", "unicode": "Zürich ✓", "empty": ""}
+    with connector.producer() as producer:
+        producer.send(queue, b"x", DeliveryOptions(properties=properties))
+    (delivery,) = receive_all(connector, queue, 1)
+    for name, value in properties.items():
+        assert delivery.properties.get(name) == value
+
+
+def test_message_id_round_trips(connector, queue):
+    message_id = "5f0c6a52-3d1e-4c1b-9d7e-0a2b3c4d5e6f"
+    with connector.producer() as producer:
+        producer.send(queue, b"x", DeliveryOptions(message_id=message_id))
+    (delivery,) = receive_all(connector, queue, 1)
+    assert delivery.message_id == message_id
+
+
+def test_duplicate_message_id_is_stored_once(connector, queue):
+    if Capability.DEDUPLICATION not in connector.capabilities:
+        pytest.skip("provider declares no duplicate detection")
+    with connector.producer() as producer:
+        producer.send(queue, b"first", DeliveryOptions(message_id="dup-1"))
+        producer.send(queue, b"second", DeliveryOptions(message_id="dup-1"))
+        producer.send(queue, b"other", DeliveryOptions(message_id="dup-2"))
+    got = receive_all(connector, queue, 2)
+    assert [d.payload for d in got] == [b"first", b"other"]
+    assert_empty(connector, queue)
+
+
+def test_unacked_message_comes_back_after_its_consumer_goes_away(connector, queue):
+    with connector.producer() as producer:
+        producer.send(queue, b"fragile")
+    consumer = connector.consumer(queue)
+    delivery = consumer.receive(WAIT)
+    assert delivery is not None and delivery.payload == b"fragile"
+    consumer.close()  # no ack
+    (again,) = receive_all(connector, queue, 1)
+    assert again.payload == b"fragile"
+    assert again.redelivered
+    assert_empty(connector, queue)
+
+
+def test_acked_message_does_not_come_back(connector, queue):
+    with connector.producer() as producer:
+        producer.send(queue, b"done")
+    with connector.consumer(queue) as consumer:
+        consumer.receive(WAIT).ack()
+    assert_empty(connector, queue)
+
+
+class Flaky:
+    """A sink whose first call raises."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, data):
+        self.calls.append(data)
+        if len(self.calls) == 1:
+            raise RuntimeError("first attempt fails")
+
+
+def test_consume_then_ack_redelivers_after_a_failure(connector, queue):
+    QueueSource(connector, queue).send({"n": 1})
+    flaky = Flaky()
+    sink = QueueSink(connector, queue, flaky, ack_mode=AckMode.CONSUME_THEN_ACK)
+    deadline = time.monotonic() + WAIT
+    while len(flaky.calls) < 2 and time.monotonic() < deadline:
+        sink.poll(0.5)
+    sink.close()
+    assert flaky.calls == [{"n": 1}, {"n": 1}]
+    assert_empty(connector, queue)
+
+
+def test_ack_then_consume_does_not_redeliver_after_a_failure(connector, queue):
+    QueueSource(connector, queue).send({"n": 1})
+    flaky = Flaky()
+    sink = QueueSink(connector, queue, flaky, ack_mode=AckMode.ACK_THEN_CONSUME)
+    assert sink.poll(WAIT)
+    assert not sink.poll(1.0)
+    sink.close()
+    assert flaky.calls == [{"n": 1}]
+    assert_empty(connector, queue)
+
+
+def test_repeat_sink_retries_on_schedule_then_calls_exhausted_once(connector, queue):
+    if Capability.SCHEDULED_DELIVERY not in connector.capabilities:
+        pytest.skip("provider declares no scheduled delivery")
+    seen: list[float] = []
+    exhausted = []
+
+    def always_repeat(data):
+        seen.append(time.monotonic())
+        return RepeatAction.REPEAT
+
+    source = QueueSource(connector, queue)
+    repeater = Repeater(always_repeat, [0.5, 1.0], on_exhausted=exhausted.append)
+    sink = QueueSink(connector, queue, ReschedulingSink(repeater, source))
+    source.send_message(Message({"job": 7}, message_id="job-7"))
+    deadline = time.monotonic() + WAIT
+    while not exhausted and time.monotonic() < deadline:
+        sink.poll(0.2)
+    while sink.poll(1.0):  # nothing more may come
+        pass
+    sink.close()
+    source.close()
+    assert exhausted == [{"job": 7}]
+    assert len(seen) == 3
+    assert seen[1] - seen[0] >= 0.4
+    assert seen[2] - seen[1] >= 0.9
+
+
+def test_repeat_sink_stops_when_the_consumer_says_stop(connector, queue):
+    answers = [RepeatAction.REPEAT, RepeatAction.STOP]
+    calls = []
+
+    def consumer(data):
+        calls.append(data)
+        return answers[len(calls) - 1]
+
+    source = QueueSource(connector, queue)
+    sink = QueueSink(connector, queue, ReschedulingSink(Repeater(consumer, [0.1, 0.1]), source))
+    source.send("work")
+    deadline = time.monotonic() + WAIT
+    while len(calls) < 2 and time.monotonic() < deadline:
+        sink.poll(0.2)
+    assert not sink.poll(1.0)
+    sink.close()
+    assert calls == ["work", "work"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [bytes(range(256)) * 4, "Grüße, 世界, 🔬".encode(), b"\x00\x00nul\x00", b""],
+    ids=["binary", "unicode", "nul-bytes", "empty"],
+)
+def test_binary_and_unicode_payloads_round_trip(connector, queue, payload):
+    with connector.producer() as producer:
+        producer.send(queue, payload)
+    (delivery,) = receive_all(connector, queue, 1)
+    assert delivery.payload == payload
+
+
+def test_large_payload_round_trips(connector, queue):
+    payload = bytes(i % 251 for i in range(1024 * 1024))
+    source = QueueSource(connector, queue, codec=BytesCodec())
+    source.send(payload)
+    source.close()
+    (delivery,) = receive_all(connector, queue, 1)
+    assert len(delivery.payload) == len(payload)
+    assert delivery.payload == payload
+
+
+def test_two_consumers_never_get_the_same_message(connector, queue):
+    count = 40
+    with connector.producer() as producer:
+        producer.send_many([Outgoing(queue, str(i).encode()) for i in range(count)])
+    got: list[bytes] = []
+    lock = threading.Lock()
+
+    def drain():
+        with connector.consumer(queue) as consumer:
+            while True:
+                delivery = consumer.receive(1.5)
+                if delivery is None:
+                    return
+                delivery.ack()
+                with lock:
+                    got.append(delivery.payload)
+
+    threads = [threading.Thread(target=drain) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT * 3)
+    assert sorted(got, key=int) == [str(i).encode() for i in range(count)]
