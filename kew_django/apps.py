@@ -1,11 +1,29 @@
 """The kew_django app configuration."""
 
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class KewConfig(AppConfig):
-    """Kew's Django app: outbox, database provider, relay, consumers, admin."""
+    """Kew's Django app: outbox, database provider, relay, consumers, admin.
+
+    ``registry`` holds the consumers found in each installed app's
+    ``consumers.py``; ``providers`` the connectors named in ``KEW``.
+    """
 
     name = "kew_django"
     verbose_name = "Kew messaging"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def __init__(self, app_name, app_module):
+        super().__init__(app_name, app_module)
+        from kew_django.consumers import ConsumerRegistry
+        from kew_django.providers import ProviderHandler
+
+        self.registry = ConsumerRegistry()
+        self.providers = ProviderHandler()
+
+    def ready(self) -> None:
+        from kew_django import checks  # noqa: F401 - registers the system checks
+
+        autodiscover_modules("consumers")

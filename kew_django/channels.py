@@ -1,0 +1,124 @@
+"""Channels: send typed data to a queue through the transactional outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Generic, TypeVar
+
+from django.db import router
+from django.utils import timezone
+
+from kew.codecs import JsonCodec
+from kew.errors import ConfigurationError
+from kew.qchan.spi import DeliveryOptions, validate_properties
+
+T = TypeVar("T")
+
+
+class Channel(Generic[T]):
+    """A named queue that application code sends ``payload``-typed data to.
+
+    ``send`` writes an outbox row on the current database connection: inside
+    ``transaction.atomic()`` the message exists if and only if the
+    transaction commits; outside one it is committed at once (autocommit).
+    The relay publishes it afterwards. ``send_now`` bypasses the outbox.
+    """
+
+    def __init__(self, queue: str, *, payload: type[T] | None = None, provider: str = "default"):
+        if not queue or len(queue) > 200:
+            raise ConfigurationError(f"a queue name needs 1 to 200 characters, got {queue!r}")
+        self.queue = queue
+        self.payload = payload
+        self.provider = provider
+        self.codec: JsonCodec[T] = JsonCodec(payload)
+
+    def __repr__(self) -> str:
+        kind = self.payload.__name__ if self.payload else "any"
+        return f"Channel({self.queue!r}, payload={kind})"
+
+    def send(
+        self,
+        data: T,
+        *,
+        properties: Mapping[str, str] | None = None,
+        using: str | None = None,
+    ):
+        """Write ``data`` to the outbox for delivery as soon as the relay publishes it."""
+        return self._write([data], None, properties, using)[0]
+
+    def send_at(
+        self,
+        data: T,
+        when: datetime,
+        *,
+        properties: Mapping[str, str] | None = None,
+        using: str | None = None,
+    ):
+        """Write ``data`` to the outbox for delivery not before ``when`` (an aware datetime)."""
+        if timezone.is_naive(when):
+            raise ConfigurationError("send_at needs an aware datetime (django.utils.timezone.now)")
+        return self._write([data], when, properties, using)[0]
+
+    def send_after(
+        self,
+        data: T,
+        delay: timedelta,
+        *,
+        properties: Mapping[str, str] | None = None,
+        using: str | None = None,
+    ):
+        """Write ``data`` to the outbox for delivery ``delay`` from now."""
+        return self._write([data], timezone.now() + delay, properties, using)[0]
+
+    def send_many(
+        self,
+        items: Iterable[T],
+        *,
+        properties: Mapping[str, str] | None = None,
+        using: str | None = None,
+    ) -> list:
+        """Write every item to the outbox in one bulk INSERT; return the rows."""
+        return self._write(list(items), None, properties, using)
+
+    def send_now(self, data: T, *, properties: Mapping[str, str] | None = None) -> str:
+        """Send ``data`` straight to the provider, outside any transaction; return its id.
+
+        Not transactional: the message goes even if the caller's transaction
+        rolls back, and a broker outage raises here. Prefer ``send``.
+        """
+        import uuid
+
+        from kew_django.providers import get_provider
+
+        message_id = str(uuid.uuid4())
+        options = DeliveryOptions(message_id=message_id, properties=dict(properties or {}))
+        connector = get_provider(self.provider)
+        connector.require(options)
+        with connector.producer() as producer:
+            producer.send(self.queue, self.codec.encode(data), options)
+        return message_id
+
+    def _write(self, items, deliver_at, properties, using):
+        from kew_django.models import OutboxMessage
+
+        headers = dict(properties or {})
+        validate_properties(headers)
+        now = timezone.now()
+        # Rows of one batch get increasing created_at so the relay keeps their order.
+        rows = [
+            OutboxMessage(
+                queue=self.queue,
+                payload=self.codec.encode(item),
+                content_type=self.codec.content_type,
+                headers=headers,
+                deliver_at=deliver_at,
+                created_at=now + timedelta(microseconds=index),
+            )
+            for index, item in enumerate(items)
+        ]
+        db = using or router.db_for_write(OutboxMessage)
+        if len(rows) == 1:
+            rows[0].save(using=db, force_insert=True)
+            return rows
+        return OutboxMessage.objects.using(db).bulk_create(rows)

@@ -1,0 +1,135 @@
+"""System checks for the KEW setting and the registered consumers."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from kew.providers import redact
+from kew_django.conf import DEFAULTS, kew_settings
+from kew_django.providers import KNOWN_BACKENDS, _hint, build_provider, known_schemes
+
+
+@checks.register("kew")
+def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Check the shape of KEW and each provider entry."""
+    config = getattr(settings, "KEW", {})
+    if not isinstance(config, dict):
+        return [checks.Error("KEW must be a dict", hint="See docs/django.md.", id="kew.E001")]
+    errors = [
+        checks.Error(
+            f"unknown KEW key {key!r}",
+            hint=f"Known keys: {', '.join(DEFAULTS)}{_hint(key, DEFAULTS)}",
+            id="kew.E001",
+        )
+        for key in config
+        if key not in DEFAULTS
+    ]
+    providers = kew_settings()["PROVIDERS"]
+    if not isinstance(providers, dict) or "default" not in providers:
+        errors.append(checks.Error(
+            "KEW['PROVIDERS'] needs a 'default' entry",
+            hint="e.g. {'default': {'URL': env('KEW_BROKER_URL', default='database://')}}",
+            id="kew.E001",
+        ))
+        return errors
+    for alias, entry in providers.items():
+        errors.extend(_check_provider(alias, entry))
+    return errors
+
+
+def _check_provider(alias: str, entry: Any) -> list[checks.CheckMessage]:
+    where = f"KEW['PROVIDERS'][{alias!r}]"
+    if not isinstance(entry, dict) or ("URL" in entry) == ("BACKEND" in entry):
+        return [checks.Error(
+            f"{where} needs either 'URL' or 'BACKEND' (not both)",
+            hint="e.g. {'URL': 'database://'} or {'BACKEND': 'dotted.Path', 'OPTIONS': {}}",
+            id="kew.E001",
+        )]
+    if "BACKEND" in entry:
+        path = entry["BACKEND"]
+        try:
+            backend = import_string(path)
+        except ImportError:
+            return [checks.Error(
+                f"{where}: cannot import BACKEND {path!r}",
+                hint=f"Known backends: {', '.join(KNOWN_BACKENDS)}{_hint(path, KNOWN_BACKENDS)}",
+                id="kew.E003",
+            )]
+        return _check_memory(where, backend.__name__ == "MemoryProvider")
+    url = entry["URL"]
+    scheme = urlsplit(url).scheme if isinstance(url, str) else ""
+    if scheme not in known_schemes():
+        return [checks.Error(
+            f"{where}: unknown broker URL scheme {scheme!r} in {redact(str(url))!r}",
+            hint=f"Known schemes: {', '.join(known_schemes())}{_hint(scheme, known_schemes())}",
+            id="kew.E002",
+        )]
+    return _check_memory(where, scheme == "memory")
+
+
+def _check_memory(where: str, is_memory: bool) -> list[checks.CheckMessage]:
+    if is_memory and not settings.DEBUG:
+        return [checks.Warning(
+            f"{where} is the in-memory provider, and DEBUG is False",
+            hint="Messages live in one process and vanish on restart; use database:// "
+            "or a broker (artemis://) in production.",
+            id="kew.W001",
+        )]
+    return []
+
+
+@checks.register("kew")
+def check_consumers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Check that each queue has one consumer and each retry schedule parses."""
+    registry = apps.get_app_config("kew_django").registry
+    errors = [
+        checks.Error(
+            f"queue {first.queue!r} has two consumers: {first.name} and {second.name}",
+            hint="Each queue has exactly one @consumer; rename one queue or remove one handler.",
+            obj=second.handler,
+            id="kew.E004",
+        )
+        for first, second in registry.duplicates
+    ]
+    for spec in registry:
+        try:
+            spec.schedule  # noqa: B018 - parses the retry intervals
+        except Exception as error:
+            errors.append(checks.Error(
+                f"consumer {spec.name}: {error}",
+                hint="Write intervals as a number and a unit, e.g. retry='10s 10s 2m 1d'.",
+                obj=spec.handler,
+                id="kew.E005",
+            ))
+    return errors
+
+
+@checks.register("kew", deploy=True)
+def check_broker_reachable(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """At ``check --deploy``, connect to each provider once."""
+    providers = kew_settings()["PROVIDERS"]
+    if not isinstance(providers, dict):
+        return []
+    errors = []
+    for alias, entry in providers.items():
+        try:
+            connector = build_provider(alias, entry)
+        except Exception:
+            continue  # reported by check_settings
+        try:
+            connector.producer().close()
+        except Exception as error:
+            errors.append(checks.Error(
+                f"KEW['PROVIDERS'][{alias!r}] is unreachable: {error}",
+                hint="Start the broker, or fix KEW_BROKER_URL (host, port, user, password).",
+                id="kew.E006",
+            ))
+        finally:
+            connector.close()
+    return errors

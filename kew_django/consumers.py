@@ -1,0 +1,158 @@
+"""Consumer declarations: the ``@consumer`` decorator and the registry it fills."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from kew.codecs import JsonCodec
+from kew.schedule import RepeatAction, Schedule
+from kew_django.errors import KewImproperlyConfigured
+
+Handler = Callable[[Any], "RepeatAction | None"]
+ExhaustedHandler = Callable[[Any, "BaseException | None"], None]
+Retry = str | Schedule | Iterable[timedelta | float | str] | None
+
+
+@dataclass(frozen=True, eq=False)
+class ConsumerSpec:
+    """How one queue is consumed: its handler, payload type, retries and options."""
+
+    queue: str
+    handler: Handler
+    payload: type | None = None
+    retry: Retry = None
+    on_exhausted: ExhaustedHandler | None = None
+    idempotent: bool = False
+    prefetch: int = 1
+
+    @property
+    def name(self) -> str:
+        """Return the handler's dotted name, for logs and checks."""
+        return f"{self.handler.__module__}.{self.handler.__qualname__}"
+
+    @cached_property
+    def schedule(self) -> Schedule:
+        """Return the retry schedule; raises ConfigurationError on a bad interval."""
+        if self.retry is None:
+            return Schedule()
+        if isinstance(self.retry, Schedule):
+            return self.retry
+        if isinstance(self.retry, str):
+            return Schedule.parse(self.retry)
+        return Schedule.of(*self.retry)
+
+    @cached_property
+    def codec(self) -> JsonCodec:
+        """Return the codec that decodes this queue's payloads."""
+        return JsonCodec(self.payload)
+
+
+class ConsumerRegistry:
+    """The consumers of one project, keyed by queue. One queue, one consumer."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, ConsumerSpec] = {}
+        self.duplicates: list[tuple[ConsumerSpec, ConsumerSpec]] = []
+
+    def register(self, spec: ConsumerSpec) -> ConsumerSpec:
+        """Add ``spec``; a second consumer of the same queue is recorded as a duplicate.
+
+        Re-registering the very same handler (a module imported twice) is
+        ignored. Duplicates are reported by the system check ``kew.E004``
+        and make ``validate`` raise.
+        """
+        known = self._specs.get(spec.queue)
+        if known is not None and known.name != spec.name:
+            self.duplicates.append((known, spec))
+            return spec
+        self._specs[spec.queue] = spec
+        return spec
+
+    def consumer(self, queue: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Return a decorator that registers its function as the consumer of ``queue``."""
+
+        def decorate(handler: Handler) -> Handler:
+            spec = self.register(ConsumerSpec(queue, handler, **options))
+            handler.kew_consumer = spec  # type: ignore[attr-defined]
+            return handler
+
+        return decorate
+
+    def validate(self) -> None:
+        """Raise KewImproperlyConfigured on a duplicate queue or a bad retry schedule."""
+        for first, second in self.duplicates:
+            raise KewImproperlyConfigured(
+                f"queue {first.queue!r} has two consumers: {first.name} and {second.name}"
+            )
+        for spec in self:
+            try:
+                spec.schedule  # noqa: B018 - parses the retry intervals
+            except Exception as error:
+                raise KewImproperlyConfigured(f"consumer {spec.name}: {error}") from error
+
+    def get(self, queue: str) -> ConsumerSpec:
+        """Return the consumer of ``queue``; KeyError names the known queues."""
+        try:
+            return self._specs[queue]
+        except KeyError:
+            known = ", ".join(sorted(self._specs)) or "none"
+            raise KeyError(f"no consumer for queue {queue!r} (registered: {known})") from None
+
+    def clear(self) -> None:
+        """Forget every consumer."""
+        self._specs.clear()
+        self.duplicates.clear()
+
+    def __iter__(self) -> Iterator[ConsumerSpec]:
+        return iter(list(self._specs.values()))
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __contains__(self, queue: object) -> bool:
+        return queue in self._specs
+
+
+def default_registry() -> ConsumerRegistry:
+    """Return the registry kept on the kew_django app config."""
+    from django.apps import apps
+
+    try:
+        return apps.get_app_config("kew_django").registry
+    except LookupError:
+        raise KewImproperlyConfigured(
+            "@consumer needs 'kew_django' in INSTALLED_APPS"
+        ) from None
+
+
+def consumer(
+    queue: str,
+    *,
+    payload: type | None = None,
+    retry: Retry = None,
+    on_exhausted: ExhaustedHandler | None = None,
+    idempotent: bool = False,
+    prefetch: int = 1,
+) -> Callable[[Handler], Handler]:
+    """Register the decorated function as the consumer of ``queue``.
+
+    The handler gets the decoded data and runs in ``transaction.atomic()``;
+    the delivery is acked after it returns. Raising (or answering
+    ``RepeatAction.REPEAT``) retries it after each ``retry`` interval
+    ("10s 10s 2m"); ``PermanentError`` skips the retries. When retries run
+    out the message becomes a DeadLetter and ``on_exhausted(data, error)``
+    is called once. ``idempotent=True`` records each message id in the
+    handler's transaction and skips messages already recorded.
+    """
+    return default_registry().consumer(
+        queue,
+        payload=payload,
+        retry=retry,
+        on_exhausted=on_exhausted,
+        idempotent=idempotent,
+        prefetch=prefetch,
+    )

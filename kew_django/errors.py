@@ -1,0 +1,15 @@
+"""Errors kew_django adds to Kew's exception tree."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+from kew.errors import ConfigurationError, KewError
+
+
+class PermanentError(KewError):
+    """Raised by a handler when retrying cannot help: the message is dead-lettered at once."""
+
+
+class KewImproperlyConfigured(ConfigurationError, ImproperlyConfigured):
+    """The KEW setting or a consumer declaration is wrong; the message names what to fix."""

@@ -1,0 +1,153 @@
+"""The outbox, dead letters, processed-message records and the database provider's queue."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class OutboxMessage(models.Model):
+    """A message written in the sender's transaction, published later by the relay.
+
+    The row's id is the message id: the relay hands it to the broker as the
+    duplicate-detection id, so a row published twice is stored once.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        DISCARDED = "discarded", "Discarded"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    queue = models.CharField(max_length=200)
+    payload = models.BinaryField()
+    content_type = models.CharField(max_length=100, default="application/json")
+    headers = models.JSONField(default=dict, blank=True)
+    deliver_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    requeue_of = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = "outbox message"
+        indexes = [
+            # The relay's claim query: pending rows, oldest first.
+            models.Index(
+                fields=["created_at", "id"],
+                name="kew_outbox_pending_idx",
+                condition=Q(status="pending"),
+            ),
+            models.Index(fields=["queue", "status"], name="kew_outbox_queue_status_idx"),
+            models.Index(fields=["status", "sent_at"], name="kew_outbox_status_sent_idx"),
+        ]
+        permissions = [
+            ("retry_outboxmessage", "Can retry outbox messages"),
+            ("discard_outboxmessage", "Can discard outbox messages"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.id} ({self.status})"
+
+
+class DeadLetter(models.Model):
+    """A message a consumer gave up on, kept with its raw payload for inspection."""
+
+    class Reason(models.TextChoices):
+        FAILED = "failed", "Handler failed permanently"
+        UNDECODABLE = "undecodable", "Undecodable payload"
+        EXHAUSTED = "exhausted", "Retries exhausted"
+
+    class State(models.TextChoices):
+        DEAD = "dead", "Dead"
+        REQUEUED = "requeued", "Requeued"
+        DISCARDED = "discarded", "Discarded"
+
+    queue = models.CharField(max_length=200)
+    message_id = models.CharField(max_length=64, db_index=True, blank=True)
+    payload = models.BinaryField()
+    content_type = models.CharField(max_length=100, default="application/json")
+    headers = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DEAD)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    first_failed_at = models.DateTimeField(default=timezone.now)
+    last_failed_at = models.DateTimeField(default=timezone.now)
+    requeued_as = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "dead letter"
+        indexes = [
+            models.Index(fields=["state", "last_failed_at"], name="kew_dead_state_failed_idx"),
+            models.Index(fields=["queue", "state"], name="kew_dead_queue_state_idx"),
+        ]
+        permissions = [
+            ("requeue_deadletter", "Can requeue dead letters"),
+            ("discard_deadletter", "Can discard dead letters"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.message_id} ({self.reason}, {self.state})"
+
+
+class ProcessedMessage(models.Model):
+    """A message an idempotent consumer has handled, recorded in the handler's transaction."""
+
+    consumer = models.CharField(max_length=200)
+    message_id = models.CharField(max_length=64)
+    processed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "processed message"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consumer", "message_id"], name="kew_processed_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.consumer} {self.message_id}"
+
+
+class QueuedMessage(models.Model):
+    """A message waiting in a queue of the database provider.
+
+    Consumers lease rows (``leased_until``, ``lease_token``); an ack deletes
+    the row; a lease that runs out makes the row deliverable again with
+    ``redelivered`` set.
+    """
+
+    queue = models.CharField(max_length=200)
+    payload = models.BinaryField()
+    message_id = models.CharField(max_length=100, null=True, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    available_at = models.DateTimeField(default=timezone.now)
+    leased_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True)
+    redelivered = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "queued message"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["queue", "message_id"],
+                condition=Q(message_id__isnull=False),
+                name="kew_queued_dedup",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["queue", "available_at", "id"], name="kew_queued_next_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.message_id or self.pk}"

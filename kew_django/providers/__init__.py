@@ -1,0 +1,107 @@
+"""Connectors named in ``KEW["PROVIDERS"]``, built once per process and alias.
+
+An alias is configured by URL (``{"URL": "artemis://u:p@host:61613"}``,
+handed to ``kew.connect``; ``database://`` selects the Django database
+provider) or by class (``{"BACKEND": "dotted.Path", "OPTIONS": {...}}``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.utils.module_loading import import_string
+
+from kew.errors import ConfigurationError
+from kew.providers import SCHEMES, connect, redact
+from kew.qchan.spi import Connector
+from kew_django.conf import section
+from kew_django.errors import KewImproperlyConfigured
+
+DATABASE_SCHEME = "database"
+KNOWN_BACKENDS = (
+    "kew_django.providers.database.DatabaseProvider",
+    "kew.providers.memory.MemoryProvider",
+    "kew.providers.artemis.ArtemisProvider",
+)
+
+
+class ProviderNotConfigured(KewImproperlyConfigured):
+    """An alias of KEW["PROVIDERS"] is missing or wrong; the message names it."""
+
+
+def known_schemes() -> list[str]:
+    """Return the URL schemes a provider URL may use."""
+    return sorted({*SCHEMES, DATABASE_SCHEME})
+
+
+def build_provider(alias: str, config: Any) -> Connector:
+    """Return a new connector for one KEW["PROVIDERS"] entry."""
+    if not isinstance(config, dict) or ("URL" in config) == ("BACKEND" in config):
+        raise ProviderNotConfigured(
+            f"KEW['PROVIDERS'][{alias!r}] needs either 'URL' or 'BACKEND' (not both)"
+        )
+    options = dict(config.get("OPTIONS") or {})
+    if "BACKEND" in config:
+        path = config["BACKEND"]
+        try:
+            backend = import_string(path)
+        except ImportError as error:
+            hint = _hint(path, KNOWN_BACKENDS)
+            raise ProviderNotConfigured(
+                f"KEW['PROVIDERS'][{alias!r}]: cannot import BACKEND {path!r}{hint}"
+            ) from error
+        return backend(**options)
+    url = config["URL"]
+    scheme = urlsplit(url).scheme
+    try:
+        if scheme == DATABASE_SCHEME:
+            from kew_django.providers.database import DatabaseProvider
+
+            return DatabaseProvider.from_url(url, **options)
+        return connect(url, **options)
+    except ConfigurationError as error:
+        where = f"KEW['PROVIDERS'][{alias!r}] ({redact(url)})"
+        raise ProviderNotConfigured(f"{where}: {error}") from error
+
+
+def _hint(value: str, choices: Any) -> str:
+    close = difflib.get_close_matches(value, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class ProviderHandler:
+    """Build each configured connector on first use and keep it; thread-safe."""
+
+    def __init__(self) -> None:
+        self._connectors: dict[str, Connector] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, alias: str) -> Connector:
+        with self._lock:
+            connector = self._connectors.get(alias)
+            if connector is None:
+                configs = section("PROVIDERS")
+                if alias not in configs:
+                    known = ", ".join(sorted(configs)) or "none"
+                    raise ProviderNotConfigured(
+                        f"no provider {alias!r} in KEW['PROVIDERS'] (configured: {known})"
+                    )
+                connector = self._connectors[alias] = build_provider(alias, configs[alias])
+            return connector
+
+    def close_all(self) -> None:
+        """Close and forget every connector built so far."""
+        with self._lock:
+            connectors, self._connectors = list(self._connectors.values()), {}
+        for connector in connectors:
+            connector.close()
+
+
+def get_provider(alias: str = "default") -> Connector:
+    """Return the connector configured as ``alias`` in KEW["PROVIDERS"]."""
+    from django.apps import apps
+
+    return apps.get_app_config("kew_django").providers[alias]
