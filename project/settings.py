@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "kew_django",
+    "project.imports",
 ]
 
 MIDDLEWARE = [
@@ -84,6 +85,14 @@ else:  # development default: each message is written to a file under var/mail
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="kew@localhost")
 
+# The reference application (project.imports): where imports may come from, how
+# often to retry them and their outcome e-mails, and which importer does the work.
+IMPORT_ROOTS = env.list("IMPORT_ROOTS", default=[str(VAR_DIR / "import-root")])
+IMPORT_IMPORTER = env.str("IMPORT_IMPORTER", default="project.imports.importer.FilesystemImporter")
+IMPORT_RETRY = env.str("IMPORT_RETRY", default="10s 10s 2m")
+NOTIFY_RETRY = env.str("NOTIFY_RETRY", default="10s 1m 5m 30m 2h")
+IMPORT_SITE_URL = env.str("IMPORT_SITE_URL", default="http://127.0.0.1:8000")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -92,5 +101,6 @@ LOGGING = {
     "loggers": {
         "kew": {"handlers": ["console"], "level": LOG_LEVEL},
         "kew_django": {"handlers": ["console"], "level": LOG_LEVEL},
+        "project": {"handlers": ["console"], "level": LOG_LEVEL},
     },
 }

@@ -1,0 +1,1 @@
+"""The reference application: web imports with guaranteed outcome notifications."""

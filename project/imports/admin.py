@@ -1,0 +1,35 @@
+"""Admin screens for imports: what was requested, how it ended, what it found."""
+
+from django.contrib import admin
+
+from project.imports.models import Import, ImportedFile
+
+
+class ImportedFileInline(admin.TabularInline):
+    model = ImportedFile
+    fields = ["path", "size", "sha256"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    max_num = 0
+
+
+@admin.register(Import)
+class ImportAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at", "requested_path", "email", "status", "attempts", "file_count",
+        "finished_at", "notified_at",
+    ]
+    list_filter = ["status", ("notified_at", admin.EmptyFieldListFilter)]
+    search_fields = ["id", "requested_path", "path", "email"]
+    date_hierarchy = "created_at"
+    inlines = [ImportedFileInline]
+    readonly_fields = [
+        "id", "requested_path", "path", "root", "email", "options", "status", "attempts",
+        "last_error", "error", "file_count", "total_bytes", "created_at", "started_at",
+        "finished_at", "notified_at",
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # imports are requested through POST /imports/, which sends the message

@@ -1,0 +1,80 @@
+"""Imports and the files they brought in.
+
+An Import is accepted ``pending`` and ends in exactly one outcome,
+``succeeded`` or ``failed``. The outcome is written by a conditional
+UPDATE that only matches a pending row, so a second outcome for the same
+import is refused by the database itself, whichever process tries.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.urls import reverse
+
+
+class Import(models.Model):
+    """One requested import: where from, whom to tell, and how it ended."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    path = models.CharField(max_length=4096, help_text="Resolved absolute path of the source.")
+    requested_path = models.CharField(max_length=4096, help_text="The path as requested.")
+    root = models.CharField(max_length=4096, help_text="The import root the path lies in.")
+    email = models.EmailField(help_text="Who is told the outcome.")
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0, help_text="Runs of the importer so far.")
+    last_error = models.TextField(blank=True, help_text="The latest failed attempt's error.")
+    error = models.TextField(blank=True, help_text="Why the import failed (its outcome).")
+    file_count = models.PositiveIntegerField(default=0)
+    total_bytes = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the outcome e-mail was handed to the mail server."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                name="imports_import_outcome_has_finish_time",
+                condition=(
+                    models.Q(status="pending", finished_at__isnull=True)
+                    | (~models.Q(status="pending") & models.Q(finished_at__isnull=False))
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"import {self.id} of {self.requested_path} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        """Return whether the import has its outcome."""
+        return self.status != self.Status.PENDING
+
+    def get_absolute_url(self) -> str:
+        return reverse("imports:detail", kwargs={"pk": self.pk})
+
+
+class ImportedFile(models.Model):
+    """A regular file found by an import, with its size and SHA-256 checksum."""
+
+    source = models.ForeignKey(Import, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=4096, help_text="Relative to the import's path.")
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["source", "path"]
+
+    def __str__(self) -> str:
+        return self.path

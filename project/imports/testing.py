@@ -1,0 +1,42 @@
+"""A scripted importer for tests and demonstrations: the path name picks the behaviour.
+
+- a path containing ``permanent`` fails permanently;
+- ``transient-N`` fails transiently on its first N attempts, then succeeds;
+- ``slow`` sleeps ``SLOW_SECONDS`` before working;
+- anything else is imported as the FilesystemImporter would.
+
+Select it with ``IMPORT_IMPORTER=project.imports.testing.ScriptedImporter``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from project.imports.importer import (
+    FileRecord,
+    FilesystemImporter,
+    ImportJob,
+    PermanentImportError,
+    TransientImportError,
+)
+
+TRANSIENT = re.compile(r"transient-(\d+)")
+SLOW_SECONDS = 0.3
+
+
+class ScriptedImporter(FilesystemImporter):
+    """Fail as the source's name says; keyed on ``job.attempt``, so it survives restarts."""
+
+    def run(self, job: ImportJob) -> list[FileRecord]:
+        name = job.source.name
+        if "slow" in name:
+            time.sleep(SLOW_SECONDS)
+        if "permanent" in name:
+            raise PermanentImportError(f"{name} is scripted to fail permanently")
+        match = TRANSIENT.search(name)
+        if match and job.attempt <= int(match[1]):
+            raise TransientImportError(
+                f"{name} is scripted to fail transiently (attempt {job.attempt} of {match[1]})"
+            )
+        return super().run(job)

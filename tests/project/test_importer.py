@@ -1,0 +1,117 @@
+"""The filesystem importer really walks and checksums; errors are transient or permanent."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from project.imports.importer import (
+    FilesystemImporter,
+    ImporterNotFound,
+    ImportJob,
+    PermanentImportError,
+    TransientImportError,
+    classify,
+    get_importer,
+)
+from project.imports.samples import sample_files
+from project.imports.testing import ScriptedImporter
+
+
+def job(source: Path, root: Path, **options) -> ImportJob:
+    return ImportJob(import_id="test", source=source, roots=(root,), options=options)
+
+
+def test_walks_every_file_with_size_and_checksum(import_root):
+    records = FilesystemImporter().run(job(import_root / "sample", import_root))
+    expected = sample_files()
+    assert sorted(r.path for r in records) == sorted(expected)
+    for record in records:
+        content = expected[record.path]
+        assert record.size == len(content)
+        assert record.sha256 == hashlib.sha256(content).hexdigest()
+
+
+def test_a_single_file_can_be_imported(import_root):
+    (record,) = FilesystemImporter().run(job(import_root / "single.txt", import_root))
+    assert (record.path, record.size) == ("single.txt", 9)
+
+
+def test_include_filters_by_glob(import_root):
+    records = FilesystemImporter().run(job(import_root / "sample", import_root, include="*.csv"))
+    assert [r.path for r in records] == ["plates/plate-01.csv", "plates/plate-02.csv"]
+
+
+def test_too_many_files_is_permanent(import_root):
+    with pytest.raises(PermanentImportError, match="more than 2 files"):
+        FilesystemImporter().run(job(import_root / "sample", import_root, max_files=2))
+
+
+def test_symlinks_are_not_followed(import_root, tmp_path):
+    (tmp_path / "outside.txt").write_text("secret")
+    (import_root / "sample" / "leak.txt").symlink_to(tmp_path / "outside.txt")
+    records = FilesystemImporter().run(job(import_root / "sample", import_root))
+    assert "leak.txt" not in [r.path for r in records]
+
+
+def test_a_vanished_source_is_permanent(import_root):
+    with pytest.raises(PermanentImportError, match="vanished"):
+        FilesystemImporter().run(job(import_root / "gone", import_root))
+
+
+def test_a_source_moved_out_of_the_roots_is_permanent(import_root, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (import_root / "moved").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(PermanentImportError, match="outside the import roots"):
+        FilesystemImporter().run(job(import_root / "moved", import_root))
+
+
+def test_os_errors_are_classified():
+    assert isinstance(classify(PermissionError(errno.EACCES, "denied"), "f"), PermanentImportError)
+    assert isinstance(classify(OSError(errno.EIO, "I/O error"), "f"), TransientImportError)
+    assert isinstance(classify(OSError(errno.EBUSY, "busy"), "f"), TransientImportError)
+
+
+def test_an_io_error_while_reading_is_transient(import_root, monkeypatch):
+    def broken_open(self, *args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(Path, "open", broken_open)
+    with pytest.raises(TransientImportError, match="Input/output error"):
+        FilesystemImporter().run(job(import_root / "single.txt", import_root))
+
+
+def test_the_importer_comes_from_settings(settings):
+    assert type(get_importer()) is FilesystemImporter
+    settings.IMPORT_IMPORTER = "project.imports.testing.ScriptedImporter"
+    assert type(get_importer()) is ScriptedImporter
+
+
+@pytest.mark.parametrize("path", ["no.such.Importer", "project.imports.models.Import"])
+def test_a_bad_importer_setting_is_named(settings, path):
+    settings.IMPORT_IMPORTER = path
+    with pytest.raises(ImporterNotFound, match="IMPORT_IMPORTER"):
+        get_importer()
+
+
+def test_the_scripted_importer_follows_the_name(import_root):
+    for name in ("transient-2", "permanent", "fine"):
+        (import_root / name).mkdir()
+        (import_root / name / "f.txt").write_text(name)
+    importer = ScriptedImporter()
+
+    def attempt(name: str, number: int):
+        return importer.run(
+            ImportJob("t", import_root / name, (import_root,), attempt=number)
+        )
+
+    assert len(attempt("fine", 1)) == 1
+    with pytest.raises(PermanentImportError):
+        attempt("permanent", 1)
+    for number in (1, 2):
+        with pytest.raises(TransientImportError):
+            attempt("transient-2", number)
+    assert len(attempt("transient-2", 3)) == 1
