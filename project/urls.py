@@ -1,8 +1,12 @@
 """URL routes of the Kew project."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+
+from project import views
 
 urlpatterns = [
+    path("", views.welcome, name="welcome"),
+    path("imports/", include("project.imports.urls")),
     path("admin/", admin.site.urls),
 ]
