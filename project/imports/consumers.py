@@ -1,0 +1,137 @@
+"""The consumers of the imports app: run an import, then e-mail its outcome.
+
+Both are idempotent: kew_django records each message id in the handler's
+transaction, so a redelivered message has no second effect. The Import's
+state machine (``outcomes``) refuses a second outcome besides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from django.conf import settings
+
+from kew.schedule import RepeatAction
+from kew_django import PermanentError, consumer
+from project.imports import outcomes
+from project.imports.importer import (
+    ImportJob,
+    PermanentImportError,
+    get_importer,
+    import_roots,
+)
+from project.imports.messages import (
+    IMPORTS_QUEUE,
+    OUTCOMES_QUEUE,
+    ImportRequest,
+    OutcomeNotice,
+)
+from project.imports.models import Import
+from project.imports.notifications import send_outcome_email
+
+log = logging.getLogger(__name__)
+
+
+def import_exhausted(request: ImportRequest, error: BaseException | None) -> None:
+    """Record the failure outcome of an import whose retries have run out."""
+    item = Import.objects.filter(pk=request.import_id).first()
+    if item is None or item.finished:
+        return
+    reason = item.last_error or (str(error) if error else "unknown error")
+    attempts = item.attempts
+    plural = "s" if attempts != 1 else ""
+    with contextlib.suppress(outcomes.OutcomeAlreadyRecorded):
+        outcomes.record_failure(
+            request.import_id, f"gave up after {attempts} attempt{plural}: {reason}"
+        )
+
+
+@consumer(
+    IMPORTS_QUEUE,
+    payload=ImportRequest,
+    retry=settings.IMPORT_RETRY,
+    on_exhausted=import_exhausted,
+    idempotent=True,
+    prefetch=1,  # imports are long: hold one at a time, leave the rest to other workers
+)
+def run_import(request: ImportRequest) -> RepeatAction | None:
+    """Run the importer once; record the outcome, or ask for a retry if it may yet work.
+
+    A transient failure is counted on the Import (committed with this
+    handler's transaction) and answered with REPEAT, so the attempt and its
+    error show on the status page while the retry waits.
+    """
+    item = Import.objects.filter(pk=request.import_id).first()
+    if item is None:
+        raise PermanentError(f"import {request.import_id} does not exist")
+    if item.finished:
+        log.info("import %s has its outcome already (%s); skipped", item.pk, item.status)
+        return None
+    attempt = item.attempts + 1
+    job = ImportJob(
+        import_id=str(item.pk),
+        source=Path(item.path),
+        roots=import_roots(),
+        options=item.options,
+        attempt=attempt,
+    )
+    try:
+        files = get_importer().run(job)
+    except PermanentImportError as error:
+        log.warning("import %s failed permanently: %s", item.pk, error)
+        finish(outcomes.record_failure, item, str(error), attempts=attempt)
+        return None
+    except Exception as error:  # transient, or unexpected: both deserve another try
+        log.warning("import %s attempt %d failed: %s", item.pk, attempt, error)
+        outcomes.record_attempt(item.pk, describe(error))
+        return RepeatAction.REPEAT
+    finish(outcomes.record_success, item, files, attempts=attempt)
+    log.info("import %s succeeded: %d files", item.pk, len(files))
+    return None
+
+
+def finish(record, item: Import, *args, **kwargs) -> None:
+    """Record an outcome, tolerating one recorded meanwhile by another worker."""
+    try:
+        record(item.pk, *args, **kwargs)
+    except outcomes.OutcomeAlreadyRecorded:
+        log.info("import %s got its outcome elsewhere; this one is dropped", item.pk)
+
+
+def describe(error: BaseException) -> str:
+    """Return a one-line description of an importer's error."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def notify_exhausted(notice: OutcomeNotice, error: BaseException | None) -> None:
+    """Log the outcome e-mail that could not be sent; its dead letter can be requeued."""
+    log.error(
+        "outcome e-mail of import %s not sent after every retry: %s (requeue its dead "
+        "letter in the admin once the mail server is back)",
+        notice.import_id, error,
+    )
+
+
+@consumer(
+    OUTCOMES_QUEUE,
+    payload=OutcomeNotice,
+    retry=settings.NOTIFY_RETRY,
+    on_exhausted=notify_exhausted,
+    idempotent=True,
+)
+def notify(notice: OutcomeNotice) -> None:
+    """E-mail the import's outcome once; a mail server failure raises, so it is retried."""
+    item = Import.objects.filter(pk=notice.import_id).first()
+    if item is None:
+        raise PermanentError(f"import {notice.import_id} does not exist")
+    if not item.finished:
+        raise PermanentError(f"import {item.pk} has no outcome to tell")
+    if item.notified_at is not None:
+        log.info("outcome of import %s was e-mailed already; skipped", item.pk)
+        return
+    send_outcome_email(item)
+    outcomes.record_notified(item.pk)
+    log.info("outcome of import %s (%s) e-mailed to %s", item.pk, item.status, item.email)
