@@ -27,6 +27,14 @@ def _memory(request: pytest.FixtureRequest) -> Connector:
     return MemoryProvider()
 
 
+def _artemis(request: pytest.FixtureRequest) -> Connector:
+    from kew.providers import connect
+
+    server = request.getfixturevalue("artemis_server")
+    return connect(server.url)
+
+
 FACTORIES: list[ProviderFactory] = [
     ProviderFactory("memory", _memory),
+    ProviderFactory("artemis", _artemis, (pytest.mark.artemis,)),
 ]

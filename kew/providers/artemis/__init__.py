@@ -1,0 +1,78 @@
+"""Apache ActiveMQ Artemis over STOMP 1.2 (through stomp.py): durable, confirmed, deduplicated.
+
+``connect("artemis://user:password@host:61613/")`` returns an
+``ArtemisProvider``. Every producer and consumer has a STOMP connection
+of its own; see ``producer`` (when a send is confirmed, what is retried),
+``consumer`` (threads, acks, redelivery) and ``connection`` (failover,
+reconnection, heart-beats). The provider cannot browse: Artemis 2.40's
+STOMP subscriptions always consume.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+from kew.providers.artemis.config import ArtemisConfig, parse_url
+from kew.providers.artemis.consumer import ArtemisConsumer, ArtemisDelivery
+from kew.providers.artemis.producer import ArtemisProducer
+from kew.qchan.spi import Capability, Connector, Consumer, Producer
+
+__all__ = [
+    "ArtemisConfig",
+    "ArtemisConsumer",
+    "ArtemisDelivery",
+    "ArtemisProducer",
+    "ArtemisProvider",
+    "parse_url",
+]
+
+
+class ArtemisProvider(Connector):
+    """Make producers and consumers for one Artemis broker (or a failover list).
+
+    Thread-safe: any thread may ask for producers and consumers; each of
+    those belongs to one thread. ``close`` closes every one still open.
+    """
+
+    capabilities = frozenset({
+        Capability.SCHEDULED_DELIVERY,
+        Capability.MESSAGE_ID,
+        Capability.DEDUPLICATION,
+        Capability.PROPERTIES,
+        Capability.PERSISTENCE,
+    })
+
+    def __init__(self, config: ArtemisConfig):
+        self.config = config
+        self._open: weakref.WeakSet[ArtemisProducer | ArtemisConsumer] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **options: object) -> ArtemisProvider:
+        """Return a provider for ``url``; nothing connects until a producer or consumer is made."""
+        return cls(parse_url(url, **options))
+
+    def __repr__(self) -> str:
+        return f"<ArtemisProvider {self.config.url}>"
+
+    def producer(self) -> Producer:
+        """Return a producer with its own connection (opened now: bad settings fail here)."""
+        return self._keep(ArtemisProducer(self, self.config))
+
+    def consumer(self, queue: str, *, prefetch: int = 1) -> Consumer:
+        """Return a subscribed consumer; ``prefetch=1`` takes one message at a time."""
+        return self._keep(ArtemisConsumer(self.config, queue, prefetch=prefetch))
+
+    def _keep(self, client):
+        with self._lock:
+            self._open.add(client)
+        return client
+
+    def close(self) -> None:
+        """Close every producer and consumer this provider made that is still open."""
+        with self._lock:
+            clients = list(self._open)
+            self._open.clear()
+        for client in clients:
+            client.close()

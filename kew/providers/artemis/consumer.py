@@ -1,0 +1,175 @@
+"""Consuming from Artemis: an ANYCAST subscription with client-individual acks.
+
+stomp.py's I/O thread puts each MESSAGE frame on a ``queue.Queue``;
+``receive`` takes it off on the caller's thread, so handlers run there
+and heart-beats keep flowing however long a handler takes. Flow control
+is Artemis's ``consumer-window-size`` (bytes): ``prefetch=1`` means
+window 0, one unacknowledged message at a time, so slow tasks spread
+over consumers; a larger prefetch opens a byte window.
+
+Acks: ``Delivery.ack`` sends ACK without waiting for a receipt; the
+consumer's ``close`` disconnects with a receipt, so acks sent before it
+are handled by then. NACK is never sent (Artemis would discard the
+message). An unacked message comes back, ``redelivered`` set, once its
+consumer closes, its process dies or its connection drops.
+
+Connection loss: ``receive`` reconnects (failover and backoff, see
+``Link``) and subscribes again. Messages delivered on the old connection
+are handed out no more, and their acks are dropped: the broker delivers
+them again on its own, and an ack on the new connection would be refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue as queues
+import time
+import uuid
+from collections.abc import Mapping
+
+import stomp.utils
+
+from kew.errors import ConfigurationError, ConnectionLost
+from kew.providers.artemis.config import ArtemisConfig
+from kew.providers.artemis.connection import BrokerRefused, Link, Wire, new_receipt
+from kew.providers.artemis.producer import DUPLICATE_ID, MESSAGE_ID, is_reserved
+from kew.qchan.spi import Consumer, Delivery
+
+log = logging.getLogger(__name__)
+
+_LOST = object()  # put on the inbox when the connection drops, to wake ``receive``
+
+
+def window_for(prefetch: int, config: ArtemisConfig) -> int:
+    """Return the consumer-window-size (bytes) for a prefetch count."""
+    if prefetch < 1:
+        raise ConfigurationError(f"prefetch must be at least 1, got {prefetch}")
+    if prefetch == 1:
+        return 0
+    return config.window if config.window is not None else prefetch * 1024
+
+
+def properties_of(headers: Mapping[str, str]) -> dict[str, str]:
+    """Return the application properties among a MESSAGE frame's headers."""
+    return {name: value for name, value in headers.items() if not is_reserved(name)}
+
+
+class ArtemisConsumer(Consumer):
+    """Receive from one queue on a connection of its own. Not thread-safe."""
+
+    def __init__(self, config: ArtemisConfig, queue: str, *, prefetch: int = 1):
+        if not queue:
+            raise ConfigurationError("a queue needs a name")
+        self.queue = queue
+        self.config = config
+        self.window = window_for(prefetch, config)
+        self._inbox: queues.Queue = queues.Queue()
+        self._link = Link(config, on_message=self._arrived,
+                          on_lost=lambda: self._inbox.put(_LOST))
+        self._subscription = uuid.uuid4().hex
+        self._generation = 0  # of the wire our subscription lives on
+        self._subscribe()
+
+    def _arrived(self, wire: Wire, frame: stomp.utils.Frame) -> None:
+        """Queue a MESSAGE frame (runs on stomp.py's I/O thread; never blocks)."""
+        self._inbox.put((wire, frame))
+
+    def _subscribe(self) -> None:
+        wire = self._link.ensure()
+        receipt = new_receipt()
+        headers = {
+            "subscription-type": "ANYCAST",
+            "consumer-window-size": str(self.window),
+            "receipt": receipt,
+        }
+        wire.subscribe(self.queue, self._subscription, headers)
+        try:
+            wire.wait_receipt(receipt, self.config.receipt_timeout,
+                              f"the subscription to {self.queue!r}")
+        except BrokerRefused as refused:
+            raise ConfigurationError(
+                f"Artemis refused a subscription to queue {self.queue!r}: {refused}"
+            ) from None
+        self._generation = wire.generation
+
+    def _current(self) -> Wire | None:
+        wire = self._link.wire
+        if wire is not None and wire.usable and wire.generation == self._generation:
+            return wire
+        return None
+
+    def receive(self, timeout: float | None = None) -> Delivery | None:
+        """Wait up to ``timeout`` seconds for a delivery; reconnect first if the link dropped.
+
+        During an outage this may block for the whole reconnection budget
+        and then raise ``ConnectionLost``.
+        """
+        if self._link.closed:
+            raise ConfigurationError("receive() on a closed consumer")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._current() is None:
+                self._resubscribe()
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                item = self._inbox.get(timeout=remaining)
+            except queues.Empty:
+                return None
+            if item is _LOST:
+                continue
+            wire, frame = item
+            if wire.generation == self._generation and wire.usable:
+                return ArtemisDelivery(self, wire, frame)
+
+    def _resubscribe(self) -> None:
+        log.warning("consumer of %r lost its connection; subscribing again", self.queue)
+        self._drain()
+        self._subscribe()
+
+    def _drain(self) -> None:
+        with contextlib.suppress(queues.Empty):
+            while True:
+                self._inbox.get_nowait()
+
+    def _ack(self, delivery: ArtemisDelivery) -> None:
+        wire = self._current()
+        if wire is not delivery._wire:
+            log.info("ack of message %s on %r dropped: it came on an earlier connection, "
+                     "and Artemis will deliver it again", delivery.message_id, self.queue)
+            return
+        try:
+            wire.ack(delivery._ack_id)
+        except ConnectionLost:
+            log.info("ack of message %s on %r lost with the connection; it will come again",
+                     delivery.message_id, self.queue)
+
+    def close(self) -> None:
+        """Disconnect (with a receipt); unacknowledged deliveries go back to the queue."""
+        if not self._link.closed:
+            self._link.close()
+            self._drain()
+
+
+class ArtemisDelivery(Delivery):
+    """A MESSAGE frame from Artemis."""
+
+    def __init__(self, consumer: ArtemisConsumer, wire: Wire, frame: stomp.utils.Frame):
+        headers = frame.headers
+        body = frame.body
+        self.queue = consumer.queue
+        self.payload = body if isinstance(body, bytes) else (body or "").encode()
+        self.message_id = headers.get(MESSAGE_ID) or headers.get(DUPLICATE_ID)
+        self.properties = properties_of(headers)
+        self.redelivered = headers.get("redelivered") == "true"
+        self._consumer = consumer
+        self._wire = wire
+        self._ack_id = headers.get("ack") or headers.get("message-id", "")
+        self._acked = False
+
+    def ack(self) -> None:
+        """Acknowledge; a second call does nothing (a second ACK would make Artemis close)."""
+        if self._acked:
+            return
+        self._acked = True
+        self._consumer._ack(self)

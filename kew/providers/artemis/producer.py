@@ -1,0 +1,170 @@
+"""Sending to Artemis: durable, scheduled, deduplicated SEND frames confirmed by a receipt.
+
+``send`` and ``send_many`` return only after the broker's RECEIPT, which
+Artemis sends once the frame's effects are stored (journal synced for a
+persistent message). ``send_many`` writes the whole batch and asks for
+one receipt, on the last frame: frames on a connection are handled in
+order, so that receipt confirms the batch. Both run on the caller's
+thread; stomp.py's I/O thread only records the receipt.
+
+Failures: an ERROR from the broker raises ``SendError`` naming the queue
+and the broker's reason (Artemis then closes the connection; the next
+send reconnects). A receipt that does not come within
+``receipt_timeout``, or a connection lost mid-send, raises
+``ConnectionLost`` -- except that a batch whose every message has a
+message id is sent once more on a new connection first, since
+``_AMQ_DUPL_ID`` makes the broker drop what it had already stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from kew.errors import ConfigurationError, ConnectionLost, SendError
+from kew.providers.artemis.config import ArtemisConfig
+from kew.providers.artemis.connection import BrokerRefused, Link, Wire, new_receipt
+from kew.qchan.spi import Connector, DeliveryOptions, Outgoing, Producer
+
+log = logging.getLogger(__name__)
+
+MESSAGE_ID = "kew-message-id"  # a readable copy of the message id
+DUPLICATE_ID = "_AMQ_DUPL_ID"  # Artemis's duplicate-detection id
+SCHEDULED_TIME = "AMQ_SCHEDULED_TIME"  # epoch milliseconds
+
+# Headers that STOMP or Artemis interpret, or that Artemis adds to a MESSAGE:
+# a property with one of these names would change the delivery, so it is refused.
+RESERVED_HEADERS = frozenset({
+    "ack", "content-length", "content-type", "correlation-id", "destination",
+    "destination-type", "expires", "id", "ingress-timestamp", "message", "message-id",
+    "persistent", "priority", "receipt", "receipt-id", "redelivered", "reply-to",
+    "subscription", "subscription-type", "timestamp", "transaction", "type",
+    "validated-user", "JMSXGroupID", "JMSXGroupSeq", MESSAGE_ID,
+})
+RESERVED_PREFIXES = ("_AMQ", "__AMQ", "AMQ_", "_HQ", "JMS")
+
+
+def is_reserved(name: str) -> bool:
+    """Return whether a header name belongs to STOMP, Artemis or Kew's provider."""
+    return name in RESERVED_HEADERS or name.startswith(RESERVED_PREFIXES)
+
+
+def send_headers(queue: str, options: DeliveryOptions, *, max_bytes: int) -> dict[str, str]:
+    """Return the SEND headers for ``options``; raise ConfigurationError for what cannot go."""
+    if not queue:
+        raise ConfigurationError("a queue needs a name")
+    headers = {
+        "destination-type": "ANYCAST",
+        "persistent": "true" if options.durable else "false",
+    }
+    if options.deliver_at is not None:
+        if options.deliver_at.tzinfo is None:
+            raise ConfigurationError("deliver_at must be timezone-aware (use datetime.now(UTC))")
+        headers[SCHEDULED_TIME] = str(int(options.deliver_at.timestamp() * 1000))
+    if options.message_id is not None:
+        headers[DUPLICATE_ID] = headers[MESSAGE_ID] = _text("message id", options.message_id)
+    for name, value in options.properties.items():
+        if is_reserved(name):
+            raise ConfigurationError(
+                f"property name {name!r} is reserved by STOMP/Artemis; choose another name"
+            )
+        headers[name] = _text(f"property {name!r}", value)
+    size = sum(len(k) + len(v.encode()) + 2 for k, v in headers.items()) + len(queue.encode())
+    if size > max_bytes:
+        raise ConfigurationError(
+            f"the headers of a message for {queue!r} take {size} bytes, more than "
+            f"max_header_bytes={max_bytes}: put large data in the payload, not in properties"
+        )
+    return headers
+
+
+def _text(what: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{what} must be a string, not {type(value).__name__}")
+    if "\x00" in value:
+        raise ConfigurationError(f"{what} contains a NUL character, which STOMP cannot carry")
+    return value
+
+
+class ArtemisProducer(Producer):
+    """Send payloads on a connection of its own. Not thread-safe: one per thread."""
+
+    def __init__(self, connector: Connector, config: ArtemisConfig):
+        self.connector = connector
+        self.config = config
+        self._link = Link(config)
+        self._link.ensure()  # a wrong URL or password fails here, not on the first send
+
+    def send(self, queue: str, payload: bytes, options: DeliveryOptions | None = None) -> None:
+        self.send_many([Outgoing(queue, payload, options or DeliveryOptions())])
+
+    def send_many(self, batch: Sequence[Outgoing]) -> None:
+        frames = [self._frame(item) for item in batch]  # refuse bad input before sending any
+        if not frames:
+            return
+        retry_safe = all(item.options.message_id is not None for item in batch)
+        for attempt in (1, 2):
+            try:
+                self._transmit(self._link.ensure(), frames)
+                return
+            except ConnectionLost:
+                if not retry_safe or attempt == 2:
+                    raise
+                log.warning("connection lost while sending %d message(s) to Artemis; "
+                            "sending them again (their message ids make this safe)", len(frames))
+            except BrokerRefused as refused:
+                self._locate_refusal(frames, refused, retry_safe)
+                return
+
+    def _frame(self, item: Outgoing) -> tuple[str, bytes, dict[str, str]]:
+        self.connector.require(item.options)
+        headers = send_headers(item.queue, item.options, max_bytes=self.config.max_header_bytes)
+        payload = bytes(item.payload)
+        headers["content-length"] = str(len(payload))  # a bytes message, even when empty
+        return item.queue, payload, headers
+
+    def _transmit(self, wire: Wire, frames: Sequence[tuple[str, bytes, Mapping[str, str]]]) -> None:
+        """Write every frame, the last with a receipt, and wait for that receipt."""
+        receipt = new_receipt()
+        last = len(frames) - 1
+        for index, (queue, payload, headers) in enumerate(frames):
+            if index == last:
+                headers = {**headers, "receipt": receipt}
+            wire.send(queue, payload, headers)
+        queues = sorted({queue for queue, _, _ in frames})
+        what = f"{len(frames)} message(s) for {', '.join(map(repr, queues))}"
+        wire.wait_receipt(receipt, self.config.receipt_timeout, what)
+
+    def _locate_refusal(self, frames: Sequence[tuple[str, bytes, Mapping[str, str]]],
+                        refused: BrokerRefused, retry_safe: bool) -> None:
+        """Raise SendError for the frame the broker refused, with its index.
+
+        An ERROR carries the receipt id of its frame only if that frame had
+        a receipt, i.e. only for the last frame of a batch. Otherwise, if
+        every message has an id, the batch is sent again one frame at a
+        time (duplicates are dropped) to find the refused one; if all of it
+        is stored this time, nothing is raised. Without ids the index is 0.
+        """
+        if len(frames) == 1 or refused.receipt_id is not None:
+            index = len(frames) - 1
+        elif not retry_safe:
+            index = 0
+        else:
+            index = self._first_refused(frames)
+            if index is None:
+                return  # stored this time: the refusal was transient
+        queue = frames[index][0]
+        raise SendError(f"Artemis refused a message for queue {queue!r}: {refused}",
+                        queue=queue, index=index)
+
+    def _first_refused(self, frames: Sequence[tuple[str, bytes, Mapping[str, str]]]) -> int | None:
+        """Send ``frames`` one by one with receipts; return the index of the first refused."""
+        for index, frame in enumerate(frames):
+            try:
+                self._transmit(self._link.ensure(), [frame])
+            except BrokerRefused:
+                return index
+        return None
+
+    def close(self) -> None:
+        self._link.close()
