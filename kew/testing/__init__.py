@@ -1,0 +1,39 @@
+"""Test harness that starts REAL services: PostgreSQL and Apache Artemis.
+
+- :class:`PostgresServer` and :class:`ArtemisServer` start a server (from an
+  env URL, a Docker container, or local binaries) and stop it again.
+- :func:`service_missing` skips a test (fails it on CI) with what to install.
+- ``kew.testing.fixtures`` is a pytest plugin with session fixtures
+  ``postgres_server``, ``postgres_url``, ``artemis_server``, ``artemis_url``::
+
+      pytest_plugins = ["kew.testing.fixtures"]
+
+See docs/testing.md. Nothing here imports Django.
+"""
+
+from kew.testing.artemis import ARTEMIS_VERSION, ArtemisServer, ensure_distribution
+from kew.testing.postgres import PostgresServer, find_postgres_bindir
+from kew.testing.services import (
+    ServiceStartError,
+    ServiceUnavailable,
+    docker_available,
+    free_port,
+    on_ci,
+    service_missing,
+    service_unsupported,
+)
+
+__all__ = [
+    "ARTEMIS_VERSION",
+    "ArtemisServer",
+    "PostgresServer",
+    "ServiceStartError",
+    "ServiceUnavailable",
+    "docker_available",
+    "ensure_distribution",
+    "find_postgres_bindir",
+    "free_port",
+    "on_ci",
+    "service_missing",
+    "service_unsupported",
+]

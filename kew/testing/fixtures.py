@@ -1,0 +1,159 @@
+"""Pytest plugin: real PostgreSQL and Artemis servers as session fixtures.
+
+Load it from a ``conftest.py``::
+
+    pytest_plugins = ["kew.testing.fixtures"]
+
+Fixtures (all session-scoped, started the first time a test asks for them,
+stopped at the end of the session):
+
+``postgres_server``
+    a started :class:`~kew.testing.postgres.PostgresServer`;
+``postgres_url``
+    its ``postgresql://user@127.0.0.1:port/kew`` URL;
+``artemis_server``
+    a started :class:`~kew.testing.artemis.ArtemisServer`;
+``artemis_url``
+    its ``artemis://user:password@127.0.0.1:port`` URL.
+
+``postgres_server_options`` / ``artemis_server_options`` (session, ``{}``) are
+the constructor keyword arguments; override them in a conftest.py to change
+e.g. the broker's credentials or ``artemis create`` arguments.
+
+A service that cannot be had skips the tests that need it (fails them when
+``CI`` is true), saying what to install. Tests using these fixtures get the
+``postgres`` / ``artemis`` marker automatically (``-m "not artemis"`` works).
+When such a test fails, the service's log tail is added to its report. A test
+that killed or stopped the shared broker leaves it to the harness: the next
+test that uses it finds it running again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kew.testing.artemis import ArtemisServer
+from kew.testing.postgres import PostgresServer
+from kew.testing.services import ServiceUnavailable, service_missing
+
+POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url"})
+ARTEMIS_FIXTURES = frozenset({"artemis_server", "artemis_url"})
+LOG_LINES = 60
+
+_servers_key = pytest.StashKey[dict[str, Any]]()
+
+
+def _servers(config: pytest.Config) -> dict[str, Any]:
+    return config.stash.setdefault(_servers_key, {})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "artemis: needs a real Apache Artemis broker (started by the harness)"
+    )
+    config.addinivalue_line(
+        "markers", "postgres: needs a real PostgreSQL server (started by the harness)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & POSTGRES_FIXTURES:
+            item.add_marker(pytest.mark.postgres)
+        if names & ARTEMIS_FIXTURES:
+            item.add_marker(pytest.mark.artemis)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # a previous test may have killed/stopped the shared broker: bring it back
+    if set(getattr(item, "fixturenames", ())) & ARTEMIS_FIXTURES:
+        server = _servers(item.config).get("artemis")
+        if server is not None and server.controllable and not server.is_running():
+            server.start()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed:
+        names = set(getattr(item, "fixturenames", ()))
+        servers = _servers(item.config)
+        for key, fixtures, title in (
+            ("artemis", ARTEMIS_FIXTURES, "Artemis broker log"),
+            ("postgres", POSTGRES_FIXTURES, "PostgreSQL server log"),
+        ):
+            server = servers.get(key)
+            if server is not None and names & fixtures:
+                tail = server.log_tail(LOG_LINES)
+                if tail:
+                    report.sections.append((f"{title} (last {LOG_LINES} lines)", tail))
+    return report
+
+
+def _start_or_skip(server: PostgresServer | ArtemisServer) -> None:
+    try:
+        server.start()
+    except ServiceUnavailable as exc:
+        missing = exc
+    else:
+        return
+    # outside the except block: the skip/fail message stands alone
+    service_missing(missing.name, missing.install_hint)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_options() -> dict[str, Any]:
+    """Keyword arguments for :class:`PostgresServer`; override it in a conftest.py."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def artemis_server_options() -> dict[str, Any]:
+    """Keyword arguments for :class:`ArtemisServer`; override it in a conftest.py."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def postgres_server(
+    request: pytest.FixtureRequest, postgres_server_options: dict[str, Any]
+) -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole session (see kew.testing.postgres)."""
+    server = PostgresServer(**postgres_server_options)
+    _start_or_skip(server)
+    _servers(request.config)["postgres"] = server
+    try:
+        yield server
+    finally:
+        _servers(request.config).pop("postgres", None)
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """``postgresql://user[:password]@host:port/dbname`` of :func:`postgres_server`."""
+    return postgres_server.url
+
+
+@pytest.fixture(scope="session")
+def artemis_server(
+    request: pytest.FixtureRequest, artemis_server_options: dict[str, Any]
+) -> Iterator[ArtemisServer]:
+    """A real Artemis broker for the whole session (see kew.testing.artemis)."""
+    server = ArtemisServer(**artemis_server_options)
+    _start_or_skip(server)
+    _servers(request.config)["artemis"] = server
+    try:
+        yield server
+    finally:
+        _servers(request.config).pop("artemis", None)
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def artemis_url(artemis_server: ArtemisServer) -> str:
+    """``artemis://user:password@host:port`` (STOMP) of :func:`artemis_server`."""
+    return artemis_server.url
