@@ -24,8 +24,9 @@ BEGIN
     PERFORM pg_notify('kew_queue', NEW.queue);
     RETURN NULL;
 END $$ LANGUAGE plpgsql;
-CREATE TRIGGER kew_queue_notify AFTER INSERT OR UPDATE OF available_at ON kew_django_queuedmessage
-    FOR EACH ROW EXECUTE FUNCTION kew_notify_queue();
+CREATE TRIGGER kew_queue_notify
+    AFTER INSERT OR UPDATE OF available_at ON kew_django_queuedmessage
+    FOR EACH ROW WHEN (NEW.lease_token IS NULL) EXECUTE FUNCTION kew_notify_queue();
 """
 
 DROP = """

@@ -27,6 +27,12 @@ def _memory(request: pytest.FixtureRequest) -> Connector:
     return MemoryProvider()
 
 
+def _database(request: pytest.FixtureRequest) -> Connector:
+    from kew_django.providers.database import DatabaseProvider
+
+    return DatabaseProvider(lease=30.0)
+
+
 def _artemis(request: pytest.FixtureRequest) -> Connector:
     from kew.providers import connect
 
@@ -37,4 +43,5 @@ def _artemis(request: pytest.FixtureRequest) -> Connector:
 FACTORIES: list[ProviderFactory] = [
     ProviderFactory("memory", _memory),
     ProviderFactory("artemis", _artemis, (pytest.mark.artemis,)),
+    ProviderFactory("database", _database, (pytest.mark.django_db(transaction=True),)),
 ]

@@ -1,0 +1,282 @@
+"""A provider that keeps its queues in the Django database (the QueuedMessage table).
+
+No broker to run: the embedded default. Sends made inside a transaction
+are part of it. A consumer leases a row (``available_at`` moves to the
+end of the lease), an ack deletes it, and a lease that runs out (a
+crashed consumer) makes the row deliverable again with ``redelivered``
+set. Several consumers share a queue: claims skip rows locked by others
+on PostgreSQL and are single UPDATE statements, serialised by the
+database, on SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.db.models import Case, Min, Value, When
+from django.utils import timezone
+
+from kew.errors import ConfigurationError, ConnectionLost, SendError
+from kew.qchan.spi import (
+    Capability,
+    Connector,
+    Consumer,
+    Delivery,
+    DeliveryOptions,
+    Outgoing,
+    Producer,
+)
+from kew_django.notify import QUEUE, Listener
+
+log = logging.getLogger(__name__)
+MAX_ID_LENGTH = 100
+
+
+def _model():
+    from kew_django.models import QueuedMessage
+
+    return QueuedMessage
+
+
+def provider_errors():
+    """Translate database errors into Kew's: lost connections are recoverable."""
+    from django.db import InterfaceError, OperationalError
+
+    return (OperationalError, InterfaceError)
+
+
+class DatabaseProvider(Connector):
+    """Queues in the ``QueuedMessage`` table of database ``using``; thread-safe.
+
+    ``lease`` is how long a delivery stays invisible to other consumers
+    before it is delivered again (keep it longer than your slowest
+    handler). ``poll_interval`` bounds the wait between claims when no
+    notification arrives (PostgreSQL LISTEN/NOTIFY wakes consumers at once).
+    """
+
+    capabilities = frozenset(Capability)
+
+    def __init__(
+        self,
+        *,
+        using: str | None = None,
+        lease: float = 300.0,
+        poll_interval: float | None = None,
+    ):
+        self.using = using or router.db_for_write(_model())
+        if self.using not in connections:
+            raise ConfigurationError(f"database:// names unknown database {self.using!r}")
+        self.lease = timedelta(seconds=lease)
+        listens = connections[self.using].vendor == "postgresql"
+        self.poll_interval = poll_interval or (1.0 if listens else 0.05)
+        self._listener: Listener | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **options) -> DatabaseProvider:
+        """Return the provider for ``database://`` or ``database://ALIAS`` (a DATABASES key)."""
+        alias = urlsplit(url).netloc or None
+        return cls(using=alias, **options)
+
+    def producer(self) -> Producer:
+        return DatabaseProducer(self)
+
+    def consumer(self, queue: str, *, prefetch: int = 1) -> Consumer:
+        return DatabaseConsumer(self, queue)
+
+    def browse(self, queue: str, *, limit: int = 100) -> Iterator[Delivery]:
+        rows = _model().objects.using(self.using).filter(queue=queue).order_by("available_at", "id")
+        for row in rows[:limit]:
+            yield DatabaseDelivery(self, row, consumer=None)
+
+    def pending(self, queue: str) -> int:
+        """Return how many messages wait in ``queue`` (scheduled and leased ones included)."""
+        return _model().objects.using(self.using).filter(queue=queue).count()
+
+    def listener(self) -> Listener:
+        """Return the shared listener for queue notifications, started on first use."""
+        with self._lock:
+            if self._listener is None:
+                self._listener = Listener(QUEUE, using=self.using).start()
+            return self._listener
+
+    def close(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+
+
+class DatabaseProducer(Producer):
+    """Insert rows into the queue table, in the caller's transaction if there is one."""
+
+    def __init__(self, provider: DatabaseProvider):
+        self.provider = provider
+
+    def send(self, queue: str, payload: bytes, options: DeliveryOptions | None = None) -> None:
+        self.send_many([Outgoing(queue, payload, options or DeliveryOptions())])
+
+    def send_many(self, batch: Sequence[Outgoing]) -> None:
+        """Insert the batch in one statement; ids already queued are dropped."""
+        if not batch:
+            return
+        now = timezone.now()
+        rows = [self._row(item, now) for item in batch]
+        using = self.provider.using
+        try:
+            with transaction.atomic(using=using):
+                _model().objects.using(using).bulk_create(rows, ignore_conflicts=True)
+        except provider_errors() as error:
+            raise ConnectionLost(f"database {using!r}: {error}") from error
+        except (IntegrityError, DatabaseError) as error:
+            raise SendError(f"database {using!r} refused the batch: {error}", index=0) from error
+
+    def _row(self, item: Outgoing, now):
+        self.provider.require(item.options)
+        if not item.queue:
+            raise ConfigurationError("a queue needs a name")
+        message_id = item.options.message_id
+        if message_id is not None and len(message_id) > MAX_ID_LENGTH:
+            raise ConfigurationError(f"message ids have at most {MAX_ID_LENGTH} characters")
+        return _model()(
+            queue=item.queue,
+            payload=bytes(item.payload),
+            message_id=message_id,
+            properties=dict(item.options.properties),
+            available_at=item.options.deliver_at or now,
+            created_at=now,
+        )
+
+
+class DatabaseConsumer(Consumer):
+    """Lease deliveries from one queue; the thread that calls ``receive`` does the queries."""
+
+    def __init__(self, provider: DatabaseProvider, queue: str):
+        self.provider = provider
+        self.queue = queue
+        self._unacked: dict[int, uuid.UUID] = {}
+        self._closed = False
+        self._opened_connection_in: int | None = None  # thread id, if we opened its connection
+        features = connections[provider.using].features
+        self._skip_locked = features.has_select_for_update_skip_locked
+
+    def receive(self, timeout: float | None = None) -> Delivery | None:
+        if self._closed:
+            raise ConfigurationError("receive() on a closed consumer")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        listener = self.provider.listener()
+        connection = connections[self.provider.using]
+        if self._opened_connection_in is None and connection.connection is None:
+            self._opened_connection_in = threading.get_ident()
+        while True:
+            generation = listener.generation(self.queue)
+            try:
+                row = self._claim()
+                next_due = None if row else self._next_due()
+            except provider_errors() as error:
+                raise ConnectionLost(f"database {self.provider.using!r}: {error}") from error
+            if row is not None:
+                self._unacked[row.pk] = row.lease_token
+                return DatabaseDelivery(self.provider, row, consumer=self)
+            wait = self.provider.poll_interval
+            if next_due is not None:  # a scheduled or leased row: wake when it is due
+                wait = min(wait, max(0.005, (next_due - timezone.now()).total_seconds()))
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                wait = min(wait, remaining)
+            listener.wait(self.queue, generation, wait)
+
+    def _claim(self):
+        """Lease the first available row of the queue; return it, or None."""
+        model = _model()
+        objects = model.objects.using(self.provider.using)
+        now = timezone.now()
+        head = objects.filter(queue=self.queue, available_at__lte=now)
+        head = head.order_by("available_at", "id")
+        token = uuid.uuid4()
+        until = now + self.provider.lease
+        with transaction.atomic(using=self.provider.using):
+            if self._skip_locked:
+                head = head.select_for_update(skip_locked=True)
+            claimed = objects.filter(
+                pk__in=head.values("pk")[:1], available_at__lte=now
+            ).update(
+                available_at=until,
+                leased_until=until,
+                lease_token=token,
+                redelivered=Case(When(lease_token__isnull=False, then=Value(True)),
+                                 default="redelivered"),
+            )
+        if not claimed:
+            return None
+        return objects.filter(lease_token=token).first()
+
+    def _next_due(self):
+        return (
+            _model().objects.using(self.provider.using)
+            .filter(queue=self.queue)
+            .aggregate(due=Min("available_at"))["due"]
+        )
+
+    def close(self) -> None:
+        """Stop consuming; leased, unacked rows become available again at once."""
+        if self._closed:
+            return
+        self._closed = True
+        for pk, token in self._unacked.items():
+            try:
+                _model().objects.using(self.provider.using).filter(pk=pk, lease_token=token).update(
+                    available_at=timezone.now(), leased_until=None, lease_token=None,
+                    redelivered=True,
+                )
+            except DatabaseError:
+                log.warning("could not release message %s; it comes back when its lease ends", pk)
+        self._unacked.clear()
+        self._close_own_connection()
+
+    def _close_own_connection(self) -> None:
+        # A consumer that opened its thread's connection closes it: threads that end
+        # with a connection open leak it (and block dropping a test database).
+        connection = connections[self.provider.using]
+        if self._opened_connection_in == threading.get_ident() and not connection.in_atomic_block:
+            connection.close()
+
+
+class DatabaseDelivery(Delivery):
+    """A row taken (or browsed) from a database queue."""
+
+    def __init__(self, provider: DatabaseProvider, row, *, consumer: DatabaseConsumer | None):
+        self.queue = row.queue
+        self.payload = bytes(row.payload)
+        self.message_id = row.message_id
+        self.properties = dict(row.properties or {})
+        self.redelivered = row.redelivered
+        self._provider = provider
+        self._pk = row.pk
+        self._token = row.lease_token
+        self._consumer = consumer
+
+    def ack(self) -> None:
+        """Delete the row; if its lease ran out and another consumer took it, log and carry on."""
+        if self._consumer is None:
+            raise ConfigurationError("a browsed message cannot be acknowledged")
+        try:
+            deleted, _ = (
+                _model().objects.using(self._provider.using)
+                .filter(pk=self._pk, lease_token=self._token).delete()
+            )
+        except provider_errors() as error:
+            raise ConnectionLost(f"database {self._provider.using!r}: {error}") from error
+        self._consumer._unacked.pop(self._pk, None)
+        if not deleted:
+            log.warning("ack of message %s on %s came after its lease ended; "
+                        "it may be delivered again", self.message_id or self._pk, self.queue)
