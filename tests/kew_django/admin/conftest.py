@@ -1,0 +1,106 @@
+"""Fixtures of the admin tests: operators with chosen permissions, rows, a test consumer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.apps import apps
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.utils import timezone
+
+from kew_django.consumers import ConsumerRegistry
+from kew_django.models import DeadLetter, OutboxMessage
+
+QUEUE = "test.admin.orders"
+
+
+@dataclass
+class Order:
+    """The payload type of the test queue."""
+
+    order_id: int
+    customer: str
+    note: str | None = None
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """Give kew_django an empty consumer registry for the test."""
+    registry = ConsumerRegistry()
+    monkeypatch.setattr(apps.get_app_config("kew_django"), "registry", registry)
+    return registry
+
+
+@pytest.fixture
+def handled(registry) -> list[Order]:
+    """Register a consumer of QUEUE that records the orders it gets."""
+    received: list[Order] = []
+
+    @registry.consumer(QUEUE, payload=Order)
+    def take_order(order: Order) -> None:
+        received.append(order)
+
+    return received
+
+
+@pytest.fixture
+def operator(db):
+    """Return a function that logs in a staff user holding the given permission codenames."""
+
+    def login(*codenames: str, staff: bool = True) -> Client:
+        user = User.objects.create_user(
+            f"operator{User.objects.count()}", password="pw", is_staff=staff
+        )
+        user.user_permissions.set(
+            Permission.objects.filter(content_type__app_label="kew_django", codename__in=codenames)
+        )
+        client = Client()
+        client.force_login(user)
+        client.user = user
+        return client
+
+    return login
+
+
+@pytest.fixture
+def dead_letter(db):
+    """Return a function that makes a dead letter (defaults: DEAD, on QUEUE, a valid Order)."""
+
+    def make(**fields) -> DeadLetter:
+        now = timezone.now()
+        values = {
+            "queue": QUEUE,
+            "message_id": f"m-{DeadLetter.objects.count() + 1}",
+            "payload": b'{"order_id":1,"customer":"Ada"}',
+            "headers": {"kew-delivery-count": "4", "trace": "t-1"},
+            "reason": DeadLetter.Reason.EXHAUSTED,
+            "error": "ValueError: stock service down",
+            "traceback": "Traceback (most recent call last):\n  ...\nValueError: stock down",
+            "attempts": 4,
+            "first_failed_at": now,
+            "last_failed_at": now,
+        }
+        values.update(fields)
+        return DeadLetter.objects.create(**values)
+
+    return make
+
+
+@pytest.fixture
+def outbox_message(db):
+    """Return a function that makes an outbox row (default: FAILED on QUEUE)."""
+
+    def make(**fields) -> OutboxMessage:
+        values = {
+            "queue": QUEUE,
+            "payload": b'{"order_id":1,"customer":"Ada"}',
+            "status": OutboxMessage.Status.FAILED,
+            "attempts": 5,
+            "last_error": "broker refused: too large",
+        }
+        values.update(fields)
+        return OutboxMessage.objects.create(**values)
+
+    return make
