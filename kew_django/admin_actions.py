@@ -1,0 +1,166 @@
+"""Admin plumbing for operator actions: permissions, a confirmation page, the audit log.
+
+An operator action (requeue, discard, retry) is shown only to users with
+its permission and refused with 403 to anyone else who posts it. It first
+renders a confirmation page that says how many rows, in which queues, it
+will change and how many selected rows it will skip; the confirmed post
+runs the operation and writes one LogEntry per changed row in the same
+transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from kew_django import operations
+from kew_django.operations import Outcome
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operator action: its permission, what it applies to and how it is done."""
+
+    name: str  # the admin action's name
+    permission: str  # codename in kew_django, e.g. "requeue_deadletter"
+    verb: str  # "requeue", shown on the confirmation page and in messages
+    applies_to: str  # "dead", the state a row must be in to be acted on
+    actionable: Q
+    perform: Callable[[QuerySet], Outcome]
+    log_message: Callable[[object], str]
+
+
+class OperatorAdmin(admin.ModelAdmin):
+    """A read-only ModelAdmin whose only changes are operator actions."""
+
+    operations: tuple[Operation, ...] = ()
+    show_full_result_count = False  # no COUNT(*) of a million-row table per page
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_operation_permission(self, request, name: str) -> bool:
+        """Return whether the user may run the operation called ``name``."""
+        operation = self.operation(name)
+        return request.user.has_perm(f"{self.opts.app_label}.{operation.permission}")
+
+    def operation(self, name: str) -> Operation:
+        return next(op for op in self.operations if op.name == name)
+
+    def require(self, request, name: str) -> None:
+        """Raise PermissionDenied (403) unless the user may run ``name``."""
+        if not self.has_operation_permission(request, name):
+            verb, names = self.operation(name).verb, self.opts.verbose_name_plural
+            raise PermissionDenied(f"you may not {verb} {names}")
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        for operation in self.operations:
+            if not self.has_operation_permission(request, operation.name):
+                actions.pop(operation.name, None)
+        return actions
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST":
+            known = {op.name for op in self.operations}
+            for name in request.POST.getlist("action"):
+                if name in known:
+                    self.require(request, name)  # refuse, rather than "No action selected"
+        return super().changelist_view(request, extra_context)
+
+    def run_operation(self, request, queryset: QuerySet, name: str):
+        """Show the confirmation page for ``name``; on the confirmed post, do it and log it."""
+        self.require(request, name)
+        operation = self.operation(name)
+        if request.POST.get("post") == "yes":
+            with transaction.atomic():
+                outcome = operation.perform(queryset)
+                self.log_outcome(request, operation, outcome)
+            self.report(request, operation, outcome)
+            return None  # back to the change list
+        preview = operations.preview(queryset, operation.actionable)
+        if not preview.count:
+            self.message_user(
+                request,
+                f"None of the {preview.skipped} selected {self.opts.verbose_name_plural} "
+                f"is {operation.applies_to}: nothing to {operation.verb}.",
+                messages.WARNING,
+            )
+            return None
+        return self.confirmation(request, operation, preview)
+
+    def confirmation(self, request, operation: Operation, preview, *, selected=None, form_url=""):
+        """Render the page that asks the operator to confirm ``operation``.
+
+        Its form posts the same selection back to the change list with
+        ``post=yes``; ``selected`` defaults to the rows ticked there.
+        """
+        if selected is None:
+            selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Confirm: {operation.verb} {self.opts.verbose_name_plural}",
+            "opts": self.opts,
+            "operation": operation,
+            "preview": preview,
+            "selected": selected,
+            "select_across": request.POST.get("select_across") == "1",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "form_url": form_url,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/kew_django/confirm_operation.html", context)
+
+    def log_outcome(self, request, operation: Operation, outcome: Outcome) -> None:
+        """Write a LogEntry for each changed row and each outbox row a requeue created.
+
+        One bulk INSERT each, rather than ``log_change`` per row: a bulk
+        action may touch thousands of rows.
+        """
+        entries = [
+            _entry(request, row, CHANGE, operation.log_message(row)) for row in outcome.changed
+        ]
+        entries += [
+            _entry(request, message, ADDITION, f"Requeued from dead letter {letter.pk}.")
+            for letter, message in zip(outcome.changed, outcome.created, strict=False)
+        ]
+        LogEntry.objects.bulk_create(entries)
+
+    def report(self, request, operation: Operation, outcome: Outcome) -> None:
+        names = self.opts.verbose_name_plural
+        text = f"{operation.verb.capitalize()}: {len(outcome.changed)} {names}."
+        if outcome.skipped:
+            text += f" Skipped {outcome.skipped} that were not {operation.applies_to}."
+        level = messages.SUCCESS if outcome.changed else messages.WARNING
+        self.message_user(request, text, level)
+
+    def changelist_url(self) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+
+
+def _entry(request, row, flag: int, message: str) -> LogEntry:
+    content_type = ContentType.objects.get_for_model(row, for_concrete_model=False)
+    return LogEntry(
+        user_id=request.user.pk,
+        content_type=content_type,
+        object_id=str(row.pk),
+        object_repr=str(row)[:200],
+        action_flag=flag,
+        change_message=message,
+    )

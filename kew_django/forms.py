@@ -1,0 +1,72 @@
+"""The edit-and-requeue form: a dead letter's payload, edited as JSON and checked."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.apps import apps
+
+from kew.codecs import JsonCodec
+from kew.errors import DecodeError
+from kew_django.consumers import ConsumerSpec
+from kew_django.models import DeadLetter
+
+
+def consumer_for(queue: str) -> ConsumerSpec | None:
+    """Return the consumer registered for ``queue`` in this process, or None."""
+    registry = apps.get_app_config("kew_django").registry
+    return registry.get(queue) if queue in registry else None
+
+
+def payload_text(payload: bytes) -> str:
+    """Return a payload as text to edit: indented JSON if it parses, else the decoded bytes."""
+    try:
+        return json.dumps(json.loads(payload), indent=2, ensure_ascii=False)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return bytes(payload).decode("utf-8", errors="replace")
+
+
+class EditPayloadForm(forms.Form):
+    """Edit a dead letter's payload; valid only if it is JSON its consumer can decode.
+
+    ``cleaned_data["payload"]`` is the compact UTF-8 JSON that will be sent:
+    the very bytes that were checked with the consumer's codec.
+    """
+
+    payload = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 20, "cols": 100, "spellcheck": "false"}),
+        strip=False,
+    )
+
+    def __init__(self, *args, letter: DeadLetter, **kwargs):
+        kwargs.setdefault("initial", {"payload": payload_text(letter.payload)})
+        super().__init__(*args, **kwargs)
+        self.letter = letter
+        self.consumer = consumer_for(letter.queue)
+
+    @property
+    def payload_type(self) -> type | None:
+        """Return the type the queue's consumer decodes payloads into, if it declares one."""
+        return self.consumer.payload if self.consumer else None
+
+    def clean_payload(self) -> bytes:
+        text = self.cleaned_data["payload"]
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(
+                "Not valid JSON: %(error)s (line %(line)s, column %(column)s).",
+                code="json",
+                params={"error": error.msg, "line": error.lineno, "column": error.colno},
+            ) from error
+        payload = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            JsonCodec(self.payload_type).decode(payload)
+        except DecodeError as error:
+            raise forms.ValidationError(
+                "The consumer of %(queue)s cannot decode this payload: %(reason)s",
+                code="payload_type",
+                params={"queue": self.letter.queue, "reason": str(error)},
+            ) from error
+        return payload
