@@ -16,10 +16,10 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from kew.errors import KewError
-from kew.qchan.spi import DELIVERY_COUNT
 from kew_django.models import DeadLetter, OutboxMessage
 
 DEAD = Q(state=DeadLetter.State.DEAD)
+KEW_PREFIX = "kew-"  # Kew's own properties (kew.qchan.spi.DELIVERY_COUNT, ...)
 RETRYABLE = Q(status=OutboxMessage.Status.FAILED)
 DISCARDABLE = Q(status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.FAILED])
 
@@ -63,8 +63,13 @@ def preview(queryset: QuerySet, actionable: Q) -> Preview:
 
 
 def requeue_headers(headers: dict) -> dict:
-    """Return a dead letter's headers for a fresh delivery: without Kew's delivery count."""
-    return {name: value for name, value in (headers or {}).items() if name != DELIVERY_COUNT}
+    """Return a dead letter's headers for a fresh delivery: the application's only.
+
+    Kew's own properties (``kew-`` prefix: the delivery count, when the
+    first delivery failed) describe the old delivery; the new message
+    starts again at delivery one.
+    """
+    return {k: v for k, v in (headers or {}).items() if not k.startswith(KEW_PREFIX)}
 
 
 def requeue_dead_letters(letters: QuerySet[DeadLetter] | Iterable[DeadLetter]) -> Outcome:

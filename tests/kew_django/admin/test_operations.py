@@ -19,6 +19,7 @@ def test_requeue_creates_an_outbox_row_and_marks_the_letter_in_one_go(dead_lette
     letter = dead_letter(
         payload=b'{"order_id":7,"customer":"Grace"}',
         content_type="application/vnd.orders+json",
+        headers={"kew-delivery-count": "4", "kew-first-failed-at": "2026-01-01", "trace": "t-1"},
     )
 
     outcome = operations.requeue_dead_letters(DeadLetter.objects.all())
