@@ -84,8 +84,10 @@ class Channel(Generic[T]):
     def send_now(self, data: T, *, properties: Mapping[str, str] | None = None) -> str:
         """Send ``data`` straight to the provider, outside any transaction; return its id.
 
-        Not transactional: the message goes even if the caller's transaction
-        rolls back, and a broker outage raises here. Prefer ``send``.
+        Not transactional with a broker: the message goes even if the
+        caller's transaction rolls back, and an outage raises here. (With the
+        database provider the insert does join the current transaction.)
+        Prefer ``send``.
         """
         import uuid
 

@@ -1,0 +1,61 @@
+"""Dead letters: messages a consumer gave up on, written to the database."""
+
+from __future__ import annotations
+
+import traceback as tb
+from datetime import datetime
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from kew.qchan.spi import CONTENT_TYPE, Delivery
+from kew_django.models import DeadLetter
+
+# Carried by retries, so the dead letter knows when the first delivery failed.
+FIRST_FAILED_AT = "kew-first-failed-at"
+
+
+def first_failed_at(delivery: Delivery) -> datetime | None:
+    """Return when this message first failed, if an earlier delivery failed."""
+    value = delivery.properties.get(FIRST_FAILED_AT)
+    return parse_datetime(value) if value else None
+
+
+def record(
+    delivery: Delivery,
+    *,
+    reason: str,
+    message_id: str | None,
+    attempts: int,
+    error: BaseException | str | None,
+    using: str,
+) -> DeadLetter:
+    """Write a dead letter for ``delivery``: raw payload, headers, error and traceback."""
+    now = timezone.now()
+    if isinstance(error, BaseException):
+        text = f"{type(error).__name__}: {error}"
+        trace = "".join(tb.format_exception(error))
+    else:
+        text, trace = error or "", ""
+    return DeadLetter.objects.using(using).create(
+        queue=delivery.queue,
+        message_id=message_id or "",
+        payload=bytes(delivery.payload),
+        content_type=delivery.properties.get(CONTENT_TYPE, "application/json"),
+        headers={k: v for k, v in delivery.properties.items() if not k.startswith("kew-")},
+        reason=reason,
+        error=text[:10000],
+        traceback=trace[:100000],
+        attempts=attempts,
+        first_failed_at=first_failed_at(delivery) or now,
+        last_failed_at=now,
+    )
+
+
+def already_recorded(delivery: Delivery, message_id: str | None, attempts: int, using: str) -> bool:
+    """Return whether this very delivery was dead-lettered before (a crash before its ack)."""
+    if not message_id:
+        return False
+    return DeadLetter.objects.using(using).filter(
+        queue=delivery.queue, message_id=message_id, attempts=attempts
+    ).exists()

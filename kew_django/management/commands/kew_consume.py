@@ -1,0 +1,36 @@
+"""manage.py kew_consume [QUEUE ...]: run the registered consumers."""
+
+from django.apps import apps
+from django.core.management.base import BaseCommand, CommandError
+
+from kew_django.runner import Runner, stop_on_signals
+
+
+def select_specs(queues: list[str]):
+    """Return the registered consumers of ``queues`` (all of them if none is named)."""
+    registry = apps.get_app_config("kew_django").registry
+    registry.validate()
+    if not queues:
+        return list(registry)
+    try:
+        return [registry.get(queue) for queue in queues]
+    except KeyError as error:
+        raise CommandError(error.args[0]) from None
+
+
+class Command(BaseCommand):
+    help = "Consume queues with their @consumer handlers (all registered queues by default)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("queues", nargs="*", metavar="QUEUE")
+        parser.add_argument("--concurrency", type=int, help="worker threads per queue")
+        parser.add_argument("--provider", default="default", help="KEW['PROVIDERS'] alias")
+
+    def handle(self, *args, queues, concurrency, provider, **options):
+        specs = select_specs(queues)
+        if not specs:
+            raise CommandError("no consumers registered: declare them with @consumer "
+                               "in an installed app's consumers.py")
+        runner = Runner(specs, provider=provider, concurrency=concurrency)
+        stop_on_signals(runner.stop)
+        runner.run()

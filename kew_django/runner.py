@@ -1,0 +1,116 @@
+"""Run the relay and consumer workers on threads until told to stop (SIGTERM, SIGINT)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import timedelta
+
+from kew.schedule import parse_interval
+from kew_django.conf import section
+from kew_django.consumers import ConsumerSpec
+from kew_django.providers import get_provider
+from kew_django.relay import Relay
+from kew_django.worker import Worker, WorkerStats
+
+log = logging.getLogger(__name__)
+
+
+def relay_from_settings(*, provider: str = "default", **overrides) -> Relay:
+    """Return a Relay configured by KEW["RELAY"], with keyword ``overrides``."""
+    config = section("RELAY")
+    retention = config["RETENTION"]
+    options = {
+        "batch_size": int(config["BATCH_SIZE"]),
+        "max_attempts": int(config["MAX_ATTEMPTS"]),
+        "poll_interval": float(config["POLL_INTERVAL"]),
+        "backoff_max": float(config["BACKOFF_MAX"]),
+        "progress_interval": float(config["PROGRESS_INTERVAL"]),
+        "retention": retention if isinstance(retention, timedelta) else parse_interval(retention),
+    }
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    return Relay(get_provider(provider), **options)
+
+
+class Runner:
+    """Threads for a relay (optional) and ``concurrency`` workers per consumer."""
+
+    def __init__(
+        self,
+        specs: list[ConsumerSpec],
+        *,
+        relay: Relay | None = None,
+        provider: str = "default",
+        concurrency: int | None = None,
+        poll_interval: float | None = None,
+        progress_interval: float | None = None,
+    ):
+        config = section("CONSUMERS")
+        self.specs = specs
+        self.relay = relay
+        self.connector = get_provider(provider) if specs else None
+        self.concurrency = concurrency or int(config["CONCURRENCY"])
+        self.poll_interval = poll_interval or float(config["POLL_INTERVAL"])
+        interval = config["PROGRESS_INTERVAL"] if progress_interval is None else progress_interval
+        self.progress_interval = float(interval)
+        self.stats = {spec.queue: WorkerStats() for spec in specs}
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start every thread."""
+        if self.relay is not None:
+            self._spawn("kew-relay", self.relay.run)
+        for spec in self.specs:
+            for n in range(self.concurrency):
+                worker = Worker(spec, self.connector, poll_interval=self.poll_interval,
+                                stats=self.stats[spec.queue])
+                self._spawn(f"kew-consume-{spec.queue}-{n}", worker.run)
+        queues = ", ".join(s.queue for s in self.specs) or "no queues"
+        log.info("kew: started %s%s (%d thread(s) per queue)",
+                 "the relay and " if self.relay else "", queues, self.concurrency)
+
+    def _spawn(self, name: str, target) -> None:
+        thread = threading.Thread(target=target, args=(self.stop,), name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def run(self) -> None:
+        """Start, log progress until ``stop`` is set, then wait for in-flight work."""
+        self.start()
+        next_line = time.monotonic() + self.progress_interval
+        while not self.stop.wait(0.2):
+            if self.progress_interval and time.monotonic() >= next_line:
+                self.log_progress()
+                next_line += self.progress_interval
+            if not any(t.is_alive() for t in self.threads):
+                break
+        self.join()
+
+    def log_progress(self) -> None:
+        for queue, stats in self.stats.items():
+            log.info(stats.line(queue))
+
+    def join(self, timeout: float | None = None) -> None:
+        """Set ``stop`` and wait for the threads to finish their work in flight."""
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout)
+        self.log_progress()
+        log.info("kew: stopped")
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """Set ``stop`` on the first SIGTERM or SIGINT; a second one ends the process at once."""
+
+    def handler(signum, frame):
+        log.warning("kew: %s received; finishing the work in flight (again to quit now)",
+                    signal.Signals(signum).name)
+        stop.set()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

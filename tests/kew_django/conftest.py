@@ -1,0 +1,140 @@
+"""Fixtures of the kew_django tests: a provider (database or Artemis), queues, helpers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from django.apps import apps
+
+import kew
+from kew.errors import ConnectionLost, SendError
+from kew.qchan.spi import Connector, Producer
+from kew_django.consumers import ConsumerRegistry
+from kew_django.providers import ProviderHandler
+
+WAIT = 10.0
+
+
+@dataclass
+class Job:
+    """The payload type of the test queues."""
+
+    n: int
+    note: str = ""
+
+
+@pytest.fixture(params=["database", pytest.param("artemis", marks=pytest.mark.artemis)])
+def connector(request, transactional_db):
+    """A provider to relay to and consume from: the database provider, then real Artemis."""
+    if request.param == "database":
+        from kew_django.providers.database import DatabaseProvider
+
+        connector = DatabaseProvider(lease=30.0, poll_interval=0.05)
+    else:
+        connector = kew.connect(request.getfixturevalue("artemis_url"))
+    yield connector
+    connector.close()
+
+
+@pytest.fixture
+def database_connector(transactional_db):
+    """The database provider alone, for tests about it."""
+    from kew_django.providers.database import DatabaseProvider
+
+    connector = DatabaseProvider(lease=30.0, poll_interval=0.05)
+    yield connector
+    connector.close()
+
+
+@pytest.fixture
+def queue() -> str:
+    """A queue name no other test uses."""
+    return f"test.kew_django.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def consumers(monkeypatch) -> ConsumerRegistry:
+    """An empty consumer registry installed on the app config for the test."""
+    registry = ConsumerRegistry()
+    monkeypatch.setattr(apps.get_app_config("kew_django"), "registry", registry)
+    return registry
+
+
+@pytest.fixture
+def providers(monkeypatch) -> ProviderHandler:
+    """A fresh provider handler on the app config, so KEW settings overrides take effect."""
+    handler = ProviderHandler()
+    monkeypatch.setattr(apps.get_app_config("kew_django"), "providers", handler)
+    yield handler
+    handler.close_all()
+
+
+def receive_all(connector: Connector, queue: str, count: int, *, timeout: float = WAIT):
+    """Receive and ack ``count`` deliveries, failing if they do not all come in time."""
+    got = []
+    deadline = time.monotonic() + timeout
+    with connector.consumer(queue) as consumer:
+        while len(got) < count:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"only {len(got)} of {count} messages arrived"
+            delivery = consumer.receive(remaining)
+            if delivery is not None:
+                delivery.ack()
+                got.append(delivery)
+    return got
+
+
+def assert_empty(connector: Connector, queue: str, *, wait: float = 0.5) -> None:
+    with connector.consumer(queue) as consumer:
+        extra = consumer.receive(wait)
+        assert extra is None, f"unexpected message {extra.payload[:80]!r}"
+
+
+class Wrapped(Connector):
+    """A connector that delegates to another, with hooks to break it on purpose."""
+
+    def __init__(self, inner: Connector):
+        self.inner = inner
+        self.capabilities = inner.capabilities
+        self.down = False  # producer() and send_many raise ConnectionLost
+        self.after_send = None  # called after a successful send_many (e.g. to crash)
+        self.reject_ids: set[str] = set()  # ids the "broker" refuses (SendError)
+        self.sent_ids: list[str] = []
+
+    def producer(self) -> Producer:
+        if self.down:
+            raise ConnectionLost("broker down (test)")
+        return WrappedProducer(self, self.inner.producer())
+
+    def consumer(self, queue, *, prefetch=1):
+        return self.inner.consumer(queue, prefetch=prefetch)
+
+
+class WrappedProducer(Producer):
+    def __init__(self, owner: Wrapped, inner: Producer):
+        self.owner = owner
+        self.inner = inner
+
+    def send(self, queue, payload, options=None):
+        from kew.qchan.spi import DeliveryOptions, Outgoing
+
+        self.send_many([Outgoing(queue, payload, options or DeliveryOptions())])
+
+    def send_many(self, batch):
+        if self.owner.down:
+            raise ConnectionLost("broker down (test)")
+        ids = [item.options.message_id for item in batch]
+        refused = [i for i, message_id in enumerate(ids) if message_id in self.owner.reject_ids]
+        stored = batch[: refused[0]] if refused else batch
+        self.inner.send_many(stored)
+        self.owner.sent_ids.extend(ids[: len(stored)])
+        if refused:
+            raise SendError("message too large (test)", queue=batch[0].queue, index=refused[0])
+        if self.owner.after_send is not None:
+            self.owner.after_send()
+
+    def close(self):
+        self.inner.close()

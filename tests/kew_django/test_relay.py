@@ -1,0 +1,222 @@
+"""The relay: batches, crashes, parallel relays, outages, rejections, purging."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from kew.qchan.spi import DeliveryOptions
+from kew_django import Channel
+from kew_django.consumers import ConsumerSpec
+from kew_django.models import OutboxMessage, ProcessedMessage
+from kew_django.relay import Relay
+from kew_django.worker import Outcome, Worker
+from tests.kew_django.conftest import Job, Wrapped, assert_empty, receive_all
+
+
+class Crash(BaseException):
+    """The relay process dies (BaseException: nothing catches it on the way up)."""
+
+
+def statuses() -> dict[str, int]:
+    rows = OutboxMessage.objects.values_list("status", flat=True)
+    return {s: list(rows).count(s) for s in set(rows)}
+
+
+def test_crash_between_publish_and_mark_sent_loses_nothing(connector, queue):
+    jobs = Channel(queue, payload=Job)
+    jobs.send_many([Job(i) for i in range(10)])
+    crashing = Wrapped(connector)
+
+    def crash():
+        raise Crash
+
+    crashing.after_send = crash
+    with pytest.raises(Crash):
+        Relay(crashing, batch_size=10).relay_batch()
+    assert statuses() == {"pending": 10}, "the batch must not be marked sent"
+    assert Relay(connector).relay_all() == 10  # published a second time
+    got = receive_all(connector, queue, 10)
+    assert sorted(jobs.codec.decode(d.payload).n for d in got) == list(range(10))
+    assert_empty(connector, queue)  # the broker dropped the duplicates
+
+
+def test_idempotent_consumer_drops_a_duplicate_published_after_the_first_was_consumed(
+    connector, queue
+):
+    # What a relay crash after publishing looks like to a consumer once the broker no
+    # longer remembers the id (the database provider forgets it when the row is acked).
+    row = Channel(queue, payload=Job).send(Job(1))
+    calls = []
+    worker = Worker(ConsumerSpec(queue, calls.append, payload=Job, idempotent=True), connector)
+    options = DeliveryOptions(message_id=str(row.pk))
+    with connector.consumer(queue) as consumer, connector.producer() as producer:
+        producer.send(queue, bytes(row.payload), options)
+        assert worker.handle(consumer.receive(10)) is Outcome.HANDLED
+        producer.send(queue, bytes(row.payload), options)
+        again = consumer.receive(2.0)  # Artemis drops it as a duplicate; the database does not
+        if again is not None:
+            assert worker.handle(again) is Outcome.DUPLICATE
+    assert calls == [Job(1)]
+    assert ProcessedMessage.objects.filter(consumer=queue, message_id=str(row.pk)).count() == 1
+
+
+def test_two_relays_in_parallel_publish_each_message_once(connector, queue):
+    jobs = Channel(queue, payload=Job)
+    jobs.send_many([Job(i) for i in range(300)])
+    counting = Wrapped(connector)
+    errors = []
+
+    def relay():
+        try:
+            Relay(counting, batch_size=20).relay_all()
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=relay) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert len(counting.sent_ids) == 300
+    assert len(set(counting.sent_ids)) == 300, "a message was published twice"
+    assert statuses() == {"sent": 300}
+    got = receive_all(connector, queue, 300, timeout=30)
+    assert sorted(jobs.codec.decode(d.payload).n for d in got) == list(range(300))
+
+
+def test_broker_outage_spends_no_attempts_and_loses_nothing(connector, queue):
+    jobs = Channel(queue, payload=Job)
+    jobs.send_many([Job(i) for i in range(5)])
+    flaky = Wrapped(connector)
+    flaky.down = True
+    relay = Relay(flaky, poll_interval=0.05, backoff_max=0.2)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,))
+    thread.start()
+    try:
+        time.sleep(1.0)
+        assert statuses() == {"pending": 5}
+        assert set(OutboxMessage.objects.values_list("attempts", flat=True)) == {0}
+        flaky.down = False
+        deadline = time.monotonic() + 10
+        while statuses() != {"sent": 5} and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert statuses() == {"sent": 5}
+    assert set(OutboxMessage.objects.values_list("attempts", flat=True)) == {0}
+    assert len(receive_all(connector, queue, 5)) == 5
+
+
+@pytest.mark.artemis
+@pytest.mark.slow
+def test_real_broker_stopped_then_started(transactional_db, artemis_server, artemis_url, queue):
+    import kew
+
+    connector = kew.connect(artemis_url)
+    jobs = Channel(queue, payload=Job)
+    relay = Relay(connector, poll_interval=0.05, backoff_max=0.5)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,))
+    try:
+        artemis_server.stop()
+        jobs.send_many([Job(i) for i in range(20)])
+        thread.start()
+        time.sleep(2.0)
+        assert statuses() == {"pending": 20}
+        artemis_server.start()
+        deadline = time.monotonic() + 60
+        while statuses() != {"sent": 20} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert statuses() == {"sent": 20}
+        assert set(OutboxMessage.objects.values_list("attempts", flat=True)) == {0}
+        got = receive_all(connector, queue, 20, timeout=30)
+        assert sorted(jobs.codec.decode(d.payload).n for d in got) == list(range(20))
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join(30)
+        connector.close()
+
+
+def test_rejection_costs_one_attempt_and_ends_in_failed(database_connector, queue):
+    jobs = Channel(queue, payload=Job)
+    rows = jobs.send_many([Job(i) for i in range(4)])
+    refusing = Wrapped(database_connector)
+    refusing.reject_ids = {str(rows[2].pk)}
+    relay = Relay(refusing, max_attempts=2)
+    assert relay.relay_batch() == 3  # two marked sent, one charged an attempt
+    rows = {r.pk: r for r in OutboxMessage.objects.all()}
+    ordered = sorted(rows.values(), key=lambda r: r.created_at)
+    assert [r.status for r in ordered[:2]] == ["sent", "sent"]
+    assert ordered[2].attempts == 1 and ordered[2].last_error == "message too large (test)"
+    assert ordered[2].status == "pending" and ordered[3].attempts == 0
+    relay.relay_batch()
+    ordered[2].refresh_from_db()
+    assert ordered[2].status == "failed" and ordered[2].attempts == 2
+    relay.relay_all()
+    assert statuses() == {"sent": 3, "failed": 1}
+
+
+def test_queue_option_relays_only_those_queues(database_connector, queue):
+    Channel(queue, payload=Job).send(Job(1))
+    Channel(queue + ".other", payload=Job).send(Job(2))
+    assert Relay(database_connector, queues=[queue]).relay_all() == 1
+    assert OutboxMessage.objects.get(queue=queue + ".other").status == "pending"
+
+
+def test_purge_deletes_only_old_sent_rows(database_connector, queue):
+    jobs = Channel(queue, payload=Job)
+    old, recent, pending = jobs.send_many([Job(1), Job(2), Job(3)])
+    now = timezone.now()
+    OutboxMessage.objects.filter(pk=old.pk).update(status="sent", sent_at=now - timedelta(days=8))
+    OutboxMessage.objects.filter(pk=recent.pk).update(status="sent", sent_at=now)
+    assert Relay(database_connector, retention=timedelta(days=7)).purge() == 1
+    assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {recent.pk, pending.pk}
+
+
+def test_progress_line_shows_rate_backlog_and_oldest_age(database_connector, queue):
+    jobs = Channel(queue, payload=Job)
+    jobs.send_many([Job(i) for i in range(3)])
+    relay = Relay(database_connector, batch_size=2)
+    relay.relay_batch()
+    line = relay.progress_line()
+    assert "2 sent" in line and "backlog 1" in line and "oldest pending" in line
+
+
+def test_relay_command_once(database_connector, providers, settings, queue, capsys):
+    settings.KEW = {"PROVIDERS": {"default": {"URL": "database://"}}}
+    Channel(queue, payload=Job).send_many([Job(1), Job(2)])
+    call_command("kew_relay", "--once", "--batch-size", "1")
+    assert "relayed 2 message(s)" in capsys.readouterr().out
+    assert len(receive_all(database_connector, queue, 2)) == 2
+
+
+def test_relay_wakes_on_notify_at_once(connector, queue):
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    relay = Relay(connector, poll_interval=30.0)  # polling alone would take 30 s
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,))
+    thread.start()
+    try:
+        time.sleep(0.5)  # let it LISTEN
+        row = Channel(queue, payload=Job).send(Job(1))
+        deadline = time.monotonic() + 5
+        while OutboxMessage.objects.get(pk=row.pk).status != "sent":
+            assert time.monotonic() < deadline, "the relay did not wake on NOTIFY"
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(10)
