@@ -93,6 +93,20 @@ IMPORT_RETRY = env.str("IMPORT_RETRY", default="10s 10s 2m")
 NOTIFY_RETRY = env.str("NOTIFY_RETRY", default="10s 1m 5m 30m 2h")
 IMPORT_SITE_URL = env.str("IMPORT_SITE_URL", default="http://127.0.0.1:8000")
 
+# Kew (kew_django): which provider carries the messages, and how the relay and the
+# consumer workers run. "database://" keeps the queues in DATABASES["default"] (no
+# broker needed); production points KEW_BROKER_URL at Artemis, e.g.
+# artemis://user:password@broker:61613. See docs/django.md.
+KEW = {
+    "PROVIDERS": {"default": {"URL": env.str("KEW_BROKER_URL", default="database://")}},
+    "RELAY": {
+        "BATCH_SIZE": env.int("KEW_RELAY_BATCH_SIZE", default=100),
+        "MAX_ATTEMPTS": env.int("KEW_RELAY_MAX_ATTEMPTS", default=5),
+        "RETENTION": env.str("KEW_RELAY_RETENTION", default="7d"),
+    },
+    "CONSUMERS": {"CONCURRENCY": env.int("KEW_CONSUMER_CONCURRENCY", default=1)},
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
