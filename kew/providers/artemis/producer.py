@@ -127,10 +127,11 @@ class ArtemisProducer(Producer):
         """Write every frame, the last with a receipt, and wait for that receipt."""
         receipt = new_receipt()
         last = len(frames) - 1
-        for index, (queue, payload, headers) in enumerate(frames):
-            if index == last:
-                headers = {**headers, "receipt": receipt}
-            wire.send(queue, payload, headers)
+        with wire.corked():
+            for index, (queue, payload, headers) in enumerate(frames):
+                if index == last:
+                    headers = {**headers, "receipt": receipt}
+                wire.send(queue, payload, headers)
         queues = sorted({queue for queue, _, _ in frames})
         what = f"{len(frames)} message(s) for {', '.join(map(repr, queues))}"
         wire.wait_receipt(receipt, self.config.receipt_timeout, what)
