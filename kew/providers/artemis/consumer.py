@@ -69,7 +69,11 @@ class ArtemisConsumer(Consumer):
                           on_lost=lambda: self._inbox.put(_LOST))
         self._subscription = uuid.uuid4().hex
         self._generation = 0  # of the wire our subscription lives on
-        self._subscribe()
+        try:
+            self._subscribe()
+        except BaseException:
+            self._link.close()
+            raise
 
     def _arrived(self, wire: Wire, frame: stomp.utils.Frame) -> None:
         """Queue a MESSAGE frame (runs on stomp.py's I/O thread; never blocks)."""
