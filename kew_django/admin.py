@@ -7,8 +7,6 @@ or discarded. Payloads, headers and errors are always shown escaped.
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -21,61 +19,22 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from kew_django import operations
-from kew_django.admin_actions import Operation, OperatorAdmin
+from kew_django.admin_actions import (
+    Operation,
+    OperatorAdmin,
+    render_headers,
+    render_payload,
+    render_text,
+    short_time,
+)
 from kew_django.dashboard import dashboard_view
 from kew_django.forms import EditPayloadForm
 from kew_django.models import DeadLetter, OutboxMessage, ProcessedMessage
 
-PREVIEW_BYTES = 64 * 1024  # longest payload shown in full on a detail page
-HEX_BYTES = 512
-
-
-def render_payload(payload: bytes) -> str:
-    """Return a payload as escaped HTML: indented JSON if it decodes, else text and hex."""
-    data = bytes(payload)
-    shown, rest = data[:PREVIEW_BYTES], len(data) - PREVIEW_BYTES
-    note = f" … {rest} more bytes ({len(data)} in all)" if rest > 0 else ""
-    try:
-        text = json.dumps(json.loads(data), indent=2, ensure_ascii=False)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        pass
-    else:
-        return format_html('<pre class="kew-pre kew-json">{}</pre>', text)
-    hexdump = "\n".join(
-        f"{offset:08x}  {data[offset : offset + 16].hex(' ')}"
-        for offset in range(0, min(len(data), HEX_BYTES), 16)
-    )
-    return format_html(
-        '<p class="help">Not JSON ({} bytes). As text, with undecodable bytes escaped:</p>'
-        '<pre class="kew-pre kew-text">{}{}</pre>'
-        '<p class="help">First bytes in hex:</p><pre class="kew-pre kew-hex">{}</pre>',
-        len(data),
-        _escaped(shown),
-        note,
-        hexdump,
-    )
-
-
-def _escaped(data: bytes) -> str:
-    """Return ``data`` as text, with undecodable bytes and control characters as escapes."""
-    text = data.decode("utf-8", errors="backslashreplace")
-    return "".join(
-        c if c.isprintable() or c in "\n\t" else c.encode("unicode_escape").decode() for c in text
-    )
-
-
-def render_text(text: str) -> str:
-    """Return ``text`` escaped, in a <pre>."""
-    return format_html('<pre class="kew-pre">{}</pre>', text) if text else "-"
-
-
-def render_headers(headers: dict) -> str:
-    return render_text(json.dumps(headers or {}, indent=2, sort_keys=True, ensure_ascii=False))
-
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(OperatorAdmin):
-    list_display = ["id", "queue", "status", "age", "attempts", "error_excerpt"]
+    list_display = ["short_id", "queue", "status", "age", "attempts", "error_excerpt"]
     list_filter = ["status", "queue"]
     search_fields = ["id", "queue", "last_error"]
     ordering = ["-created_at"]
@@ -107,6 +66,10 @@ class OutboxMessageAdmin(OperatorAdmin):
             log_message=lambda row: "Discarded: will not be published (kept for audit).",
         ),
     )
+
+    @admin.display(description="id")
+    def short_id(self, obj: OutboxMessage) -> str:
+        return format_html('<span title="{}">{}…</span>', obj.pk, str(obj.pk)[:8])
 
     @admin.display(description="age", ordering="created_at")
     def age(self, obj: OutboxMessage) -> str:
@@ -153,10 +116,10 @@ class DeadLetterAdmin(OperatorAdmin):
     list_display = [
         "id",
         "queue",
-        "reason",
+        "reason_code",
         "state",
-        "first_failed_at",
-        "last_failed_at",
+        "first_failed",
+        "last_failed",
         "attempts",
         "error_excerpt",
     ]
@@ -200,6 +163,18 @@ class DeadLetterAdmin(OperatorAdmin):
             log_message=lambda row: "Discarded (kept for the record).",
         ),
     )
+
+    @admin.display(description="reason", ordering="reason")
+    def reason_code(self, obj: DeadLetter) -> str:
+        return format_html('<span title="{}">{}</span>', obj.get_reason_display(), obj.reason)
+
+    @admin.display(description="first failed", ordering="first_failed_at")
+    def first_failed(self, obj: DeadLetter) -> str:
+        return short_time(obj.first_failed_at)
+
+    @admin.display(description="last failed", ordering="last_failed_at")
+    def last_failed(self, obj: DeadLetter) -> str:
+        return short_time(obj.last_failed_at)
 
     @admin.display(description="error")
     def error_excerpt(self, obj: DeadLetter) -> str:
@@ -265,6 +240,7 @@ class DeadLetterAdmin(OperatorAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {
             **(extra_context or {}),
+            "subtitle": f"Dead letter {object_id}",  # str() is too long beside the buttons
             "may_requeue": self.has_operation_permission(request, "requeue"),
             "may_discard": self.has_operation_permission(request, "discard"),
         }

@@ -1,4 +1,4 @@
-"""Admin plumbing for operator actions: permissions, a confirmation page, the audit log.
+"""Admin plumbing for the operator screens: actions, confirmation, audit log, rendering.
 
 An operator action (requeue, discard, retry) is shown only to users with
 its permission and refused with 403 to anyone else who posts it. It first
@@ -6,12 +6,16 @@ renders a confirmation page that says how many rows, in which queues, it
 will change and how many selected rows it will skip; the confirmed post
 runs the operation and writes one LogEntry per changed row in the same
 transaction.
+
+Payloads, headers and error texts are rendered escaped, in ``<pre>``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -22,6 +26,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from kew_django import operations
 from kew_django.operations import Outcome
@@ -164,3 +170,56 @@ def _entry(request, row, flag: int, message: str) -> LogEntry:
         action_flag=flag,
         change_message=message,
     )
+
+
+PREVIEW_BYTES = 64 * 1024  # longest payload shown in full on a detail page
+HEX_BYTES = 512
+
+
+def render_payload(payload: bytes) -> str:
+    """Return a payload as escaped HTML: indented JSON if it decodes, else text and hex."""
+    data = bytes(payload)
+    shown, rest = data[:PREVIEW_BYTES], len(data) - PREVIEW_BYTES
+    note = f" … {rest} more bytes ({len(data)} in all)" if rest > 0 else ""
+    try:
+        text = json.dumps(json.loads(data), indent=2, ensure_ascii=False)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    else:
+        return format_html('<pre class="kew-pre kew-json">{}</pre>', text)
+    hexdump = "\n".join(
+        f"{offset:08x}  {data[offset : offset + 16].hex(' ')}"
+        for offset in range(0, min(len(data), HEX_BYTES), 16)
+    )
+    return format_html(
+        '<p class="help">Not JSON ({} bytes). As text, with undecodable bytes escaped:</p>'
+        '<pre class="kew-pre kew-text">{}{}</pre>'
+        '<p class="help">First bytes in hex:</p><pre class="kew-pre kew-hex">{}</pre>',
+        len(data),
+        _escaped(shown),
+        note,
+        hexdump,
+    )
+
+
+def _escaped(data: bytes) -> str:
+    """Return ``data`` as text, with undecodable bytes and control characters as escapes."""
+    text = data.decode("utf-8", errors="backslashreplace")
+    return "".join(
+        c if c.isprintable() or c in "\n\t" else c.encode("unicode_escape").decode() for c in text
+    )
+
+
+def render_text(text: str) -> str:
+    """Return ``text`` escaped, in a <pre>."""
+    return format_html('<pre class="kew-pre">{}</pre>', text) if text else "-"
+
+
+def render_headers(headers: dict) -> str:
+    """Return headers as escaped, indented JSON."""
+    return render_text(json.dumps(headers or {}, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def short_time(value: datetime | None) -> str:
+    """Return ``value`` in the current time zone as "2026-03-04 12:30"."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "-"

@@ -151,7 +151,7 @@ class Bar:
     label: str
 
 
-def chart(hours: list[Hour], *, width: int = 720, height: int = 160) -> dict:
+def chart(hours: list[Hour], *, width: int = 960, height: int = 180) -> dict:
     """Lay out the hourly chart: a pair of bars (sent, dead) per hour, on one scale."""
     top = max([h.sent for h in hours] + [h.dead for h in hours] + [1])
     plot = height - 20  # room for the hour labels
