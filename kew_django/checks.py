@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,6 +12,7 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from kew.providers import redact
+from kew.schedule import parse_interval
 from kew_django.conf import DEFAULTS, kew_settings
 from kew_django.providers import KNOWN_BACKENDS, _hint, build_provider, known_schemes
 
@@ -40,6 +42,32 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         return errors
     for alias, entry in providers.items():
         errors.extend(_check_provider(alias, entry))
+    return errors + _check_options()
+
+
+def _check_options() -> list[checks.CheckMessage]:
+    """Check the numbers and intervals of KEW['RELAY'] and KEW['CONSUMERS']."""
+    errors = []
+    config = kew_settings()
+    for name in ("RELAY", "CONSUMERS"):
+        for key, value in config[name].items():
+            where = f"KEW[{name!r}][{key!r}]"
+            if key not in DEFAULTS[name]:
+                errors.append(checks.Error(
+                    f"unknown setting {where}",
+                    hint=f"Known: {', '.join(DEFAULTS[name])}{_hint(key, DEFAULTS[name])}",
+                    id="kew.E007",
+                ))
+            elif key == "RETENTION":
+                try:
+                    if not isinstance(value, timedelta):
+                        parse_interval(value)
+                except Exception:
+                    errors.append(checks.Error(f"{where} is not an interval: {value!r}",
+                                               hint="e.g. '7d' or '12h'", id="kew.E007"))
+            elif not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                errors.append(checks.Error(f"{where} must be a positive number, not {value!r}",
+                                           id="kew.E007"))
     return errors
 
 

@@ -112,13 +112,17 @@ class Relay:
             total += settled
         return total
 
-    def _claim(self) -> list[OutboxMessage]:
+    def claimable(self):
+        """Return the pending rows this relay publishes, oldest first (the claim's query)."""
         pending = OutboxMessage.objects.using(self.using).filter(status=PENDING)
         if self.queues:
             pending = pending.filter(queue__in=self.queues)
         if not self._scheduled:  # hold scheduled rows back until they are due
             pending = pending.filter(Q(deliver_at__isnull=True) | Q(deliver_at__lte=timezone.now()))
-        pending = pending.order_by("created_at", "id")
+        return pending.order_by("created_at", "id")
+
+    def _claim(self) -> list[OutboxMessage]:
+        pending = self.claimable()
         if connections[self.using].features.has_select_for_update_skip_locked:
             return list(pending.select_for_update(skip_locked=True)[: self.batch_size])
         # SQLite: write first, so the transaction holds the write lock from its start

@@ -1,0 +1,21 @@
+"""Settings for manage.py run by the SIGTERM tests: the test database, the database provider."""
+
+import json
+import os
+
+from project.settings import *  # noqa: F403
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "kew_django",
+    "tests.kew_django.sigterm_app",
+]
+DATABASES = {"default": json.loads(os.environ["KEW_TEST_DB"])}
+KEW = {
+    "PROVIDERS": {"default": {"URL": "database://"}},
+    "RELAY": {"PROGRESS_INTERVAL": 1.0, "POLL_INTERVAL": 0.1},
+    "CONSUMERS": {"PROGRESS_INTERVAL": 1.0, "POLL_INTERVAL": 0.2},
+}
+ROOT_URLCONF = "tests.kew_django.subprocess_settings"
+urlpatterns: list = []

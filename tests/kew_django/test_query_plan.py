@@ -1,0 +1,35 @@
+"""The relay's claim query uses the partial index on pending rows (PostgreSQL EXPLAIN)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+
+from kew_django.providers.database import DatabaseProvider
+from kew_django.relay import Relay
+
+FILL = """
+INSERT INTO kew_django_outboxmessage
+    (id, queue, payload, content_type, headers, status, attempts, last_error,
+     created_at, sent_at, requeue_of)
+SELECT gen_random_uuid(), 'q' || (n %% 10), '\\x7b7d', 'application/json', '{}',
+       CASE WHEN n <= %s THEN 'sent' ELSE 'pending' END, 0, '',
+       now() - interval '1 day' + n * interval '1 millisecond',
+       CASE WHEN n <= %s THEN now() END, ''
+FROM generate_series(1, %s) AS n
+"""
+
+
+def test_claim_query_uses_the_partial_pending_index(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    sent, total = 200_000, 200_200
+    with connection.cursor() as cursor:
+        cursor.execute(FILL, [sent, sent, total])
+        cursor.execute("ANALYZE kew_django_outboxmessage")
+    relay = Relay(DatabaseProvider(), batch_size=100)
+    with transaction.atomic():
+        plan = relay.claimable().select_for_update(skip_locked=True)[:100].explain()
+    print(plan)
+    assert "Index Scan using kew_outbox_pending_idx" in plan, plan
+    assert "Seq Scan" not in plan and "Sort" not in plan, plan
