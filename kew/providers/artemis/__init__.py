@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import weakref
 
+from kew.errors import ConfigurationError
 from kew.providers.artemis.config import ArtemisConfig, parse_url
 from kew.providers.artemis.consumer import ArtemisConsumer, ArtemisDelivery
 from kew.providers.artemis.producer import ArtemisProducer
@@ -31,8 +32,10 @@ __all__ = [
 class ArtemisProvider(Connector):
     """Make producers and consumers for one Artemis broker (or a failover list).
 
-    Thread-safe: any thread may ask for producers and consumers; each of
-    those belongs to one thread. ``close`` closes every one still open.
+    Made from a URL and options (``ArtemisProvider(url, heartbeat=5000)``,
+    as ``connect`` does) or from an ``ArtemisConfig``. Thread-safe: any
+    thread may ask for producers and consumers; each of those belongs to
+    one thread. ``close`` closes every one still open.
     """
 
     capabilities = frozenset({
@@ -43,15 +46,20 @@ class ArtemisProvider(Connector):
         Capability.PERSISTENCE,
     })
 
-    def __init__(self, config: ArtemisConfig):
-        self.config = config
+    def __init__(self, url: str | ArtemisConfig, **options: object):
+        if isinstance(url, ArtemisConfig):
+            if options:
+                raise ConfigurationError("pass options in the ArtemisConfig, not beside it")
+            self.config = url
+        else:
+            self.config = parse_url(url, **options)
         self._open: weakref.WeakSet[ArtemisProducer | ArtemisConsumer] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, **options: object) -> ArtemisProvider:
         """Return a provider for ``url``; nothing connects until a producer or consumer is made."""
-        return cls(parse_url(url, **options))
+        return cls(url, **options)
 
     def __repr__(self) -> str:
         return f"<ArtemisProvider {self.config.url}>"

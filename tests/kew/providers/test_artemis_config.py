@@ -129,3 +129,11 @@ def test_prefetch_one_means_window_zero():
     assert window_for(10, parse_url("artemis://h/?window=-1")) == -1
     with pytest.raises(ConfigurationError, match="prefetch"):
         window_for(0, config)
+
+
+def test_the_provider_is_built_from_keyword_options_like_a_django_backend():
+    provider = ArtemisProvider(**{"url": "artemis://u:p@h:1/", "heartbeat": 5000})
+    assert provider.config.heartbeat == 5000
+    assert ArtemisProvider(parse_url("artemis://h")).config.hosts == (("h", 61613),)
+    with pytest.raises(ConfigurationError, match="in the ArtemisConfig"):
+        ArtemisProvider(parse_url("artemis://h"), heartbeat=5000)
