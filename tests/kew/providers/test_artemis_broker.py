@@ -192,3 +192,21 @@ def test_a_broker_refusal_names_the_queue_and_the_refused_message(artemis_server
         assert drain(connector, queue) == [b"m0", b"m1", b"after"]
     finally:
         connector.close()
+
+
+def test_heart_beats_keep_an_idle_consumer_connected(artemis_server, queue):
+    # At 500 ms each way, a missing heart-beat on either side ends the connection within ~1 s.
+    connector = connect(artemis_server.url, heartbeat=500)
+    try:
+        with connector.consumer(queue) as consumer:
+            wire = consumer._link.wire
+            assert consumer.receive(3.0) is None
+            assert consumer._link.wire is wire and wire.usable
+            with connector.producer() as producer:
+                producer.send(queue, b"still there")
+            delivery = consumer.receive(5)
+            assert delivery is not None and delivery.payload == b"still there"
+            delivery.ack()
+            assert consumer._link.wire is wire
+    finally:
+        connector.close()
