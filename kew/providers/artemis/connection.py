@@ -70,6 +70,7 @@ class Wire(stomp.ConnectionListener):
             heart_beat_receive_scale=2.0,
             auto_decode=False,
         )
+        self._tls = config.tls
         if config.tls:
             self.conn.set_ssl(for_hosts=[(host, port)], ca_certs=config.tls_ca,
                               verify=config.tls_verify)
@@ -140,7 +141,10 @@ class Wire(stomp.ConnectionListener):
         try:
             self.conn.connect(user, password, wait=False)
         except (stomp.exception.StompException, OSError):
-            raise Unreachable(f"{self}: TCP connection refused or timed out") from None
+            why = "TCP connection refused or timed out"
+            if self._tls:
+                why += ", or TLS handshake failed (is the broker's certificate trusted? tls_ca)"
+            raise Unreachable(f"{self}: {why}") from None
         deadline = time.monotonic() + timeout
         with self._cond:
             while not self.connected and self.error is None and not self.lost:
@@ -316,10 +320,11 @@ class Link:
                     log.info("reconnected to Artemis at %s", self.wire)
                 self._was_connected = True
                 return self.wire
-        tries = f" in {rounds} rounds" if rounds > 1 else ""
-        raise ConnectionLost(
-            f"cannot reach Artemis at {self.config.where}{tries}: {problems[-1]}"
-        )
+        tries = f" ({rounds} rounds)" if rounds > 1 else ""
+        last = problems[-1]
+        if len(self.config.hosts) == 1:
+            last = last.partition(": ")[2]  # the host is named already
+        raise ConnectionLost(f"cannot reach Artemis at {self.config.where}{tries}: {last}")
 
     def _open(self, host: str, port: int) -> Wire:
         wire = Wire(self.config, host, port, next(self._generations),
