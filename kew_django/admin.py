@@ -103,6 +103,10 @@ class OutboxMessageAdmin(OperatorAdmin):
         view = self.admin_site.admin_view(self.dashboard)
         return [path("dashboard/", view, name="kew_django_dashboard"), *super().get_urls()]
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "subtitle": f"Outbox message {object_id}"}
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def dashboard(self, request):
         """Show the per-queue dashboard to users who may view outbox messages and dead letters."""
         dead_letters = self.admin_site.get_model_admin(DeadLetter)
@@ -150,8 +154,6 @@ class DeadLetterAdmin(OperatorAdmin):
             verb="edit and requeue",
             applies_to="dead",
             actionable=operations.DEAD,
-            perform=operations.requeue_dead_letters,  # not used: the form page requeues
-            log_message=lambda row: f"Edited and requeued as outbox message {row.requeued_as}.",
         ),
         Operation(
             name="discard",
@@ -223,45 +225,23 @@ class DeadLetterAdmin(OperatorAdmin):
         return self.run_operation(request, queryset, "discard")
 
     def get_urls(self):
-        return [
-            path(
-                "<int:object_id>/confirm/<str:name>/",
-                self.admin_site.admin_view(self.confirm_one),
-                name="kew_django_deadletter_confirm",
-            ),
-            path(
-                "<int:object_id>/edit-and-requeue/",
-                self.admin_site.admin_view(self.edit_view),
-                name="kew_django_deadletter_edit",
-            ),
-            *super().get_urls(),
-        ]
+        view = self.admin_site.admin_view(self.edit_view)
+        edit = path("<int:object_id>/edit-and-requeue/", view, name="kew_django_deadletter_edit")
+        return [edit, *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {
             **(extra_context or {}),
             "subtitle": f"Dead letter {object_id}",  # str() is too long beside the buttons
-            "may_requeue": self.has_operation_permission(request, "requeue"),
-            "may_discard": self.has_operation_permission(request, "discard"),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def confirm_one(self, request, object_id: int, name: str):
-        """Ask to confirm requeue or discard of one letter (from its detail page)."""
-        if name not in {"requeue", "discard"}:
-            raise PermissionDenied(f"unknown operation {name!r}")
-        self.require(request, name)
-        letter = get_object_or_404(DeadLetter, pk=object_id)
-        if letter.state != DeadLetter.State.DEAD:
-            return self.not_dead(request, letter)
-        preview = operations.preview(DeadLetter.objects.filter(pk=letter.pk), operations.DEAD)
-        return self.confirmation(
-            request,
-            self.operation(name),
-            preview,
-            selected=[letter.pk],
-            form_url=self.changelist_url(),
-        )
+    def operation_tools(self, request, object_id) -> list[dict]:
+        tools = super().operation_tools(request, object_id)
+        if any(tool["name"] == "requeue" for tool in tools):  # dead, and the user may requeue
+            edit = reverse("admin:kew_django_deadletter_edit", args=[object_id])
+            tools.insert(1, {"name": "edit-requeue", "verb": "edit and requeue", "url": edit})
+        return tools
 
     def edit_view(self, request, object_id: int):
         """Edit a dead letter's payload as JSON and requeue it once it fits the consumer."""
@@ -277,7 +257,7 @@ class DeadLetterAdmin(OperatorAdmin):
                 self.message_user(request, str(error), messages.WARNING)
             else:
                 self.message_user(request, f"Requeued with the edited payload as {message.pk}.")
-            return HttpResponseRedirect(self.change_url(letter))
+            return HttpResponseRedirect(self.change_url(letter.pk))
         context = {
             **self.admin_site.each_context(request),
             "title": f"Edit and requeue dead letter {letter.pk}",
@@ -308,10 +288,7 @@ class DeadLetterAdmin(OperatorAdmin):
 
     def not_dead(self, request, letter: DeadLetter) -> HttpResponseRedirect:
         self.message_user(request, f"This message is {letter.state}, not dead.", messages.WARNING)
-        return HttpResponseRedirect(self.change_url(letter))
-
-    def change_url(self, letter: DeadLetter) -> str:
-        return reverse("admin:kew_django_deadletter_change", args=[letter.pk])
+        return HttpResponseRedirect(self.change_url(letter.pk))
 
 
 @admin.register(ProcessedMessage)

@@ -20,12 +20,14 @@ from datetime import datetime
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.admin.utils import unquote
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -42,15 +44,15 @@ class Operation:
     verb: str  # "requeue", shown on the confirmation page and in messages
     applies_to: str  # "dead", the state a row must be in to be acted on
     actionable: Q
-    perform: Callable[[QuerySet], Outcome]
-    log_message: Callable[[object], str]
+    perform: Callable[[QuerySet], Outcome] | None = None  # None: it has a page of its own
+    log_message: Callable[[object], str] = str  # the LogEntry message for a changed row
 
 
 class OperatorAdmin(admin.ModelAdmin):
     """A read-only ModelAdmin whose only changes are operator actions."""
 
     operations: tuple[Operation, ...] = ()
-    show_full_result_count = False  # no COUNT(*) of a million-row table per page
+    show_full_result_count = False  # filtered pages: no second COUNT(*) of the whole table
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -89,6 +91,51 @@ class OperatorAdmin(admin.ModelAdmin):
                 if name in known:
                     self.require(request, name)  # refuse, rather than "No action selected"
         return super().changelist_view(request, extra_context)
+
+    def get_urls(self):
+        name = f"{self.opts.app_label}_{self.opts.model_name}_confirm"
+        view = self.admin_site.admin_view(self.confirm_one)
+        return [path("<path:object_id>/confirm/<str:name>/", view, name=name), *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        context = {"operation_tools": self.operation_tools(request, unquote(object_id))}
+        return super().change_view(
+            request, object_id, form_url, {**context, **(extra_context or {})}
+        )
+
+    def operation_tools(self, request, object_id) -> list[dict]:
+        """Return the detail page's buttons: operations the user may run that apply to the row."""
+        rows = self.model._default_manager.filter(pk=object_id)
+        return [
+            {"name": op.name, "verb": op.verb, "url": self.confirm_url(object_id, op.name)}
+            for op in self.operations
+            if op.perform
+            and self.has_operation_permission(request, op.name)
+            and rows.filter(op.actionable).exists()
+        ]
+
+    def confirm_one(self, request, object_id: str, name: str):
+        """Ask to confirm an operation on one row (a button on its detail page)."""
+        operation = next((op for op in self.operations if op.name == name and op.perform), None)
+        if operation is None:
+            raise Http404(f"no operation {name!r}")
+        self.require(request, name)
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"no {self.opts.verbose_name} {object_id}")
+        preview = operations.preview(
+            self.model._default_manager.filter(pk=obj.pk), operation.actionable
+        )
+        if not preview.count:
+            self.message_user(
+                request,
+                f"This {self.opts.verbose_name} is not {operation.applies_to}.",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(self.change_url(obj.pk))
+        return self.confirmation(
+            request, operation, preview, selected=[obj.pk], form_url=self.changelist_url()
+        )
 
     def run_operation(self, request, queryset: QuerySet, name: str):
         """Show the confirmation page for ``name``; on the confirmed post, do it and log it."""
@@ -149,8 +196,9 @@ class OperatorAdmin(admin.ModelAdmin):
         LogEntry.objects.bulk_create(entries)
 
     def report(self, request, operation: Operation, outcome: Outcome) -> None:
-        names = self.opts.verbose_name_plural
-        text = f"{operation.verb.capitalize()}: {len(outcome.changed)} {names}."
+        count = len(outcome.changed)
+        names = self.opts.verbose_name if count == 1 else self.opts.verbose_name_plural
+        text = f"{operation.verb.capitalize()}: {count} {names}."
         if outcome.skipped:
             text += f" Skipped {outcome.skipped} that were not {operation.applies_to}."
         level = messages.SUCCESS if outcome.changed else messages.WARNING
@@ -158,6 +206,14 @@ class OperatorAdmin(admin.ModelAdmin):
 
     def changelist_url(self) -> str:
         return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+
+    def change_url(self, pk) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[pk])
+
+    def confirm_url(self, pk, name: str) -> str:
+        return reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_confirm", args=[pk, name]
+        )
 
 
 def _entry(request, row, flag: int, message: str) -> LogEntry:

@@ -114,3 +114,41 @@ def test_processed_messages_are_listed_read_only(admin_client):
     assert "orders.take" in content and "m-9" in content
     assert admin_client.get(reverse("admin:kew_django_processedmessage_add")).status_code == 403
     assert 'name="action"' not in content  # no bulk delete either
+
+
+def test_detail_page_offers_the_operations_that_apply(admin_client, outbox_message):
+    failed, sent = outbox_message(), outbox_message(status=Status.SENT)
+    content = admin_client.get(
+        reverse("admin:kew_django_outboxmessage_change", args=[failed.pk])
+    ).content.decode()
+    retry = reverse("admin:kew_django_outboxmessage_confirm", args=[failed.pk, "retry_now"])
+    assert f'id="kew-retry_now" href="{retry}"' in content
+    assert 'id="kew-discard"' in content
+    content = admin_client.get(
+        reverse("admin:kew_django_outboxmessage_change", args=[sent.pk])
+    ).content.decode()
+    assert 'id="kew-retry_now"' not in content and 'id="kew-discard"' not in content
+
+    response = admin_client.get(retry)
+    assert response.context["preview"].count == 1
+    assert f'name="_selected_action" value="{failed.pk}"' in response.content.decode()
+    admin_client.post(
+        CHANGELIST, {"action": "retry_now", "_selected_action": [str(failed.pk)], "post": "yes"}
+    )
+    failed.refresh_from_db()
+    assert failed.status == Status.PENDING
+
+    not_failed = reverse("admin:kew_django_outboxmessage_confirm", args=[sent.pk, "retry_now"])
+    response = admin_client.get(not_failed)
+    assert response.status_code == 302
+    assert [m.message for m in response.wsgi_request._messages] == [
+        "Retry: 1 outbox message.",  # from the post before, never shown
+        "This outbox message is not failed.",
+    ]
+
+
+def test_an_unknown_operation_is_not_found(admin_client, outbox_message):
+    row = outbox_message()
+    for name in ("delete", "edit_and_requeue"):
+        url = reverse("admin:kew_django_outboxmessage_confirm", args=[row.pk, name])
+        assert admin_client.get(url).status_code == 404
