@@ -78,6 +78,20 @@ def test_a_batch_with_a_repeated_id_is_stored_once(artemis, queue):
     assert drain(artemis, queue) == [b"m0", b"m1", b"m2"]
 
 
+def test_header_escapes_and_binary_bodies_round_trip(artemis, queue):
+    properties = {"path": "C:\\data\\run 1", "lines": "a\nb\r\nc", "colon": "k:v"}
+    body = b"\x00\xff\xfe not utf-8 \x00\x80"
+    with artemis.producer() as producer:
+        producer.send(queue, body, DeliveryOptions(message_id="id:with\\escapes",
+                                                   properties=properties))
+    with artemis.consumer(queue) as consumer:
+        delivery = consumer.receive(10)
+        delivery.ack()
+    assert delivery.payload == body
+    assert delivery.message_id == "id:with\\escapes"
+    assert delivery.properties == properties
+
+
 def test_a_message_left_unacked_by_a_lost_connection_comes_back(artemis, queue):
     with artemis.producer() as producer:
         producer.send(queue, b"work", DeliveryOptions(message_id="w-1"))
