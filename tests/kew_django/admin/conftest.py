@@ -46,13 +46,17 @@ def handled(registry) -> list[Order]:
 
 
 @pytest.fixture
+def admin_user(db, django_user_model):
+    """A superuser with no password: hashing one costs about a second per test."""
+    return django_user_model.objects.create_superuser("admin", "admin@example.com", None)
+
+
+@pytest.fixture
 def operator(db):
     """Return a function that logs in a staff user holding the given permission codenames."""
 
     def login(*codenames: str, staff: bool = True) -> Client:
-        user = User.objects.create_user(
-            f"operator{User.objects.count()}", password="pw", is_staff=staff
-        )
+        user = User.objects.create_user(f"operator{User.objects.count()}", is_staff=staff)
         user.user_permissions.set(
             Permission.objects.filter(content_type__app_label="kew_django", codename__in=codenames)
         )
