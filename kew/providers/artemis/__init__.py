@@ -3,8 +3,9 @@
 ``connect("artemis://user:password@host:61613/")`` returns an
 ``ArtemisProvider``. Every producer and consumer has a STOMP connection
 of its own; see ``producer`` (when a send is confirmed, what is retried),
-``consumer`` (threads, acks, redelivery) and ``connection`` (failover,
-reconnection, heart-beats). The provider cannot browse: Artemis 2.40's
+``consumer`` (threads, acks, redelivery), ``connection`` (failover,
+reconnection) and ``wire`` (one stomp.py connection: receipts, errors,
+heart-beats, timeouts). The provider cannot browse: Artemis 2.40's
 STOMP subscriptions always consume.
 """
 

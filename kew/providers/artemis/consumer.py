@@ -32,8 +32,9 @@ import stomp.utils
 
 from kew.errors import ConfigurationError, ConnectionLost
 from kew.providers.artemis.config import ArtemisConfig
-from kew.providers.artemis.connection import BrokerRefused, Link, Wire, new_receipt
+from kew.providers.artemis.connection import Link
 from kew.providers.artemis.producer import DUPLICATE_ID, MESSAGE_ID, is_reserved
+from kew.providers.artemis.wire import BrokerRefused, Wire, new_receipt
 from kew.qchan.spi import Consumer, Delivery
 
 log = logging.getLogger(__name__)

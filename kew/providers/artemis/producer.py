@@ -23,7 +23,8 @@ from collections.abc import Mapping, Sequence
 
 from kew.errors import ConfigurationError, ConnectionLost, SendError
 from kew.providers.artemis.config import ArtemisConfig
-from kew.providers.artemis.connection import BrokerRefused, Link, Wire, new_receipt
+from kew.providers.artemis.connection import Link
+from kew.providers.artemis.wire import BrokerRefused, Wire, new_receipt
 from kew.qchan.spi import Connector, DeliveryOptions, Outgoing, Producer
 
 log = logging.getLogger(__name__)

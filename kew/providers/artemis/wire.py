@@ -1,0 +1,268 @@
+"""One STOMP connection to Artemis through stomp.py, and what its I/O thread saw on it.
+
+Threads: stomp.py reads frames on its own I/O thread and calls ``Wire``'s
+listener methods there. They only record what arrived (receipts, an
+ERROR, the loss of the connection) under a condition variable, and hand
+MESSAGE frames to a callback that must not block (consumers put them on a
+``queue.Queue``). Callers wait for receipts on their own thread, always
+with a deadline, so a silent broker raises ``ConnectionLost`` instead of
+hanging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+
+import stomp
+import stomp.exception
+
+from kew.errors import ConfigurationError, ConnectionLost
+from kew.providers.artemis.config import ArtemisConfig
+
+log = logging.getLogger(__name__)
+
+MessageCallback = Callable[["Wire", stomp.utils.Frame], None]
+
+
+class BrokerRefused(Exception):
+    """The broker answered a frame with ERROR (and then closed the connection)."""
+
+    def __init__(self, message: str, receipt_id: str | None):
+        super().__init__(message)
+        self.receipt_id = receipt_id
+
+
+class Unreachable(Exception):
+    """No STOMP session could be opened with one host."""
+
+
+def new_receipt() -> str:
+    """Return a fresh receipt id."""
+    return uuid.uuid4().hex
+
+
+class Wire(stomp.ConnectionListener):
+    """One stomp.py connection and what its I/O thread has seen on it.
+
+    Artemis closes a connection after any ERROR frame, so a wire that got
+    an ERROR, lost its socket or missed a receipt is never used again.
+    """
+
+    def __init__(self, config: ArtemisConfig, host: str, port: int, generation: int,
+                 on_message: MessageCallback | None, on_lost: Callable[[], None] | None):
+        self.host, self.port, self.generation = host, port, generation
+        self.conn = stomp.Connection12(
+            [(host, port)],
+            prefer_localhost=False,
+            try_loopback_connect=False,
+            reconnect_attempts_max=1,
+            timeout=config.connect_timeout,
+            heartbeats=(config.heartbeat, config.heartbeat),
+            heart_beat_receive_scale=2.0,
+            auto_decode=False,
+        )
+        self._tls = config.tls
+        if config.tls:
+            self.conn.set_ssl(for_hosts=[(host, port)], ca_certs=config.tls_ca,
+                              verify=config.tls_verify)
+        self._cond = threading.Condition()
+        self._receipts: set[str] = set()
+        self._on_message = on_message
+        self._on_lost = on_lost
+        self._write_timeout = config.receipt_timeout
+        self.connected = False
+        self.lost = False
+        self.error: str | None = None
+        self.error_receipt: str | None = None
+        self.conn.set_listener("kew", self)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def usable(self) -> bool:
+        """Return whether frames may still be sent on this wire."""
+        return self.connected and not self.lost and self.error is None
+
+    # -- called on stomp.py's I/O thread: record and notify, never block --
+
+    def on_connected(self, frame: stomp.utils.Frame) -> None:
+        with self._cond:
+            self.connected = True
+            self._cond.notify_all()
+
+    def on_receipt(self, frame: stomp.utils.Frame) -> None:
+        with self._cond:
+            self._receipts.add(frame.headers.get("receipt-id", ""))
+            self._cond.notify_all()
+
+    def on_error(self, frame: stomp.utils.Frame) -> None:
+        body = frame.body
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        message = frame.headers.get("message") or (body or "").strip() or "no reason given"
+        with self._cond:
+            if self.error is None:
+                self.error = message
+                self.error_receipt = frame.headers.get("receipt-id")
+            self._cond.notify_all()
+        if self.connected:
+            log.warning("Artemis at %s sent ERROR: %s", self, message)
+
+    def on_message(self, frame: stomp.utils.Frame) -> None:
+        if self._on_message is not None:
+            self._on_message(self, frame)
+
+    def on_disconnected(self) -> None:
+        with self._cond:
+            already = self.lost
+            self.lost = True
+            self._cond.notify_all()
+        if not already and self._on_lost is not None:
+            self._on_lost()
+
+    def on_heartbeat_timeout(self) -> None:
+        log.warning("no heart-beat from Artemis at %s: connection considered lost", self)
+        self.on_disconnected()
+
+    # -- called on the caller's thread --
+
+    def open(self, user: str | None, password: str | None, timeout: float) -> None:
+        """Open the TCP connection and STOMP session; raise Unreachable or ConfigurationError."""
+        try:
+            self.conn.connect(user, password, wait=False)
+        except (stomp.exception.StompException, OSError):
+            why = "TCP connection refused or timed out"
+            if self._tls:
+                why += ", or TLS handshake failed (is the broker's certificate trusted? tls_ca)"
+            raise Unreachable(f"{self}: {why}") from None
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self.connected and self.error is None and not self.lost:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+        if self.error is not None:
+            self.abort()
+            lowered = self.error.lower()
+            if "security" in lowered or "password" in lowered or "user" in lowered:
+                raise ConfigurationError(
+                    f"login refused by broker at {self} for user {user!r}: {self.error}"
+                )
+            raise ConfigurationError(f"broker at {self} refused the STOMP session: {self.error}")
+        if not self.connected:
+            self.abort()
+            why = "closed the connection" if self.lost else f"did not answer within {timeout:g}s"
+            raise Unreachable(f"{self}: {why}")
+        self._tune_socket()
+
+    def _tune_socket(self) -> None:
+        """Send small frames at once (no Nagle delay) and never block forever on a write.
+
+        Without TCP_NODELAY the frame that carries a receipt request can
+        wait for the broker's delayed ACK (~40 ms on Linux) before leaving.
+        The send timeout makes a write to a broker that stopped reading
+        fail, instead of hanging, on a plain (blocking) socket.
+        """
+        sock = getattr(self.conn.transport, "socket", None)
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.conn.transport.blocking and hasattr(socket, "SO_SNDTIMEO"):
+            seconds = self._write_timeout
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                                struct.pack("ll", int(seconds), int(seconds % 1 * 1e6)))
+
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """Hold back partial TCP segments while writing a batch; push them all at the end.
+
+        With TCP_NODELAY alone every frame of a batch would leave in a
+        segment of its own; Linux's TCP_CORK coalesces them until uncorked.
+        """
+        sock = getattr(self.conn.transport, "socket", None)
+        cork = getattr(socket, "TCP_CORK", None)
+        if sock is None or cork is None or not self.conn.transport.blocking:
+            yield
+            return
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
+
+    def send(self, destination: str, body: bytes, headers: Mapping[str, str]) -> None:
+        """Write one SEND frame; raise ConnectionLost if the wire is broken."""
+        self._write(lambda: self.conn.send(destination, body, headers=dict(headers)))
+
+    def subscribe(self, destination: str, subscription: str, headers: Mapping[str, str]) -> None:
+        """Write one SUBSCRIBE frame with client-individual acks."""
+        self._write(lambda: self.conn.subscribe(destination, subscription, ack="client-individual",
+                                                headers=dict(headers)))
+
+    def ack(self, ack_id: str) -> None:
+        """Write one ACK frame (no receipt: a lost ack means a redelivery)."""
+        self._write(lambda: self.conn.ack(ack_id))
+
+    def _write(self, write: Callable[[], None]) -> None:
+        if not self.usable:
+            raise ConnectionLost(f"connection to Artemis at {self} is closed")
+        try:
+            write()
+        except (stomp.exception.StompException, OSError) as error:
+            self.abort()
+            raise ConnectionLost(
+                f"connection to Artemis at {self} lost while writing ({type(error).__name__})"
+            ) from None
+
+    def wait_receipt(self, receipt: str, timeout: float, what: str) -> None:
+        """Wait for ``receipt``; raise BrokerRefused or ConnectionLost (never wait longer)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while receipt not in self._receipts:
+                if self.error is not None:
+                    raise BrokerRefused(self.error, self.error_receipt)
+                if self.lost:
+                    raise ConnectionLost(f"connection to Artemis at {self} lost before it "
+                                         f"confirmed {what}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            else:
+                self._receipts.discard(receipt)
+                return
+        self.abort()
+        raise ConnectionLost(f"Artemis at {self} did not confirm {what} within {timeout:g}s")
+
+    def close(self, timeout: float) -> None:
+        """Disconnect cleanly: DISCONNECT with a receipt, so earlier frames are handled first."""
+        if self.usable:
+            receipt = new_receipt()
+            with contextlib.suppress(ConnectionLost, BrokerRefused):
+                self._write(lambda: self.conn.send_frame("DISCONNECT", {"receipt": receipt}))
+                self.wait_receipt(receipt, timeout, "the disconnection")
+                with self._cond:  # Artemis closes the connection after that receipt
+                    self._cond.wait_for(lambda: self.lost, 1.0)
+        self.abort()
+
+    def abort(self) -> None:
+        """Close the socket at once (stomp.py's I/O thread then ends)."""
+        if not self.lost:
+            with contextlib.suppress(Exception):
+                self.conn.transport.disconnect_socket()
+        with self._cond:
+            self.lost = True
+            self._cond.notify_all()
