@@ -127,12 +127,8 @@ class ArtemisProducer(Producer):
     def _transmit(self, wire: Wire, frames: Sequence[tuple[str, bytes, Mapping[str, str]]]) -> None:
         """Write every frame, the last with a receipt, and wait for that receipt."""
         receipt = new_receipt()
-        last = len(frames) - 1
-        with wire.corked():
-            for index, (queue, payload, headers) in enumerate(frames):
-                if index == last:
-                    headers = {**headers, "receipt": receipt}
-                wire.send(queue, payload, headers)
+        last = frames[-1]
+        wire.send_many([*frames[:-1], (last[0], last[1], {**last[2], "receipt": receipt})])
         queues = sorted({queue for queue, _, _ in frames})
         what = f"{len(frames)} message(s) for {', '.join(map(repr, queues))}"
         wire.wait_receipt(receipt, self.config.receipt_timeout, what)
