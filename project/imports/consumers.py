@@ -70,6 +70,7 @@ def run_import(request: ImportRequest) -> RepeatAction | None:
         log.info("import %s has its outcome already (%s); skipped", item.pk, item.status)
         return None
     attempt = item.attempts + 1
+    log.info("import %s attempt %d: importing %s", item.pk, attempt, item.path)
     job = ImportJob(
         import_id=str(item.pk),
         source=Path(item.path),

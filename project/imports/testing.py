@@ -22,7 +22,7 @@ from project.imports.importer import (
 )
 
 TRANSIENT = re.compile(r"transient-(\d+)")
-SLOW_SECONDS = 0.3
+SLOW_SECONDS = 1.0
 
 
 class ScriptedImporter(FilesystemImporter):

@@ -1,0 +1,59 @@
+"""bin/run-dev, the one-command run: it sets everything up, serves, works, and stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kew.testing.services import free_port, port_is_free
+from tests.project.e2e import BASE, WebServer, app_env, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_dev_serves_imports_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = app_env(
+        DJANGO_SETTINGS_MODULE="project.settings",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        IMPORT_ROOTS=str(tmp_path / "import-root"),
+        EMAIL_URL=f"filemail:///{tmp_path / 'mail'}",  # environ drops one leading slash
+    )
+    log = tmp_path / "run-dev.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(BASE / "bin" / "run-dev"), f"127.0.0.1:{port}"],
+            cwd=BASE, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        assert wait_until(lambda: "Press Ctrl-C" in log.read_text(), 60), log.read_text()
+        assert (tmp_path / "import-root" / "sample" / "README.txt").is_file()
+        web = WebServer.__new__(WebServer)  # a client for the server run-dev started
+        web.port = port
+        assert wait_until(lambda: not port_is_free(port), 30), log.read_text()
+        status, body = web.request("POST", "/imports/", {"path": "sample", "email": "a@b.org"})
+        assert status == 202, body
+        path = body["status_url"].removeprefix(f"http://127.0.0.1:{port}")
+
+        def told() -> bool:
+            return web.request("GET", path)[1]["notified_at"] is not None
+
+        assert wait_until(told, 30), log.read_text()
+        result = web.request("GET", path)[1]
+        assert (result["status"], result["file_count"]) == ("succeeded", 5)
+        (mail,) = (tmp_path / "mail").iterdir()
+        assert "Subject: Import succeeded: sample" in mail.read_text()
+
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        assert process.wait(30) == 0, log.read_text()
+        time.sleep(0.5)
+        assert port_is_free(port), "the web server outlived run-dev"
+        assert "kew: stopped" in log.read_text(), "kew_run did not stop cleanly"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
