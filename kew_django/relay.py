@@ -11,18 +11,27 @@ detection (or an idempotent consumer) drops the second copy.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import connections, router, transaction
-from django.db.models import F, Min, Q
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from kew.errors import ConfigurationError, ConnectionLost, SendError
-from kew.qchan.spi import CONTENT_TYPE, Capability, Connector, DeliveryOptions, Outgoing, Producer
+from kew.qchan.spi import (
+    CONTENT_TYPE,
+    Capability,
+    Connector,
+    DeliveryOptions,
+    Outgoing,
+    Producer,
+    validate_properties,
+)
+from kew_django.claims import claim
+from kew_django.flow import Backoff, TurnRefused, Turns, close_db_connections, wait
 from kew_django.models import OutboxMessage
 from kew_django.notify import OUTBOX, Listener
 
@@ -40,6 +49,13 @@ class RelayStats:
     rejected: int = 0
     failed: int = 0
     purged: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        """Add to the counters, from any lane."""
+        with self.lock:
+            for name, count in counts.items():
+                setattr(self, name, getattr(self, name) + count)
 
     @property
     def rate(self) -> float:
@@ -50,7 +66,10 @@ class RelayStats:
 class Relay:
     """Move outbox rows to ``connector``. One relay per thread; run several for throughput.
 
-    ``queues`` limits it to some queues. A broker outage (``ConnectionLost``)
+    ``queues`` limits it to some queues. With ``lanes`` > 1 (the default on
+    PostgreSQL) the next batch is claimed on another thread and connection
+    while the current one is being published; batches still publish in the
+    order they were claimed. A broker outage (``ConnectionLost``)
     makes ``run`` back off with jitter and costs no attempts; a rejection
     (``SendError``) costs the rejected row one attempt, and after
     ``max_attempts`` the row is FAILED (shown in the admin).
@@ -68,6 +87,7 @@ class Relay:
         backoff_max: float = 30.0,
         retention: timedelta = timedelta(days=7),
         progress_interval: float = 60.0,
+        lanes: int | None = None,
     ):
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be at least 1, got {batch_size}")
@@ -81,8 +101,14 @@ class Relay:
         self.retention = retention
         self.progress_interval = progress_interval
         self.stats = RelayStats()
+        skip_locked = connections[self.using].features.has_select_for_update_skip_locked
+        self.lanes = lanes or (2 if skip_locked else 1)
+        self._turns = Turns()
+        # NOTE: lanes share one producer, used by one lane at a time (inside its turn).
         self._producer: Producer | None = None
         self._scheduled = Capability.SCHEDULED_DELIVERY in connector.capabilities
+        # Every message carries its id (for the broker's duplicate detection) and properties.
+        connector.require(DeliveryOptions(message_id="id", properties={CONTENT_TYPE: "x"}))
 
     def relay_batch(self) -> int:
         """Claim, publish and mark one batch; return how many rows it settled.
@@ -91,26 +117,61 @@ class Relay:
         the provider is unreachable.
         """
         with transaction.atomic(using=self.using):
-            rows = self._claim()
-            if not rows:
-                return 0
-            sent, rejected = self._publish(rows)
-            now = timezone.now()
-            if sent:
-                OutboxMessage.objects.using(self.using).filter(
-                    pk__in=[row.pk for row in sent]
-                ).update(status=SENT, sent_at=now)
+            with self._turns.claim_lock:
+                rows = claim(self.claimable(), self.batch_size, self.using)  # marked sent
+                if not rows:
+                    return 0
+                ticket = self._turns.ticket()
+            with self._turns.turn(ticket):  # batches publish in the order they were claimed
+                sent, rejected = self._publish(rows)
+            if len(sent) < len(rows):  # those after a rejection stay pending, unchanged
+                unsent = {row.id for row in rows} - {row.id for row in sent}
+                OutboxMessage.objects.using(self.using).filter(pk__in=unsent).update(
+                    status=PENDING, sent_at=None
+                )
             for row, error in rejected:
                 self._reject(row, error)
-        self.stats.sent += len(sent)
+        self.stats.add(sent=len(sent))
         return len(sent) + len(rejected)
 
     def relay_all(self) -> int:
         """Relay batches until none is left (``--once``); return how many rows were settled."""
-        total = 0
-        while settled := self.relay_batch():
-            total += settled
-        return total
+        totals: list[int] = []
+
+        def drain() -> None:
+            total = 0
+            while settled := self.relay_batch():
+                total += settled
+            totals.append(total)
+
+        self._in_lanes(drain)
+        return sum(totals)
+
+    def _in_lanes(self, target) -> None:
+        """Run ``target`` on ``lanes`` threads (this one included); re-raise the first error."""
+        errors: list[BaseException] = []
+
+        def lane() -> None:
+            try:
+                target()
+            except BaseException as error:  # noqa: BLE001 - re-raised on the calling thread
+                errors.append(error)
+            finally:
+                close_db_connections()
+
+        threads = [threading.Thread(target=lane, name=f"kew-relay-lane-{n}")
+                   for n in range(1, self.lanes)]
+        for thread in threads:
+            thread.start()
+        try:
+            target()
+        except BaseException as error:  # noqa: BLE001 - re-raised below, with the lanes'
+            errors.insert(0, error)
+        finally:
+            for thread in threads:
+                thread.join()
+        if errors:  # the cause, rather than the batches refused their turn because of it
+            raise next((e for e in errors if not isinstance(e, TurnRefused)), errors[0])
 
     def claimable(self):
         """Return the pending rows this relay publishes, oldest first (the claim's query)."""
@@ -120,17 +181,6 @@ class Relay:
         if not self._scheduled:  # hold scheduled rows back until they are due
             pending = pending.filter(Q(deliver_at__isnull=True) | Q(deliver_at__lte=timezone.now()))
         return pending.order_by("created_at", "id")
-
-    def _claim(self) -> list[OutboxMessage]:
-        pending = self.claimable()
-        if connections[self.using].features.has_select_for_update_skip_locked:
-            return list(pending.select_for_update(skip_locked=True)[: self.batch_size])
-        # SQLite: write first, so the transaction holds the write lock from its start
-        # and concurrent relays queue up instead of deadlocking.
-        OutboxMessage.objects.using(self.using).filter(
-            pk__in=pending.values("pk")[: self.batch_size]
-        ).update(attempts=F("attempts"))
-        return list(pending[: self.batch_size])
 
     def _publish(self, rows):
         """Send ``rows``; return (sent rows, [(rejected row, error)])."""
@@ -154,30 +204,31 @@ class Relay:
             return ordered[:index], [*refused, (ordered[index], error)]
         return [row for row, _ in batch], refused
 
-    def _outgoing(self, row: OutboxMessage) -> Outgoing:
-        options = DeliveryOptions(
-            deliver_at=row.deliver_at,
-            message_id=str(row.pk),
-            properties={**row.headers, CONTENT_TYPE: row.content_type},
-        )
-        self.connector.require(options)
+    def _outgoing(self, row) -> Outgoing:
+        """Return what to send for ``row``; ConfigurationError if it can never be sent."""
+        if row.headers:
+            validate_properties(row.headers)
+        # A provider without scheduled delivery only gets rows already due (see claimable).
+        deliver_at = row.deliver_at if self._scheduled else None
+        properties = {**row.headers, CONTENT_TYPE: row.content_type}
+        options = DeliveryOptions(deliver_at=deliver_at, message_id=str(row.id),
+                                  properties=properties)
         return Outgoing(row.queue, bytes(row.payload), options)
 
-    def _reject(self, row: OutboxMessage, error: Exception) -> None:
+    def _reject(self, row, error: Exception) -> None:
         attempts = row.attempts + 1
         permanent = isinstance(error, ConfigurationError) or attempts >= self.max_attempts
         status = FAILED if permanent else PENDING
-        OutboxMessage.objects.using(self.using).filter(pk=row.pk).update(
+        OutboxMessage.objects.using(self.using).filter(pk=row.id).update(
             attempts=attempts, last_error=str(error)[:10000], status=status
         )
-        self.stats.rejected += 1
+        self.stats.add(rejected=1, failed=int(permanent))
         if permanent:
-            self.stats.failed += 1
             log.error("outbox message %s to %s failed after %d attempt(s): %s",
-                      row.pk, row.queue, attempts, error)
+                      row.id, row.queue, attempts, error)
         else:
             log.warning("outbox message %s to %s rejected (attempt %d of %d): %s",
-                        row.pk, row.queue, attempts, self.max_attempts, error)
+                        row.id, row.queue, attempts, self.max_attempts, error)
 
     def _get_producer(self) -> Producer:
         if self._producer is None:
@@ -199,7 +250,7 @@ class Relay:
         purged = 0
         while ids := list(old.values_list("pk", flat=True)[:1000]):
             purged += OutboxMessage.objects.using(self.using).filter(pk__in=ids).delete()[0]
-        self.stats.purged += purged
+        self.stats.add(purged=purged)
         return purged
 
     def backlog(self) -> tuple[int, float | None]:
@@ -219,71 +270,42 @@ class Relay:
                 f"{self.stats.failed} failed, backlog {count}, oldest pending {oldest}")
 
     def run(self, stop: threading.Event) -> None:
-        """Relay until ``stop`` is set; the batch in flight is finished first."""
-        from kew_django.worker import close_db_connections
-
+        """Relay until ``stop`` is set; the batches in flight are finished first."""
         listener = Listener(OUTBOX, using=self.using).start()
         backoff = Backoff(self.backoff_max)
-        next_progress = next_purge = time.monotonic()
-        try:
+        chores = threading.Lock()  # purging and progress lines: one lane at a time
+        next_chores = [time.monotonic(), time.monotonic()]  # purge, progress
+
+        def lane() -> None:
             while not stop.is_set():
                 generation = listener.generation()
                 try:
                     settled = self.relay_batch()
                 except ConnectionLost as error:
                     backoff.failed(error)
-                    _wait(stop, backoff.delay())
+                    wait(stop, backoff.delay())
                     continue
                 backoff.succeeded()
-                now = time.monotonic()
-                if now >= next_purge:
-                    self.purge()
-                    next_purge = now + 3600
-                if self.progress_interval and now >= next_progress:
-                    log.info(self.progress_line())
-                    next_progress = now + self.progress_interval
+                if chores.acquire(blocking=False):
+                    try:
+                        self._chores(next_chores)
+                    finally:
+                        chores.release()
                 if settled < self.batch_size:
-                    _wait(stop, self.poll_interval, listener, generation)
+                    wait(stop, self.poll_interval, listener, generation)
+
+        try:
+            self._in_lanes(lane)
         finally:
             listener.close()
             self._drop_producer()
             close_db_connections()
 
-
-class Backoff:
-    """Exponential back-off with jitter; logs once per change of state."""
-
-    def __init__(self, maximum: float, *, first: float = 0.5, what: str = "broker"):
-        self.maximum = maximum
-        self.first = first
-        self.what = what
-        self.failures = 0
-        self.since: float | None = None
-
-    def failed(self, error: Exception) -> None:
-        if self.failures == 0:
-            self.since = time.monotonic()
-            log.warning("%s unreachable (%s); backing off, no attempts spent", self.what, error)
-        self.failures += 1
-
-    def succeeded(self) -> None:
-        if self.failures:
-            down = time.monotonic() - (self.since or time.monotonic())
-            log.warning("%s reachable again after %.1fs", self.what, down)
-        self.failures = 0
-
-    def delay(self) -> float:
-        ceiling = min(self.maximum, self.first * 2 ** min(self.failures - 1, 16))
-        return random.uniform(ceiling / 2, ceiling)
-
-
-def _wait(stop: threading.Event, seconds: float, listener: Listener | None = None,
-          generation: int = 0) -> None:
-    """Wait ``seconds``, waking early on ``stop`` or (with a listener) a notification."""
-    deadline = time.monotonic() + seconds
-    while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
-        if listener is not None and listener.active:
-            if listener.wait(None, generation, min(remaining, 0.25)):
-                return
-        else:
-            stop.wait(min(remaining, 0.25))
+    def _chores(self, due: list[float]) -> None:
+        now = time.monotonic()
+        if now >= due[0]:
+            self.purge()
+            due[0] = now + 3600
+        if self.progress_interval and now >= due[1]:
+            log.info(self.progress_line())
+            due[1] = now + self.progress_interval

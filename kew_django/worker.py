@@ -28,6 +28,7 @@ from kew.schedule import RepeatAction
 from kew_django import deadletters
 from kew_django.consumers import ConsumerSpec
 from kew_django.errors import PermanentError
+from kew_django.flow import Backoff, close_db_connections
 from kew_django.models import DeadLetter, ProcessedMessage
 
 log = logging.getLogger(__name__)
@@ -216,8 +217,6 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the delivery in hand is finished and acked first."""
-        from kew_django.relay import Backoff
-
         consumer: Consumer | None = None
         backoff = Backoff(30.0, what=f"queue {self.spec.queue!r}")
         try:
@@ -249,10 +248,3 @@ def _close(consumer: Consumer | None) -> None:
             consumer.close()
         except Exception:  # noqa: BLE001
             log.debug("closing a consumer failed", exc_info=True)
-
-
-def close_db_connections() -> None:
-    """Close this thread's database connections (call at the end of a worker thread)."""
-    for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block:
-            connection.close()

@@ -20,7 +20,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
-from django.db.models import Case, Min, Value, When
+from django.db.models import Case, Min, Subquery, Value, When
 from django.utils import timezone
 
 from kew.errors import ConfigurationError, ConnectionLost, SendError
@@ -207,8 +207,9 @@ class DatabaseConsumer(Consumer):
         with transaction.atomic(using=self.provider.using):
             if self._skip_locked:
                 head = head.select_for_update(skip_locked=True)
+            # "id = (scalar subquery)": an InitPlan, then one primary-key lookup
             claimed = objects.filter(
-                pk__in=head.values("pk")[:1], available_at__lte=now
+                pk=Subquery(head.values("pk")[:1]), available_at__lte=now
             ).update(
                 available_at=until,
                 leased_until=until,

@@ -1,10 +1,11 @@
-"""The relay's claim query uses the partial index on pending rows (PostgreSQL EXPLAIN)."""
+"""The relay's claim uses the partial index on pending rows and the primary key (EXPLAIN)."""
 
 from __future__ import annotations
 
 import pytest
 from django.db import connection, transaction
 
+from kew_django.claims import claim_sql
 from kew_django.providers.database import DatabaseProvider
 from kew_django.relay import Relay
 
@@ -20,16 +21,20 @@ FROM generate_series(1, %s) AS n
 """
 
 
-def test_claim_query_uses_the_partial_pending_index(transactional_db):
+def test_claim_uses_the_partial_pending_index_and_the_primary_key(transactional_db):
     if connection.vendor != "postgresql":
         pytest.skip("the plan is PostgreSQL's")
-    sent, total = 200_000, 200_200
+    sent, total = 200_000, 201_000
     with connection.cursor() as cursor:
         cursor.execute(FILL, [sent, sent, total])
         cursor.execute("ANALYZE kew_django_outboxmessage")
     relay = Relay(DatabaseProvider(), batch_size=100)
-    with transaction.atomic():
-        plan = relay.claimable().select_for_update(skip_locked=True)[:100].explain()
+    with transaction.atomic(), connection.cursor() as cursor:
+        sql, params = claim_sql(relay.claimable(), 100, "default")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        transaction.set_rollback(True)
     print(plan)
     assert "Index Scan using kew_outbox_pending_idx" in plan, plan
+    assert "kew_django_outboxmessage_pkey" in plan, plan
     assert "Seq Scan" not in plan and "Sort" not in plan, plan

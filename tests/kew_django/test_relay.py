@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from kew.errors import ConnectionLost
 from kew.qchan.spi import DeliveryOptions
 from kew_django import Channel
 from kew_django.consumers import ConsumerSpec
@@ -220,3 +221,30 @@ def test_relay_wakes_on_notify_at_once(connector, queue):
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_lanes_publish_batches_in_the_order_they_were_claimed(connector, queue):
+    rows = Channel(queue, payload=Job).send_many([Job(i) for i in range(400)])
+    recording = Wrapped(connector)
+    assert Relay(recording, batch_size=20, lanes=3).relay_all() == 400
+    assert recording.sent_ids == [str(row.pk) for row in rows]
+    assert statuses() == {"sent": 400}
+
+
+def test_a_failed_batch_is_not_overtaken_by_the_next_lane(database_connector, queue):
+    Channel(queue, payload=Job).send_many([Job(i) for i in range(200)])
+    flaky = Wrapped(database_connector)
+    calls = []
+
+    def fail_second_batch():
+        calls.append(1)
+        if len(calls) == 2:
+            flaky.down = True
+
+    flaky.after_send = fail_second_batch
+    with pytest.raises(ConnectionLost):
+        Relay(flaky, batch_size=50, lanes=2).relay_all()
+    sent = OutboxMessage.objects.filter(status="sent").order_by("created_at")
+    pending = OutboxMessage.objects.filter(status="pending").order_by("created_at")
+    assert sent.count() + pending.count() == 200
+    assert not pending.exists() or not sent.filter(created_at__gt=pending[0].created_at).exists()

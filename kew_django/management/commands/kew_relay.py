@@ -5,8 +5,8 @@ import threading
 
 from django.core.management.base import BaseCommand
 
+from kew_django.flow import close_db_connections
 from kew_django.runner import relay_from_settings, stop_on_signals
-from kew_django.worker import close_db_connections
 
 log = logging.getLogger("kew_django.relay")
 

@@ -1,0 +1,87 @@
+"""Claim a batch of outbox rows: lock them and mark them sent, in one statement.
+
+The mark is part of the relay's transaction, so it becomes visible only if
+the relay commits, which it does after the provider confirmed the batch;
+a crash or a lost broker rolls it back. Other relays skip the locked rows
+(PostgreSQL) or wait for the write lock (SQLite).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+from django.db import connections
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from kew_django.models import OutboxMessage
+
+CLAIMED = ("id", "queue", "payload", "content_type", "headers", "deliver_at", "attempts",
+           "created_at")
+Claimed = namedtuple("Claimed", CLAIMED)
+
+
+def claim(pending: QuerySet, limit: int, using: str) -> list[Claimed]:
+    """Mark the first ``limit`` rows of ``pending`` sent (uncommitted); return them in order.
+
+    Call inside ``transaction.atomic(using=using)``.
+    """
+    connection = connections[using]
+    returning = connection.features.can_return_columns_from_insert  # UPDATE too, on these two
+    if connection.vendor in ("postgresql", "sqlite") and returning:
+        rows = _update_returning(pending, limit, using)
+    else:  # NOTE: no UPDATE ... RETURNING here: lock, read, then mark
+        if connection.features.has_select_for_update_skip_locked:
+            pending = pending.select_for_update(skip_locked=True)
+        rows = [Claimed(*r) for r in pending.values_list(*CLAIMED)[:limit]]
+        OutboxMessage.objects.using(using).filter(pk__in=[r.id for r in rows]).update(
+            status=OutboxMessage.Status.SENT, sent_at=timezone.now()
+        )
+    return sorted(rows, key=lambda row: (row.created_at, row.id))
+
+
+def claim_sql(pending: QuerySet, limit: int, using: str) -> tuple[str, list]:
+    """Return the UPDATE ... RETURNING statement that claims a batch, and its parameters.
+
+    On PostgreSQL the ids are collected with ``ARRAY(subquery)`` (one index
+    scan of the pending rows, under SKIP LOCKED), so the update then finds
+    each row through the primary key however large the table grows;
+    ``IN (subquery)`` may be planned as a sequential scan.
+    """
+    connection = connections[using]
+    head = pending.values("pk")
+    if connection.features.has_select_for_update_skip_locked:
+        head = head.select_for_update(skip_locked=True)
+    head_sql, head_params = head[:limit].query.get_compiler(using).as_sql()
+    meta, quote = OutboxMessage._meta, connection.ops.quote_name
+    ids = f"= ANY(ARRAY({head_sql}))" if connection.vendor == "postgresql" else f"IN ({head_sql})"
+    sent_at = meta.get_field("sent_at")
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {quote(meta.get_field('status').column)} = %s, "
+        f"{quote(sent_at.column)} = %s WHERE {quote(meta.pk.column)} {ids} "
+        f"RETURNING {', '.join(quote(meta.get_field(name).column) for name in CLAIMED)}"
+    )
+    now = sent_at.get_db_prep_value(timezone.now(), connection)
+    return sql, [OutboxMessage.Status.SENT, now, *head_params]
+
+
+def _update_returning(pending: QuerySet, limit: int, using: str) -> list[Claimed]:
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(*claim_sql(pending, limit, using))
+        raw = cursor.fetchall()
+    meta = OutboxMessage._meta
+    fields = [meta.get_field(name) for name in CLAIMED]
+    columns = [f.get_col(meta.db_table) for f in fields]
+    converters = [
+        connection.ops.get_db_converters(col) + f.get_db_converters(connection)
+        for f, col in zip(fields, columns, strict=True)
+    ]
+    return [Claimed(*(_convert(v, c, col, connection) for v, c, col in
+                      zip(row, converters, columns, strict=True))) for row in raw]
+
+
+def _convert(value, converters, column, connection):
+    for converter in converters:
+        value = converter(value, column, connection)
+    return value
