@@ -86,3 +86,14 @@ def test_sigterm_during_relay_finishes_the_batch_in_flight(transactional_db, tmp
     assert sent == queued, "every row marked sent is published, and only those"
     assert OutboxMessage.objects.filter(status="pending").count() == 3000 - len(sent)
     assert "relay:" in output and "stopped" in output
+
+
+def test_kew_run_relays_and_consumes_in_one_process(transactional_db, tmp_path):
+    Channel(QUEUE).send_many([{"n": n} for n in range(3)])
+    process = manage("kew_run", tmp_path=tmp_path, KEW_TEST_HANDLER_SECONDS="0")
+    wait_for(lambda: ProcessedMessage.objects.filter(consumer=QUEUE).count() == 3, 30,
+             "three messages relayed and handled")
+    output = stop(process)
+    assert OutboxMessage.objects.filter(status="sent").count() == 3
+    assert not QueuedMessage.objects.exists()
+    assert "started the relay and test.sigterm" in output
