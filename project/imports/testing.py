@@ -3,6 +3,8 @@
 - a path containing ``permanent`` fails permanently;
 - ``transient-N`` fails transiently on its first N attempts, then succeeds;
 - ``slow`` sleeps ``SLOW_SECONDS`` before working;
+- ``stall`` waits until a file ``<name>.release`` appears beside the source
+  (at most ``STALL_SECONDS``): a test can kill the worker in mid-import;
 - anything else is imported as the FilesystemImporter would.
 
 Select it with ``IMPORT_IMPORTER=project.imports.testing.ScriptedImporter``.
@@ -23,6 +25,7 @@ from project.imports.importer import (
 
 TRANSIENT = re.compile(r"transient-(\d+)")
 SLOW_SECONDS = 1.0
+STALL_SECONDS = 30.0
 
 
 class ScriptedImporter(FilesystemImporter):
@@ -32,6 +35,11 @@ class ScriptedImporter(FilesystemImporter):
         name = job.source.name
         if "slow" in name:
             time.sleep(SLOW_SECONDS)
+        if "stall" in name:
+            release = job.source.with_name(f"{name}.release")
+            deadline = time.monotonic() + STALL_SECONDS
+            while not release.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
         if "permanent" in name:
             raise PermanentImportError(f"{name} is scripted to fail permanently")
         match = TRANSIENT.search(name)
