@@ -91,17 +91,17 @@ class Bench:
         count = self.args.count
         self.relay_rate(min(count, 2000), 100)  # warm-up: JIT, journal files, caches
         self.raw_pipelined(min(count, 2000))
-        raw, relay100, relay500 = [], [], []
+        raw, relays = [], {size: [] for size in (100, 500, 2000)}
         for _ in range(self.args.rounds):
             raw.append(self.raw_pipelined(count))
-            relay100.append(self.relay_rate(count, 100))
-            relay500.append(self.relay_rate(count, 500))
+            for size, runs in relays.items():
+                runs.append(self.relay_rate(count, size))
         print(f"\nRelay throughput ({count} messages of {len(self.payload)} bytes, persistent; "
               f"median of {self.args.rounds} interleaved rounds)")
         line("raw stomp.py, pipelined, 1 receipt", raw, "msg/s")
-        line("relay, batch 100 (rows -> confirmed)", relay100, "msg/s")
-        line("relay, batch 500 (rows -> confirmed)", relay500, "msg/s")
-        best = max(statistics.median(relay100), statistics.median(relay500))
+        for size, runs in relays.items():
+            line(f"relay, batch {size} (rows -> confirmed)", runs, "msg/s")
+        best = max(statistics.median(runs) for runs in relays.values())
         verdict(f"relay / raw pipelined = {best / statistics.median(raw):.0%}",
                 best >= 0.5 * statistics.median(raw), "target >= 50%")
 

@@ -69,19 +69,22 @@ def _update_returning(pending: QuerySet, limit: int, using: str) -> list[Claimed
     connection = connections[using]
     with connection.cursor() as cursor:
         cursor.execute(*claim_sql(pending, limit, using))
-        raw = cursor.fetchall()
+        rows = cursor.fetchall()
     meta = OutboxMessage._meta
-    fields = [meta.get_field(name) for name in CLAIMED]
-    columns = [f.get_col(meta.db_table) for f in fields]
-    converters = [
-        connection.ops.get_db_converters(col) + f.get_db_converters(connection)
-        for f, col in zip(fields, columns, strict=True)
-    ]
-    return [Claimed(*(_convert(v, c, col, connection) for v, c, col in
-                      zip(row, converters, columns, strict=True))) for row in raw]
-
-
-def _convert(value, converters, column, connection):
-    for converter in converters:
-        value = converter(value, column, connection)
-    return value
+    conversions = []  # (index, column, converters) of the columns that need converting
+    for index, name in enumerate(CLAIMED):
+        field = meta.get_field(name)
+        column = field.get_col(meta.db_table)
+        converters = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        if converters:
+            conversions.append((index, column, converters))
+    if not conversions:
+        return [Claimed._make(row) for row in rows]
+    claimed = []
+    for row in rows:
+        values = list(row)
+        for index, column, converters in conversions:
+            for converter in converters:
+                values[index] = converter(values[index], column, connection)
+        claimed.append(Claimed._make(values))
+    return claimed

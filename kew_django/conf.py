@@ -9,7 +9,7 @@ from django.conf import settings
 DEFAULTS: dict[str, dict[str, Any]] = {
     "PROVIDERS": {"default": {"URL": "database://"}},
     "RELAY": {
-        "BATCH_SIZE": 100,  # rows claimed and published per broker confirmation
+        "BATCH_SIZE": 500,  # rows claimed and published per broker confirmation
         "POLL_INTERVAL": 1.0,  # seconds between claims when LISTEN/NOTIFY is unavailable
         "MAX_ATTEMPTS": 5,  # broker rejections before a row is marked FAILED
         "RETENTION": "7d",  # sent rows older than this are purged

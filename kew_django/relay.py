@@ -80,7 +80,7 @@ class Relay:
         connector: Connector,
         *,
         using: str | None = None,
-        batch_size: int = 100,
+        batch_size: int = 500,
         queues: list[str] | None = None,
         max_attempts: int = 5,
         poll_interval: float = 1.0,

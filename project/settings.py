@@ -112,7 +112,7 @@ IMPORT_SITE_URL = env.str("IMPORT_SITE_URL", default="http://127.0.0.1:8000")
 KEW = {
     "PROVIDERS": {"default": {"URL": env.str("KEW_BROKER_URL", default="database://")}},
     "RELAY": {
-        "BATCH_SIZE": env.int("KEW_RELAY_BATCH_SIZE", default=100),
+        "BATCH_SIZE": env.int("KEW_RELAY_BATCH_SIZE", default=500),
         "MAX_ATTEMPTS": env.int("KEW_RELAY_MAX_ATTEMPTS", default=5),
         "RETENTION": env.str("KEW_RELAY_RETENTION", default="7d"),
     },
