@@ -248,3 +248,12 @@ def test_a_failed_batch_is_not_overtaken_by_the_next_lane(database_connector, qu
     pending = OutboxMessage.objects.filter(status="pending").order_by("created_at")
     assert sent.count() + pending.count() == 200
     assert not pending.exists() or not sent.filter(created_at__gt=pending[0].created_at).exists()
+
+
+def test_a_row_the_provider_can_never_take_fails_at_once(database_connector, queue):
+    good, bad = Channel(queue, payload=Job).send_many([Job(1), Job(2)])
+    OutboxMessage.objects.filter(pk=bad.pk).update(headers={"bad name": "x"})  # e.g. hand-edited
+    assert Relay(database_connector).relay_all() == 2
+    bad.refresh_from_db()
+    assert bad.status == "failed" and bad.attempts == 1 and "property" in bad.last_error
+    assert OutboxMessage.objects.get(pk=good.pk).status == "sent"
