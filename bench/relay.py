@@ -101,9 +101,11 @@ class Bench:
         line("raw stomp.py, pipelined, 1 receipt", raw, "msg/s")
         for size, runs in relays.items():
             line(f"relay, batch {size} (rows -> confirmed)", runs, "msg/s")
-        best = max(statistics.median(runs) for runs in relays.values())
-        verdict(f"relay / raw pipelined = {best / statistics.median(raw):.0%}",
-                best >= 0.5 * statistics.median(raw), "target >= 50%")
+        size = max(relays, key=lambda k: statistics.median(relays[k]))
+        ratios = sorted(r / w for r, w in zip(relays[size], raw, strict=True))  # same round
+        ratio = statistics.median(ratios)
+        verdict(f"relay (batch {size}) / raw pipelined, median of per-round ratios = {ratio:.0%} "
+                f"({ratios[0]:.0%}-{ratios[-1]:.0%})", ratio >= 0.5, "target >= 50%")
 
         p50, p99, worst = self.latency(self.args.latency)
         print(f"\nEnd-to-end latency, commit -> handler start ({self.args.latency} messages, "

@@ -36,6 +36,7 @@ from kew_django.models import OutboxMessage
 from kew_django.notify import OUTBOX, Listener
 
 log = logging.getLogger(__name__)
+JSON = "application/json"
 PENDING, SENT, FAILED = (OutboxMessage.Status.PENDING, OutboxMessage.Status.SENT,
                          OutboxMessage.Status.FAILED)
 
@@ -210,7 +211,9 @@ class Relay:
             validate_properties(row.headers)
         # A provider without scheduled delivery only gets rows already due (see claimable).
         deliver_at = row.deliver_at if self._scheduled else None
-        properties = {**row.headers, CONTENT_TYPE: row.content_type}
+        properties = dict(row.headers)
+        if row.content_type != JSON:  # consumers assume JSON when the property is absent
+            properties[CONTENT_TYPE] = row.content_type
         options = DeliveryOptions(deliver_at=deliver_at, message_id=str(row.id),
                                   properties=properties)
         return Outgoing(row.queue, bytes(row.payload), options)
