@@ -31,14 +31,14 @@ class Backoff:
         """Count a failure; the first of a run is logged."""
         if self.failures == 0:
             self.since = time.monotonic()
-            log.warning("%s unreachable (%s); backing off, no attempts spent", self.what, error)
+            log.warning("%s unavailable (%s); backing off, no attempts spent", self.what, error)
         self.failures += 1
 
     def succeeded(self) -> None:
         """End a run of failures, logging how long it lasted."""
         if self.failures:
             down = time.monotonic() - (self.since or time.monotonic())
-            log.warning("%s reachable again after %.1fs", self.what, down)
+            log.warning("%s available again after %.1fs", self.what, down)
         self.failures = 0
 
     def delay(self) -> float:

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import connections, router, transaction
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from kew.errors import ConfigurationError, ConnectionLost, SendError
+from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
 from kew.qchan.spi import (
     CONTENT_TYPE,
     Capability,
@@ -65,7 +65,7 @@ class RelayStats:
 
 
 class Relay:
-    """Move outbox rows to ``connector``. One relay per thread; run several for throughput.
+    """Move outbox rows to ``connector``. Several relays (processes) may run at once.
 
     ``queues`` limits it to some queues. With ``lanes`` > 1 (the default on
     PostgreSQL) the next batch is claimed on another thread and connection
@@ -276,6 +276,7 @@ class Relay:
         """Relay until ``stop`` is set; the batches in flight are finished first."""
         listener = Listener(OUTBOX, using=self.using).start()
         backoff = Backoff(self.backoff_max)
+        database = Backoff(self.backoff_max, what=f"database {self.using!r}")
         chores = threading.Lock()  # purging and progress lines: one lane at a time
         next_chores = [time.monotonic(), time.monotonic()]  # purge, progress
 
@@ -284,11 +285,17 @@ class Relay:
                 generation = listener.generation()
                 try:
                     settled = self.relay_batch()
-                except ConnectionLost as error:
+                except ProviderError as error:  # ConnectionLost, or an unexpected broker error
                     backoff.failed(error)
                     wait(stop, backoff.delay())
                     continue
+                except (OperationalError, InterfaceError) as error:
+                    database.failed(error)
+                    connections[self.using].close_if_unusable_or_obsolete()
+                    wait(stop, database.delay())
+                    continue
                 backoff.succeeded()
+                database.succeeded()
                 if chores.acquire(blocking=False):
                     try:
                         self._chores(next_chores)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from django.db import IntegrityError, connections, router, transaction
+from django.utils import timezone
 
 from kew.errors import DecodeError, KewError
 from kew.message import Message
@@ -154,14 +155,13 @@ class Worker:
         """Send the next delivery of ``message``, then acknowledge this one."""
         retry = message.redeliver_after(delay)
         options = delivery_options(retry)
-        first = delivery.properties.get(deadletters.FIRST_FAILED_AT)
         properties = {
             **options.properties,
-            deadletters.FIRST_FAILED_AT: first or retry.deliver_at.isoformat(),
-            CONTENT_TYPE: delivery.properties.get(CONTENT_TYPE, self.spec.codec.content_type),
+            deadletters.FIRST_FAILED_AT: delivery.properties.get(deadletters.FIRST_FAILED_AT)
+            or timezone.now().isoformat(),
         }
-        if not first:  # the first failure happened `delay` before the retry is due
-            properties[deadletters.FIRST_FAILED_AT] = (retry.deliver_at - delay).isoformat()
+        if CONTENT_TYPE in delivery.properties:
+            properties[CONTENT_TYPE] = delivery.properties[CONTENT_TYPE]
         try:
             self._get_producer().send(self.spec.queue, delivery.payload,
                                       replace(options, properties=properties))

@@ -257,3 +257,36 @@ def test_a_row_the_provider_can_never_take_fails_at_once(database_connector, que
     bad.refresh_from_db()
     assert bad.status == "failed" and bad.attempts == 1 and "property" in bad.last_error
     assert OutboxMessage.objects.get(pk=good.pk).status == "sent"
+
+
+def test_relay_rides_out_a_database_outage_and_logs_it_once(
+    database_connector, queue, monkeypatch, caplog
+):
+    from django.db import OperationalError
+
+    import kew_django.relay
+
+    Channel(queue, payload=Job).send_many([Job(1), Job(2)])
+    real_claim, failures = kew_django.relay.claim, []
+
+    def flaky_claim(*args):
+        if len(failures) < 3:
+            failures.append(1)
+            raise OperationalError("the database system is shutting down")
+        return real_claim(*args)
+
+    monkeypatch.setattr(kew_django.relay, "claim", flaky_claim)
+    relay = Relay(database_connector, poll_interval=0.05, backoff_max=0.1, lanes=1)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,))
+    with caplog.at_level("WARNING", logger="kew_django.relay"):
+        thread.start()
+        deadline = time.monotonic() + 10
+        while statuses() != {"sent": 2} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        thread.join(10)
+    assert statuses() == {"sent": 2}
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unavailable" in m for m in messages) == 1
+    assert sum("available again" in m for m in messages) == 1
