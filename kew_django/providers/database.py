@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.db.models import Case, Min, Subquery, Value, When
@@ -52,6 +52,9 @@ def provider_errors():
     return (OperationalError, InterfaceError)
 
 
+URL_OPTIONS = {"lease", "poll_interval"}
+
+
 class DatabaseProvider(Connector):
     """Queues in the ``QueuedMessage`` table of database ``using``; thread-safe.
 
@@ -81,9 +84,25 @@ class DatabaseProvider(Connector):
 
     @classmethod
     def from_url(cls, url: str, **options) -> DatabaseProvider:
-        """Return the provider for ``database://`` or ``database://ALIAS`` (a DATABASES key)."""
-        alias = urlsplit(url).netloc or None
-        return cls(using=alias, **options)
+        """Return the provider for ``database://[ALIAS][?lease=SECONDS&poll_interval=SECONDS]``.
+
+        ALIAS is a DATABASES key (the default database when absent); query
+        options and keyword options are the constructor's, keywords winning.
+        """
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = sorted(set(query) - URL_OPTIONS)
+        if unknown:
+            known = ", ".join(sorted(URL_OPTIONS))
+            raise ConfigurationError(f"unknown database:// option(s) {', '.join(unknown)} "
+                                     f"(known: {known})")
+        try:
+            parsed = {name: float(value) for name, value in query.items()}
+        except ValueError as error:
+            raise ConfigurationError(f"database:// options take seconds: {error}") from error
+        if any(value <= 0 for value in parsed.values()):
+            raise ConfigurationError("database:// lease and poll_interval must be positive")
+        return cls(using=parts.netloc or None, **{**parsed, **options})
 
     def producer(self) -> Producer:
         return DatabaseProducer(self)

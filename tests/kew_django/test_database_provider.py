@@ -99,3 +99,26 @@ def test_database_url_selects_the_provider_and_alias(transactional_db):
     assert provider.lease.total_seconds() == 60
     with pytest.raises(ConfigurationError, match="unknown database 'nope'"):
         build_provider("default", {"URL": "database://nope"})
+
+
+def test_database_url_carries_lease_and_poll_interval(transactional_db):
+    provider = build_provider("default", {"URL": "database://?lease=30&poll_interval=0.25"})
+    assert provider.lease.total_seconds() == 30
+    assert provider.poll_interval == 0.25
+    overridden = build_provider(
+        "default", {"URL": "database://?lease=30", "OPTIONS": {"lease": 90}}
+    )
+    assert overridden.lease.total_seconds() == 90
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("database://?leese=30", "unknown database:// option.*leese.*known: lease, poll_interval"),
+        ("database://?lease=soon", "take seconds"),
+        ("database://?lease=0", "must be positive"),
+    ],
+)
+def test_bad_database_url_options_are_named(transactional_db, url, error):
+    with pytest.raises(ConfigurationError, match=error):
+        build_provider("default", {"URL": url})
