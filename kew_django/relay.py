@@ -21,13 +21,13 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
+from kew.qchan.producers import ProducerSlot
 from kew.qchan.spi import (
     CONTENT_TYPE,
     Capability,
     Connector,
     DeliveryOptions,
     Outgoing,
-    Producer,
     validate_properties,
 )
 from kew_django.claims import claim
@@ -106,7 +106,7 @@ class Relay:
         self.lanes = lanes or (2 if skip_locked else 1)
         self._turns = Turns()
         # NOTE: lanes share one producer, used by one lane at a time (inside its turn).
-        self._producer: Producer | None = None
+        self._producers = ProducerSlot(self.connector)
         self._scheduled = Capability.SCHEDULED_DELIVERY in connector.capabilities
         # Every message carries its id (for the broker's duplicate detection) and properties.
         connector.require(DeliveryOptions(message_id="id", properties={CONTENT_TYPE: "x"}))
@@ -194,12 +194,12 @@ class Relay:
         if not batch:
             return [], refused
         try:
-            self._get_producer().send_many([outgoing for _, outgoing in batch])
+            self._producers.get().send_many([outgoing for _, outgoing in batch])
         except ConnectionLost:
-            self._drop_producer()
+            self._producers.drop()
             raise
         except SendError as error:
-            self._drop_producer()
+            self._producers.drop()
             ordered = [row for row, _ in batch]
             index = min(error.index or 0, len(ordered) - 1)
             return ordered[:index], [*refused, (ordered[index], error)]
@@ -233,18 +233,6 @@ class Relay:
             log.warning("outbox message %s to %s rejected (attempt %d of %d): %s",
                         row.id, row.queue, attempts, self.max_attempts, error)
 
-    def _get_producer(self) -> Producer:
-        if self._producer is None:
-            self._producer = self.connector.producer()
-        return self._producer
-
-    def _drop_producer(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                producer.close()
-            except Exception:  # noqa: BLE001 - it is broken already
-                log.debug("closing a broken producer failed", exc_info=True)
 
     def purge(self) -> int:
         """Delete sent rows older than the retention period; return how many went."""
@@ -308,7 +296,7 @@ class Relay:
             self._in_lanes(lane)
         finally:
             listener.close()
-            self._drop_producer()
+            self._producers.drop()
             close_db_connections()
 
     def _chores(self, due: list[float]) -> None:

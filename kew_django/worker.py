@@ -24,7 +24,8 @@ from django.utils import timezone
 from kew.errors import DecodeError, KewError
 from kew.message import Message
 from kew.qchan import delivery_options, message_from
-from kew.qchan.spi import CONTENT_TYPE, Connector, Consumer, Delivery, Producer
+from kew.qchan.producers import ProducerSlot
+from kew.qchan.spi import CONTENT_TYPE, Connector, Consumer, Delivery
 from kew.schedule import RepeatAction
 from kew_django import deadletters
 from kew_django.consumers import ConsumerSpec
@@ -82,7 +83,7 @@ class Worker:
         self.using = using or router.db_for_write(DeadLetter)
         self.poll_interval = poll_interval
         self.stats = stats or WorkerStats()
-        self._producer: Producer | None = None
+        self._producers = ProducerSlot(self.connector)
 
     def handle(self, delivery: Delivery) -> Outcome:
         """Handle one delivery and acknowledge it; return what became of it.
@@ -163,10 +164,10 @@ class Worker:
         if CONTENT_TYPE in delivery.properties:
             properties[CONTENT_TYPE] = delivery.properties[CONTENT_TYPE]
         try:
-            self._get_producer().send(self.spec.queue, delivery.payload,
+            self._producers.get().send(self.spec.queue, delivery.payload,
                                       replace(options, properties=properties))
         except KewError:
-            self._drop_producer()
+            self._producers.drop()
             raise
         delivery.ack()
 
@@ -202,18 +203,6 @@ class Worker:
             letter.error = f"{letter.error}\non_exhausted failed: {failure!r}"[:10000]
             letter.save(update_fields=["error"])
 
-    def _get_producer(self) -> Producer:
-        if self._producer is None:
-            self._producer = self.connector.producer()
-        return self._producer
-
-    def _drop_producer(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                producer.close()
-            except Exception:  # noqa: BLE001 - it is broken already
-                log.debug("closing a broken producer failed", exc_info=True)
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the delivery in hand is finished and acked first."""
@@ -233,12 +222,12 @@ class Worker:
                     backoff.failed(error)
                     log.debug("%s: worker error", self.spec.queue, exc_info=True)
                     consumer = _close(consumer)  # unacked deliveries come back
-                    self._drop_producer()
+                    self._producers.drop()
                     connections[self.using].close_if_unusable_or_obsolete()
                     stop.wait(backoff.delay())
         finally:
             _close(consumer)
-            self._drop_producer()
+            self._producers.drop()
             close_db_connections()
 
 

@@ -7,7 +7,8 @@ from typing import Generic, TypeVar
 
 from kew.codecs import Codec, JsonCodec
 from kew.message import Message
-from kew.qchan.spi import DELIVERY_COUNT, Connector, DeliveryOptions, Producer
+from kew.qchan.producers import ProducerSlot
+from kew.qchan.spi import DELIVERY_COUNT, Connector, DeliveryOptions
 
 T = TypeVar("T")
 
@@ -47,7 +48,7 @@ class QueueSource(Generic[T]):
         self.queue = queue
         self.codec = codec or JsonCodec()
         self.durable = durable
-        self._producer: Producer | None = None
+        self._producers = ProducerSlot(connector)
         self._lock = threading.Lock()
 
     def send(self, data: T) -> None:
@@ -60,13 +61,9 @@ class QueueSource(Generic[T]):
         self.connector.require(options)
         payload = self.codec.encode(message.data)
         with self._lock:
-            if self._producer is None:
-                self._producer = self.connector.producer()
-            self._producer.send(self.queue, payload, options)
+            self._producers.get().send(self.queue, payload, options)
 
     def close(self) -> None:
         """Close the producer, if one was opened."""
         with self._lock:
-            if self._producer is not None:
-                self._producer.close()
-                self._producer = None
+            self._producers.drop()

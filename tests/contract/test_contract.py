@@ -12,29 +12,7 @@ from kew import AckMode, Message, QueueSink, QueueSource, RepeatAction, Repeater
 from kew.codecs import BytesCodec
 from kew.message import utcnow
 from kew.qchan.spi import Capability, DeliveryOptions, Outgoing
-
-WAIT = 10.0  # seconds a test waits for a message that must come
-
-
-def receive_all(connector, queue, count, *, timeout=WAIT):
-    """Receive and ack ``count`` deliveries, failing if they do not all come in time."""
-    got = []
-    deadline = time.monotonic() + timeout
-    with connector.consumer(queue) as consumer:
-        while len(got) < count:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"only {len(got)} of {count} messages arrived"
-            delivery = consumer.receive(remaining)
-            if delivery is not None:
-                delivery.ack()
-                got.append(delivery)
-    return got
-
-
-def assert_empty(connector, queue, *, wait=0.5):
-    with connector.consumer(queue) as consumer:
-        extra = consumer.receive(wait)
-        assert extra is None, f"unexpected message {extra.payload[:80]!r}"
+from tests.contract.helpers import WAIT, assert_empty, receive_all
 
 
 def test_durable_send_and_receive(connector, queue):

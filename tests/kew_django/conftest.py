@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 
@@ -14,8 +13,6 @@ from kew.errors import ConnectionLost, SendError
 from kew.qchan.spi import Connector, Producer
 from kew_django.consumers import ConsumerRegistry
 from kew_django.providers import ProviderHandler
-
-WAIT = 10.0
 
 
 @dataclass
@@ -70,27 +67,6 @@ def providers(monkeypatch) -> ProviderHandler:
     monkeypatch.setattr(apps.get_app_config("kew_django"), "providers", handler)
     yield handler
     handler.close_all()
-
-
-def receive_all(connector: Connector, queue: str, count: int, *, timeout: float = WAIT):
-    """Receive and ack ``count`` deliveries, failing if they do not all come in time."""
-    got = []
-    deadline = time.monotonic() + timeout
-    with connector.consumer(queue) as consumer:
-        while len(got) < count:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"only {len(got)} of {count} messages arrived"
-            delivery = consumer.receive(remaining)
-            if delivery is not None:
-                delivery.ack()
-                got.append(delivery)
-    return got
-
-
-def assert_empty(connector: Connector, queue: str, *, wait: float = 0.5) -> None:
-    with connector.consumer(queue) as consumer:
-        extra = consumer.receive(wait)
-        assert extra is None, f"unexpected message {extra.payload[:80]!r}"
 
 
 class Wrapped(Connector):

@@ -12,7 +12,7 @@ from kew.qchan.spi import Capability, DeliveryOptions
 from kew_django.models import QueuedMessage
 from kew_django.providers import build_provider
 from kew_django.providers.database import DatabaseProvider
-from tests.kew_django.conftest import assert_empty, receive_all
+from tests.contract.helpers import assert_empty, receive_all
 
 
 def test_capabilities_cover_everything_the_outbox_needs(database_connector):

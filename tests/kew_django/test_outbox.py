@@ -13,7 +13,8 @@ from kew.errors import ConfigurationError
 from kew_django import Channel
 from kew_django.models import OutboxMessage
 from kew_django.relay import Relay
-from tests.kew_django.conftest import Job, assert_empty, receive_all
+from tests.contract.helpers import assert_empty, receive_all
+from tests.kew_django.conftest import Job
 
 
 class Boom(Exception):

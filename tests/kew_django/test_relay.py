@@ -18,7 +18,8 @@ from kew_django.consumers import ConsumerSpec
 from kew_django.models import OutboxMessage, ProcessedMessage
 from kew_django.relay import Relay
 from kew_django.worker import Outcome, Worker
-from tests.kew_django.conftest import Job, Wrapped, assert_empty, receive_all
+from tests.contract.helpers import assert_empty, receive_all
+from tests.kew_django.conftest import Job, Wrapped
 
 
 class Crash(BaseException):

@@ -16,7 +16,8 @@ from kew_django.consumers import ConsumerSpec
 from kew_django.models import DeadLetter, OutboxMessage, ProcessedMessage
 from kew_django.relay import Relay
 from kew_django.worker import Outcome, Worker
-from tests.kew_django.conftest import Job, assert_empty
+from tests.contract.helpers import assert_empty
+from tests.kew_django.conftest import Job
 
 
 def pump(worker: Worker, connector, queue: str, until, *, timeout: float = 15.0) -> list:
