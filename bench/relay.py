@@ -172,7 +172,7 @@ class Bench:
         relayed = relay.relay_all()
         elapsed = time.perf_counter() - began
         assert relayed == count, (relayed, count)
-        relay._drop_producer()
+        relay.close()
         self.drain(channel.queue, count)
         return count / elapsed
 

@@ -296,8 +296,12 @@ class Relay:
             self._in_lanes(lane)
         finally:
             listener.close()
-            self._producers.drop()
+            self.close()
             close_db_connections()
+
+    def close(self) -> None:
+        """Close the relay's producer; the next publish opens a new one."""
+        self._producers.drop()
 
     def _chores(self, due: list[float]) -> None:
         now = time.monotonic()
