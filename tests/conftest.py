@@ -7,6 +7,21 @@ import pytest
 pytest_plugins = ["kew.testing.fixtures"]
 
 
+def on_postgres() -> bool:
+    """Return whether this run's Django test database is PostgreSQL (make test-postgres)."""
+    return os.environ.get("KEW_TEST_DATABASE", "sqlite") == "postgres"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect PostgreSQL-only tests on SQLite runs; the PostgreSQL pass runs them."""
+    if on_postgres():
+        return
+    chosen = [item for item in items if item.get_closest_marker("postgresql_only") is None]
+    if len(chosen) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in chosen])
+        items[:] = chosen
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(request, django_db_modify_db_settings_parallel_suffix):
     """Point the test database at PostgreSQL when KEW_TEST_DATABASE=postgres.
@@ -20,7 +35,7 @@ def django_db_modify_db_settings(request, django_db_modify_db_settings_parallel_
     from django.db import connections
 
     database = settings.DATABASES["default"]
-    if os.environ.get("KEW_TEST_DATABASE", "sqlite") == "postgres":
+    if on_postgres():
         config = environ.Env.db_url_config(request.getfixturevalue("postgres_url"))
         for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT"):
             database[key] = config.get(key, "")

@@ -21,9 +21,9 @@ FROM generate_series(1, %s) AS n
 """
 
 
+@pytest.mark.postgresql_only
 def test_claim_uses_the_partial_pending_index_and_the_primary_key(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.skip("the plan is PostgreSQL's")
+    assert connection.vendor == "postgresql"
     sent, total = 200_000, 201_000
     with connection.cursor() as cursor:
         cursor.execute(FILL, [sent, sent, total])

@@ -205,9 +205,9 @@ def test_relay_command_once(database_connector, providers, settings, queue, caps
     assert len(receive_all(database_connector, queue, 2)) == 2
 
 
+@pytest.mark.postgresql_only
 def test_relay_wakes_on_notify_at_once(connector, queue):
-    if connection.vendor != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    assert connection.vendor == "postgresql"
     relay = Relay(connector, poll_interval=30.0)  # polling alone would take 30 s
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,))
