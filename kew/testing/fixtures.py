@@ -30,7 +30,8 @@ test that uses it finds it running again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -117,19 +118,28 @@ def artemis_server_options() -> dict[str, Any]:
     return {}
 
 
+@contextlib.contextmanager
+def _registered(
+    request: pytest.FixtureRequest, name: str, server: Any, *, shutdown: Callable[[], None]
+) -> Iterator[None]:
+    """Start ``server`` (or skip/fail), list it for log tails, and shut it down after."""
+    _start_or_skip(server)
+    _servers(request.config)[name] = server
+    try:
+        yield
+    finally:
+        _servers(request.config).pop(name, None)
+        shutdown()
+
+
 @pytest.fixture(scope="session")
 def postgres_server(
     request: pytest.FixtureRequest, postgres_server_options: dict[str, Any]
 ) -> Iterator[PostgresServer]:
     """A real PostgreSQL server for the whole session (see kew.testing.postgres)."""
     server = PostgresServer(**postgres_server_options)
-    _start_or_skip(server)
-    _servers(request.config)["postgres"] = server
-    try:
+    with _registered(request, "postgres", server, shutdown=server.stop):
         yield server
-    finally:
-        _servers(request.config).pop("postgres", None)
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -144,13 +154,8 @@ def artemis_server(
 ) -> Iterator[ArtemisServer]:
     """A real Artemis broker for the whole session (see kew.testing.artemis)."""
     server = ArtemisServer(**artemis_server_options)
-    _start_or_skip(server)
-    _servers(request.config)["artemis"] = server
-    try:
+    with _registered(request, "artemis", server, shutdown=server.close):
         yield server
-    finally:
-        _servers(request.config).pop("artemis", None)
-        server.close()
 
 
 @pytest.fixture(scope="session")
