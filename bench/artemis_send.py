@@ -37,7 +37,7 @@ import stomp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kew.providers import connect  # noqa: E402
-from kew.qchan.spi import Outgoing  # noqa: E402
+from kew.providers.base import Outgoing  # noqa: E402
 
 SEND_HEADERS = {"persistent": "true", "destination-type": "ANYCAST"}
 
@@ -63,8 +63,9 @@ class Receipts(stomp.ConnectionListener):
 
 def raw_connection(url: str) -> tuple[stomp.Connection12, Receipts]:
     parts = urlsplit(url)
-    conn = stomp.Connection12([(parts.hostname, parts.port or 61613)], auto_decode=False,
-                              heartbeats=(10_000, 10_000))
+    conn = stomp.Connection12(
+        [(parts.hostname, parts.port or 61613)], auto_decode=False, heartbeats=(10_000, 10_000)
+    )
     receipts = Receipts()
     conn.set_listener("receipts", receipts)
     conn.connect(unquote(parts.username or ""), unquote(parts.password or ""), wait=True)
@@ -97,19 +98,19 @@ def raw_receipt_each(url: str, queue: str, payload: bytes, count: int) -> float:
 
 
 def provider_send(url: str, queue: str, payload: bytes, count: int, batch: int) -> float:
-    connector = connect(url)
-    with connector.producer() as producer:
+    provider = connect(url)
+    with provider.producer() as producer:
         began = time.perf_counter()
         for start in range(0, count, batch):
             producer.send_many([Outgoing(queue, payload)] * min(batch, count - start))
         elapsed = time.perf_counter() - began
-    connector.close()
+    provider.close()
     return elapsed
 
 
 def provider_consume(url: str, queue: str, count: int, prefetch: int) -> float:
-    connector = connect(url)
-    with connector.consumer(queue, prefetch=prefetch) as consumer:
+    provider = connect(url)
+    with provider.receiver(queue, prefetch=prefetch) as consumer:
         began = time.perf_counter()
         for received in range(count):
             delivery = consumer.receive(30)
@@ -117,7 +118,7 @@ def provider_consume(url: str, queue: str, count: int, prefetch: int) -> float:
                 raise RuntimeError(f"only {received} of {count} messages came")
             delivery.ack()
         elapsed = time.perf_counter() - began
-    connector.close()
+    provider.close()
     return elapsed
 
 
@@ -137,8 +138,9 @@ def main() -> None:
         if url is None:
             from kew.testing.artemis import ArtemisServer
 
-            server = ArtemisServer(fsync=not args.no_fsync, java_options=(), use_docker=False,
-                                   java_memory="1G")
+            server = ArtemisServer(
+                fsync=not args.no_fsync, java_options=(), use_docker=False, java_memory="1G"
+            )
             stack.enter_context(server)
             url = server.url
             sync = "off" if args.no_fsync else "on"
@@ -167,8 +169,10 @@ def run(url: str, args: argparse.Namespace) -> None:
         used.remove(queue)  # consumed already
     each = raw_receipt_each(url, fresh("each"), payload, count)
 
-    print(f"{count} persistent messages of {args.size} bytes each; "
-          f"median of {args.rounds} interleaved rounds (slowest-fastest)")
+    print(
+        f"{count} persistent messages of {args.size} bytes each; "
+        f"median of {args.rounds} interleaved rounds (slowest-fastest)"
+    )
     rows = [
         ("raw stomp.py, pipelined, 1 receipt", raw_runs),
         ("raw stomp.py, 1 receipt per message", [each]),

@@ -67,8 +67,10 @@ def main() -> None:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        print(f"PostgreSQL ({postgres.mode}) and Artemis {artemis.version} ({artemis.mode}) "
-              "on loopback")
+        print(
+            f"PostgreSQL ({postgres.mode}) and Artemis {artemis.version} ({artemis.mode}) "
+            "on loopback"
+        )
         Bench(artemis, args).run()
 
 
@@ -79,7 +81,7 @@ class Bench:
 
         self.artemis = artemis
         self.args = args
-        self.connector = get_provider()
+        self.provider = get_provider()
         self.tag = uuid.uuid4().hex[:8]
         self.channel = Channel(self.queue("warmup"), payload=Job)
         self.payload = self.channel.codec.encode(Job(0))
@@ -96,20 +98,28 @@ class Bench:
             raw.append(self.raw_pipelined(count))
             for size, runs in relays.items():
                 runs.append(self.relay_rate(count, size))
-        print(f"\nRelay throughput ({count} messages of {len(self.payload)} bytes, persistent; "
-              f"median of {self.args.rounds} interleaved rounds)")
+        print(
+            f"\nRelay throughput ({count} messages of {len(self.payload)} bytes, persistent; "
+            f"median of {self.args.rounds} interleaved rounds)"
+        )
         line("raw stomp.py, pipelined, 1 receipt", raw, "msg/s")
         for size, runs in relays.items():
             line(f"relay, batch {size} (rows -> confirmed)", runs, "msg/s")
         size = max(relays, key=lambda k: statistics.median(relays[k]))
         ratios = sorted(r / w for r, w in zip(relays[size], raw, strict=True))  # same round
         ratio = statistics.median(ratios)
-        verdict(f"relay (batch {size}) / raw pipelined, median of per-round ratios = {ratio:.0%} "
-                f"({ratios[0]:.0%}-{ratios[-1]:.0%})", ratio >= 0.5, "target >= 50%")
+        verdict(
+            f"relay (batch {size}) / raw pipelined, median of per-round ratios = {ratio:.0%} "
+            f"({ratios[0]:.0%}-{ratios[-1]:.0%})",
+            ratio >= 0.5,
+            "target >= 50%",
+        )
 
         p50, p99, worst = self.latency(self.args.latency)
-        print(f"\nEnd-to-end latency, commit -> handler start ({self.args.latency} messages, "
-              "one per transaction, LISTEN/NOTIFY)")
+        print(
+            f"\nEnd-to-end latency, commit -> handler start ({self.args.latency} messages, "
+            "one per transaction, LISTEN/NOTIFY)"
+        )
         print(f"  p50 {p50:.1f} ms   p99 {p99:.1f} ms   max {worst:.1f} ms")
         verdict("latency", p50 < 10 and p99 < 50, "target p50 < 10 ms, p99 < 50 ms")
 
@@ -123,10 +133,15 @@ class Bench:
         print(f"  Channel.send()                                         {send * 1e6:>6.0f} us")
         print(f"  ORM insert of the same row (OutboxMessage.create)      {outbox * 1e6:>6.0f} us")
         print(f"  ORM insert of a small row (ProcessedMessage.create)    {plain * 1e6:>6.0f} us")
-        verdict(f"send() / ORM insert of the same row = {send / outbox:.2f}x",
-                send <= 1.3 * outbox, "target <= 1.3x")
-        print(f"  send() / ORM insert of a small row = {send / plain:.2f}x (the outbox row is "
-              "wider: payload, headers, 4 indexes)")
+        verdict(
+            f"send() / ORM insert of the same row = {send / outbox:.2f}x",
+            send <= 1.3 * outbox,
+            "target <= 1.3x",
+        )
+        print(
+            f"  send() / ORM insert of a small row = {send / plain:.2f}x (the outbox row is "
+            "wider: payload, headers, 4 indexes)"
+        )
 
     def raw_pipelined(self, count: int) -> float:
         """Send ``count`` persistent frames with stomp.py, one receipt on the last; msg/s."""
@@ -138,8 +153,11 @@ class Bench:
             def on_receipt(self, frame):
                 done.set()
 
-        conn = stomp.Connection12([(self_host(self.artemis), self.artemis.stomp_port)],
-                                  auto_decode=False, heartbeats=(10_000, 10_000))
+        conn = stomp.Connection12(
+            [(self_host(self.artemis), self.artemis.stomp_port)],
+            auto_decode=False,
+            heartbeats=(10_000, 10_000),
+        )
         conn.set_listener("receipt", Receipt())
         conn.connect(self.artemis.user, self.artemis.password, wait=True)
         queue = self.queue("raw")
@@ -147,8 +165,9 @@ class Bench:
         began = time.perf_counter()
         for i in range(count):
             extra = {"receipt": "last"} if i == count - 1 else {}
-            conn.send(queue, self.payload, headers={**headers, "_AMQ_DUPL_ID": str(uuid.uuid4()),
-                                                    **extra})
+            conn.send(
+                queue, self.payload, headers={**headers, "_AMQ_DUPL_ID": str(uuid.uuid4()), **extra}
+            )
         if not done.wait(120):
             raise TimeoutError("no receipt from the broker")
         elapsed = time.perf_counter() - began
@@ -161,13 +180,13 @@ class Bench:
         from django.db import transaction
 
         from kew_django import Channel
-        from kew_django.relay import Relay
+        from kew_django.relay.publisher import Relay
 
         channel = Channel(self.queue("relay"), payload=Job)
         for start in range(0, count, 1000):
             with transaction.atomic():
                 channel.send_many([Job(i) for i in range(start, min(start + 1000, count))])
-        relay = Relay(self.connector, batch_size=batch, queues=[channel.queue])
+        relay = Relay(self.provider, batch_size=batch, queues=[channel.queue])
         began = time.perf_counter()
         relayed = relay.relay_all()
         elapsed = time.perf_counter() - began
@@ -180,9 +199,9 @@ class Bench:
         from django.db import transaction
 
         from kew_django import Channel
-        from kew_django.consumers import ConsumerSpec
-        from kew_django.relay import Relay
-        from kew_django.worker import Worker
+        from kew_django.relay.publisher import Relay
+        from kew_django.workers.registry import ConsumerSpec
+        from kew_django.workers.worker import Worker
 
         channel = Channel(self.queue("latency"), payload=Job)
         committed: dict[int, float] = {}
@@ -195,10 +214,12 @@ class Bench:
                 everything.set()
 
         stop = threading.Event()
-        relay = Relay(self.connector, queues=[channel.queue], poll_interval=5.0)
-        worker = Worker(ConsumerSpec(channel.queue, handler, payload=Job), self.connector)
-        threads = [threading.Thread(target=relay.run, args=(stop,)),
-                   threading.Thread(target=worker.run, args=(stop,))]
+        relay = Relay(self.provider, queues=[channel.queue], poll_interval=5.0)
+        worker = Worker(ConsumerSpec(channel.queue, handler, payload=Job), self.provider)
+        threads = [
+            threading.Thread(target=relay.run, args=(stop,)),
+            threading.Thread(target=worker.run, args=(stop,)),
+        ]
         for thread in threads:
             thread.start()
         time.sleep(1.0)  # LISTEN and SUBSCRIBE in place
@@ -219,20 +240,22 @@ class Bench:
         from django.db import transaction
 
         from kew_django import Channel
-        from kew_django.consumers import ConsumerSpec
-        from kew_django.relay import Relay
-        from kew_django.worker import Worker, WorkerStats
+        from kew_django.relay.publisher import Relay
+        from kew_django.workers.registry import ConsumerSpec
+        from kew_django.workers.worker import Worker, WorkerStats
 
         channel = Channel(self.queue("consume"), payload=Job)
         for start in range(0, count, 1000):
             with transaction.atomic():
                 channel.send_many([Job(i) for i in range(start, min(start + 1000, count))])
-        Relay(self.connector, batch_size=500, queues=[channel.queue]).relay_all()
+        Relay(self.provider, batch_size=500, queues=[channel.queue]).relay_all()
         stats = WorkerStats()
         spec = ConsumerSpec(channel.queue, lambda job: None, payload=Job, prefetch=prefetch)
         stop = threading.Event()
-        workers = [threading.Thread(target=Worker(spec, self.connector, stats=stats).run,
-                                    args=(stop,)) for _ in range(threads)]
+        workers = [
+            threading.Thread(target=Worker(spec, self.provider, stats=stats).run, args=(stop,))
+            for _ in range(threads)
+        ]
         began = time.perf_counter()
         for worker in workers:
             worker.start()
@@ -260,15 +283,21 @@ class Bench:
 
         for i in range(count):  # interleaved, so the three see the same machine
             timed("send", lambda i=i: channel.send(Job(i)))
-            timed("outbox", lambda: OutboxMessage.objects.create(
-                queue=channel.queue, payload=self.payload))
-            timed("plain", lambda i=i: ProcessedMessage.objects.create(
-                consumer="bench", message_id=f"{self.tag}-{i}"))
+            timed(
+                "outbox",
+                lambda: OutboxMessage.objects.create(queue=channel.queue, payload=self.payload),
+            )
+            timed(
+                "plain",
+                lambda i=i: ProcessedMessage.objects.create(
+                    consumer="bench", message_id=f"{self.tag}-{i}"
+                ),
+            )
         OutboxMessage.objects.filter(queue=channel.queue).delete()
         return tuple(statistics.median(timings[k]) for k in ("send", "outbox", "plain"))
 
     def drain(self, queue: str, count: int) -> None:
-        with self.connector.consumer(queue, prefetch=500) as consumer:
+        with self.provider.receiver(queue, prefetch=500) as consumer:
             for _ in range(count):
                 delivery = consumer.receive(30)
                 if delivery is None:

@@ -22,7 +22,7 @@ class Message(Generic[T]):
 
     Each metadata field is independent, so they compose freely; a field
     that is set asks its provider for one capability (see
-    ``kew.qchan.spi.Capability``), and a provider without it refuses the
+    ``kew.providers.base.Capability``), and a provider without it refuses the
     message before anything is sent.
 
     - ``deliver_at``: not before this (aware) time; a *schedule*.

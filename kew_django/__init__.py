@@ -1,34 +1,44 @@
 """Kew for Django: a transactional outbox, a relay, consumer workers and dead letters.
 
-    from kew_django import Channel, consumer, PermanentError
+    from kew_django import Channel, consumer, PermanentError, RepeatAction
 
 Names are imported lazily, so importing ``kew_django`` loads no models.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
 
-_EXPORTS = {
-    "Channel": "kew_django.channels",
-    "consumer": "kew_django.consumers",
-    "ConsumerRegistry": "kew_django.consumers",
-    "ConsumerSpec": "kew_django.consumers",
-    "PermanentError": "kew_django.errors",
-    "KewImproperlyConfigured": "kew_django.errors",
-    "get_provider": "kew_django.providers",
-}
+from kew_django.lazy import lazy_exports
 
-__all__ = sorted(_EXPORTS)
+if TYPE_CHECKING:
+    from kew.schedule import RepeatAction
+    from kew_django.errors import KewImproperlyConfigured, PermanentError
+    from kew_django.outbox import Channel
+    from kew_django.providers import get_provider
+    from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec, consumer
 
+__all__ = [
+    "Channel",
+    "ConsumerRegistry",
+    "ConsumerSpec",
+    "KewImproperlyConfigured",
+    "PermanentError",
+    "RepeatAction",
+    "consumer",
+    "get_provider",
+]
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kew_django' has no attribute {name!r}")
-    return getattr(import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Channel": "kew_django.outbox",
+        "consumer": "kew_django.workers.registry",
+        "ConsumerRegistry": "kew_django.workers.registry",
+        "ConsumerSpec": "kew_django.workers.registry",
+        "PermanentError": "kew_django.errors",
+        "KewImproperlyConfigured": "kew_django.errors",
+        "RepeatAction": "kew.schedule",
+        "get_provider": "kew_django.providers",
+    },
+)

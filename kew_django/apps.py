@@ -8,7 +8,7 @@ class KewConfig(AppConfig):
     """Kew's Django app: outbox, database provider, relay, consumers, admin.
 
     ``registry`` holds the consumers found in each installed app's
-    ``consumers.py``; ``providers`` the connectors named in ``KEW``.
+    ``consumers.py``; ``providers`` the providers named in ``KEW``.
     """
 
     name = "kew_django"
@@ -17,8 +17,8 @@ class KewConfig(AppConfig):
 
     def __init__(self, app_name, app_module):
         super().__init__(app_name, app_module)
-        from kew_django.consumers import ConsumerRegistry
         from kew_django.providers import ProviderHandler
+        from kew_django.workers.registry import ConsumerRegistry
 
         self.registry = ConsumerRegistry()
         self.providers = ProviderHandler()

@@ -34,11 +34,13 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     ]
     providers = kew_settings()["PROVIDERS"]
     if not isinstance(providers, dict) or "default" not in providers:
-        errors.append(checks.Error(
-            "KEW['PROVIDERS'] needs a 'default' entry",
-            hint="e.g. {'default': {'URL': env('KEW_BROKER_URL', default='database://')}}",
-            id="kew.E001",
-        ))
+        errors.append(
+            checks.Error(
+                "KEW['PROVIDERS'] needs a 'default' entry",
+                hint="e.g. {'default': {'URL': env('KEW_BROKER_URL', default='database://')}}",
+                id="kew.E001",
+            )
+        )
         return errors
     for alias, entry in providers.items():
         errors.extend(_check_provider(alias, entry))
@@ -53,62 +55,79 @@ def _check_options() -> list[checks.CheckMessage]:
         for key, value in config[name].items():
             where = f"KEW[{name!r}][{key!r}]"
             if key not in DEFAULTS[name]:
-                errors.append(checks.Error(
-                    f"unknown setting {where}",
-                    hint=f"Known: {', '.join(DEFAULTS[name])}{_hint(key, DEFAULTS[name])}",
-                    id="kew.E007",
-                ))
+                errors.append(
+                    checks.Error(
+                        f"unknown setting {where}",
+                        hint=f"Known: {', '.join(DEFAULTS[name])}{_hint(key, DEFAULTS[name])}",
+                        id="kew.E007",
+                    )
+                )
             elif key == "RETENTION":
                 try:
                     if not isinstance(value, timedelta):
                         parse_interval(value)
                 except Exception:
-                    errors.append(checks.Error(f"{where} is not an interval: {value!r}",
-                                               hint="e.g. '7d' or '12h'", id="kew.E007"))
+                    errors.append(
+                        checks.Error(
+                            f"{where} is not an interval: {value!r}",
+                            hint="e.g. '7d' or '12h'",
+                            id="kew.E007",
+                        )
+                    )
             elif not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                errors.append(checks.Error(f"{where} must be a positive number, not {value!r}",
-                                           id="kew.E007"))
+                errors.append(
+                    checks.Error(f"{where} must be a positive number, not {value!r}", id="kew.E007")
+                )
     return errors
 
 
 def _check_provider(alias: str, entry: Any) -> list[checks.CheckMessage]:
     where = f"KEW['PROVIDERS'][{alias!r}]"
     if not isinstance(entry, dict) or ("URL" in entry) == ("BACKEND" in entry):
-        return [checks.Error(
-            f"{where} needs either 'URL' or 'BACKEND' (not both)",
-            hint="e.g. {'URL': 'database://'} or {'BACKEND': 'dotted.Path', 'OPTIONS': {}}",
-            id="kew.E001",
-        )]
+        return [
+            checks.Error(
+                f"{where} needs either 'URL' or 'BACKEND' (not both)",
+                hint="e.g. {'URL': 'database://'} or {'BACKEND': 'dotted.Path', 'OPTIONS': {}}",
+                id="kew.E001",
+            )
+        ]
     if "BACKEND" in entry:
         path = entry["BACKEND"]
         try:
             backend = import_string(path)
         except ImportError:
-            return [checks.Error(
-                f"{where}: cannot import BACKEND {path!r}",
-                hint=f"Known backends: {', '.join(KNOWN_BACKENDS)}{_hint(path, KNOWN_BACKENDS)}",
-                id="kew.E003",
-            )]
+            return [
+                checks.Error(
+                    f"{where}: cannot import BACKEND {path!r}",
+                    hint=f"Known backends: {', '.join(KNOWN_BACKENDS)}"
+                    f"{_hint(path, KNOWN_BACKENDS)}",
+                    id="kew.E003",
+                )
+            ]
         return _check_memory(where, backend.__name__ == "MemoryProvider")
     url = entry["URL"]
     scheme = urlsplit(url).scheme if isinstance(url, str) else ""
     if scheme not in known_schemes():
-        return [checks.Error(
-            f"{where}: unknown broker URL scheme {scheme!r} in {redact(str(url))!r}",
-            hint=f"Known schemes: {', '.join(known_schemes())}{_hint(scheme, known_schemes())}",
-            id="kew.E002",
-        )]
+        return [
+            checks.Error(
+                f"{where}: unknown broker URL scheme {scheme!r} in {redact(str(url))!r}",
+                hint=f"Known schemes: {', '.join(known_schemes())}{_hint(scheme, known_schemes())}",
+                id="kew.E002",
+            )
+        ]
     return _check_memory(where, scheme == "memory")
 
 
 def _check_memory(where: str, is_memory: bool) -> list[checks.CheckMessage]:
     if is_memory and not settings.DEBUG:
-        return [checks.Warning(
-            f"{where} is the in-memory provider, and DEBUG is False",
-            hint="Messages live in one process and vanish on restart; use database:// "
-            "or a broker (artemis://) in production.",
-            id="kew.W001",
-        )]
+        return [
+            checks.Warning(
+                f"{where} is the in-memory provider, and DEBUG is False",
+                hint="Messages live in one process and vanish on restart; use database:// "
+                "or a broker (artemis://) in production.",
+                id="kew.W001",
+            )
+        ]
     return []
 
 
@@ -129,12 +148,14 @@ def check_consumers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         try:
             spec.schedule  # noqa: B018 - parses the retry intervals
         except Exception as error:
-            errors.append(checks.Error(
-                f"consumer {spec.name}: {error}",
-                hint="Write intervals as a number and a unit, e.g. retry='10s 10s 2m 1d'.",
-                obj=spec.handler,
-                id="kew.E005",
-            ))
+            errors.append(
+                checks.Error(
+                    f"consumer {spec.name}: {error}",
+                    hint="Write intervals as a number and a unit, e.g. retry='10s 10s 2m 1d'.",
+                    obj=spec.handler,
+                    id="kew.E005",
+                )
+            )
     return errors
 
 
@@ -147,17 +168,19 @@ def check_broker_reachable(app_configs=None, **kwargs) -> list[checks.CheckMessa
     errors = []
     for alias, entry in providers.items():
         try:
-            connector = build_provider(alias, entry)
+            provider = build_provider(alias, entry)
         except Exception:
             continue  # reported by check_settings
         try:
-            connector.producer().close()
+            provider.producer().close()
         except Exception as error:
-            errors.append(checks.Error(
-                f"KEW['PROVIDERS'][{alias!r}] is unreachable: {error}",
-                hint="Start the broker, or fix KEW_BROKER_URL (host, port, user, password).",
-                id="kew.E006",
-            ))
+            errors.append(
+                checks.Error(
+                    f"KEW['PROVIDERS'][{alias!r}] is unreachable: {error}",
+                    hint="Start the broker, or fix KEW_BROKER_URL (host, port, user, password).",
+                    id="kew.E006",
+                )
+            )
         finally:
-            connector.close()
+            provider.close()
     return errors

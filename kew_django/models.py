@@ -109,9 +109,7 @@ class ProcessedMessage(models.Model):
     class Meta:
         verbose_name = "processed message"
         constraints = [
-            models.UniqueConstraint(
-                fields=["consumer", "message_id"], name="kew_processed_once"
-            ),
+            models.UniqueConstraint(fields=["consumer", "message_id"], name="kew_processed_once"),
         ]
 
     def __str__(self) -> str:

@@ -19,7 +19,7 @@ from kew.errors import KewError
 from kew_django.models import DeadLetter, OutboxMessage
 
 DEAD = Q(state=DeadLetter.State.DEAD)
-KEW_PREFIX = "kew-"  # Kew's own properties (kew.qchan.spi.DELIVERY_COUNT, ...)
+KEW_PREFIX = "kew-"  # Kew's own properties (kew.providers.base.DELIVERY_COUNT, ...)
 RETRYABLE = Q(status=OutboxMessage.Status.FAILED)
 DISCARDABLE = Q(status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.FAILED])
 
@@ -29,7 +29,7 @@ class NotActionable(KewError):
 
 
 @dataclass
-class Outcome:
+class OperationResult:
     """The rows an operation changed, and how many selected rows it left alone."""
 
     changed: list = field(default_factory=list)
@@ -72,7 +72,7 @@ def requeue_headers(headers: dict) -> dict:
     return {k: v for k, v in (headers or {}).items() if not k.startswith(KEW_PREFIX)}
 
 
-def requeue_dead_letters(letters: QuerySet[DeadLetter] | Iterable[DeadLetter]) -> Outcome:
+def requeue_dead_letters(letters: QuerySet[DeadLetter] | Iterable[DeadLetter]) -> OperationResult:
     """Requeue every DEAD letter among ``letters`` as a new outbox message.
 
     In one transaction: each letter gets a new OutboxMessage (same queue,
@@ -98,7 +98,7 @@ def requeue_dead_letter(
     return outcome.created[0]
 
 
-def discard_dead_letters(letters: QuerySet[DeadLetter] | Iterable[DeadLetter]) -> Outcome:
+def discard_dead_letters(letters: QuerySet[DeadLetter] | Iterable[DeadLetter]) -> OperationResult:
     """Mark every DEAD letter among ``letters`` DISCARDED; they stay for the record."""
     ids = _ids(letters)
     with transaction.atomic(using=_db(DeadLetter)):
@@ -106,10 +106,12 @@ def discard_dead_letters(letters: QuerySet[DeadLetter] | Iterable[DeadLetter]) -
         for letter in rows:
             letter.state = DeadLetter.State.DISCARDED
         DeadLetter.objects.bulk_update(rows, ["state"])
-    return Outcome(changed=rows, skipped=len(set(ids)) - len(rows))
+    return OperationResult(changed=rows, skipped=len(set(ids)) - len(rows))
 
 
-def retry_outbox_messages(messages: QuerySet[OutboxMessage] | Iterable[OutboxMessage]) -> Outcome:
+def retry_outbox_messages(
+    messages: QuerySet[OutboxMessage] | Iterable[OutboxMessage],
+) -> OperationResult:
     """Make every FAILED message among ``messages`` PENDING again, due now, attempts reset.
 
     The relay picks the rows up on its next claim. Rows a relay holds
@@ -123,12 +125,12 @@ def retry_outbox_messages(messages: QuerySet[OutboxMessage] | Iterable[OutboxMes
             message.attempts = 0
             message.deliver_at = None
         OutboxMessage.objects.bulk_update(rows, ["status", "attempts", "deliver_at"])
-    return Outcome(changed=rows, skipped=len(set(ids)) - len(rows))
+    return OperationResult(changed=rows, skipped=len(set(ids)) - len(rows))
 
 
 def discard_outbox_messages(
     messages: QuerySet[OutboxMessage] | Iterable[OutboxMessage],
-) -> Outcome:
+) -> OperationResult:
     """Mark every PENDING or FAILED message among ``messages`` DISCARDED, kept for audit.
 
     Rows a relay has claimed (locked) at this moment are skipped: they are
@@ -140,10 +142,10 @@ def discard_outbox_messages(
         for message in rows:
             message.status = OutboxMessage.Status.DISCARDED
         OutboxMessage.objects.bulk_update(rows, ["status"])
-    return Outcome(changed=rows, skipped=len(set(ids)) - len(rows))
+    return OperationResult(changed=rows, skipped=len(set(ids)) - len(rows))
 
 
-def _requeue(ids: Sequence, *, payload: bytes | None, content_type: str | None) -> Outcome:
+def _requeue(ids: Sequence, *, payload: bytes | None, content_type: str | None) -> OperationResult:
     db = _db(DeadLetter)
     with transaction.atomic(using=db):
         letters = list(
@@ -166,7 +168,7 @@ def _requeue(ids: Sequence, *, payload: bytes | None, content_type: str | None) 
             letter.state = DeadLetter.State.REQUEUED
             letter.requeued_as = str(message.pk)
         DeadLetter.objects.using(db).bulk_update(letters, ["state", "requeued_as"])
-    return Outcome(changed=letters, skipped=len(set(ids)) - len(letters), created=created)
+    return OperationResult(changed=letters, skipped=len(set(ids)) - len(letters), created=created)
 
 
 def _lock_outbox(ids: Sequence) -> QuerySet[OutboxMessage]:

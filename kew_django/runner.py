@@ -10,10 +10,10 @@ from datetime import timedelta
 
 from kew.schedule import parse_interval
 from kew_django.conf import section
-from kew_django.consumers import ConsumerSpec
 from kew_django.providers import get_provider
-from kew_django.relay import Relay
-from kew_django.worker import Worker, WorkerStats
+from kew_django.relay.publisher import Relay
+from kew_django.workers.registry import ConsumerSpec
+from kew_django.workers.worker import Worker, WorkerStats
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Runner:
         config = section("CONSUMERS")
         self.specs = specs
         self.relay = relay
-        self.connector = get_provider(provider) if specs else None
+        self.provider = get_provider(provider) if specs else None
         self.concurrency = concurrency or int(config["CONCURRENCY"])
         self.poll_interval = poll_interval or float(config["POLL_INTERVAL"])
         interval = config["PROGRESS_INTERVAL"] if progress_interval is None else progress_interval
@@ -65,12 +65,20 @@ class Runner:
             self._spawn("kew-relay", self.relay.run)
         for spec in self.specs:
             for n in range(self.concurrency):
-                worker = Worker(spec, self.connector, poll_interval=self.poll_interval,
-                                stats=self.stats[spec.queue])
+                worker = Worker(
+                    spec,
+                    self.provider,
+                    poll_interval=self.poll_interval,
+                    stats=self.stats[spec.queue],
+                )
                 self._spawn(f"kew-consume-{spec.queue}-{n}", worker.run)
         queues = ", ".join(s.queue for s in self.specs) or "no queues"
-        log.info("kew: started %s%s (%d thread(s) per queue)",
-                 "the relay and " if self.relay else "", queues, self.concurrency)
+        log.info(
+            "kew: started %s%s (%d thread(s) per queue)",
+            "the relay and " if self.relay else "",
+            queues,
+            self.concurrency,
+        )
 
     def _spawn(self, name: str, target) -> None:
         thread = threading.Thread(target=target, args=(self.stop,), name=name, daemon=True)
@@ -106,8 +114,10 @@ def stop_on_signals(stop: threading.Event) -> None:
     """Set ``stop`` on the first SIGTERM or SIGINT; a second one ends the process at once."""
 
     def handler(signum, frame):
-        log.warning("kew: %s received; finishing the work in flight (again to quit now)",
-                    signal.Signals(signum).name)
+        log.warning(
+            "kew: %s received; finishing the work in flight (again to quit now)",
+            signal.Signals(signum).name,
+        )
         stop.set()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -1,4 +1,4 @@
-"""Providers implement ``kew.qchan.spi``; ``connect`` picks one from a URL."""
+"""Providers implement ``kew.providers.base``; ``connect`` picks one from a URL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib
 from urllib.parse import urlsplit
 
 from kew.errors import ConfigurationError
-from kew.qchan.spi import Connector
+from kew.providers.base import Provider
 
 # URL scheme -> "module:factory"; the factory takes the URL and keyword options.
 SCHEMES = {
@@ -17,7 +17,7 @@ SCHEMES = {
 }
 
 
-def connect(url: str, **options: object) -> Connector:
+def connect(url: str, **options: object) -> Provider:
     """Return the provider named by ``url``'s scheme, e.g. ``artemis://u:p@host:61613``."""
     scheme = urlsplit(url).scheme
     if not scheme or not url.startswith(f"{scheme}://"):

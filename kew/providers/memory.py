@@ -10,13 +10,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from kew.errors import ConfigurationError
-from kew.qchan.spi import (
+from kew.providers.base import (
     Capability,
-    Connector,
-    Consumer,
     Delivery,
     DeliveryOptions,
     Producer,
+    Provider,
+    Receiver,
 )
 
 
@@ -35,7 +35,7 @@ class _Queue:
     seen_ids: set[str] = field(default_factory=set)
 
 
-class MemoryProvider(Connector):
+class MemoryProvider(Provider):
     """Queues in a dict, guarded by one condition variable; thread-safe.
 
     Honours scheduled delivery, acks, redelivery of deliveries left
@@ -64,8 +64,8 @@ class MemoryProvider(Connector):
     def producer(self) -> Producer:
         return MemoryProducer(self)
 
-    def consumer(self, queue: str, *, prefetch: int = 1) -> Consumer:
-        return MemoryConsumer(self, queue)
+    def receiver(self, queue: str, *, prefetch: int = 1) -> Receiver:
+        return MemoryReceiver(self, queue)
 
     def browse(self, queue: str, *, limit: int = 100) -> Iterator[Delivery]:
         with self._cond:
@@ -129,7 +129,7 @@ class MemoryProducer(Producer):
         self.provider._put(queue, stored)
 
 
-class MemoryConsumer(Consumer):
+class MemoryReceiver(Receiver):
     """Take deliveries from one queue; unacked ones go back on ``close``."""
 
     def __init__(self, provider: MemoryProvider, queue: str):
@@ -161,7 +161,7 @@ class MemoryConsumer(Consumer):
 class MemoryDelivery(Delivery):
     """A message taken from a memory queue."""
 
-    def __init__(self, provider, queue: str, stored: _Stored, *, consumer: MemoryConsumer | None):
+    def __init__(self, provider, queue: str, stored: _Stored, *, consumer: MemoryReceiver | None):
         self.queue = queue
         self.payload = stored.payload
         self.message_id = stored.message_id

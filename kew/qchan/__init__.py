@@ -1,18 +1,28 @@
-"""A channel implemented on a message queue, over the SPI in ``kew.qchan.spi``."""
+"""A channel implemented on a message queue, over the SPI in ``kew.providers.base``."""
 
-from kew.qchan.sink import AckMode, QueueSink, message_from
-from kew.qchan.source import QueueSource, delivery_options
-from kew.qchan.spi import (
+from kew.providers.base import (
     Capability,
-    Connector,
-    Consumer,
     Delivery,
     DeliveryOptions,
     Outgoing,
     Producer,
+    Provider,
+    Receiver,
 )
+from kew.qchan.sink import AckMode, QueueSink, message_from
+from kew.qchan.source import QueueSource, delivery_options
 
 __all__ = [
-    "AckMode", "Capability", "Connector", "Consumer", "Delivery", "DeliveryOptions",
-    "Outgoing", "Producer", "QueueSink", "QueueSource", "delivery_options", "message_from",
+    "AckMode",
+    "Capability",
+    "Provider",
+    "Receiver",
+    "Delivery",
+    "DeliveryOptions",
+    "Outgoing",
+    "Producer",
+    "QueueSink",
+    "QueueSource",
+    "delivery_options",
+    "message_from",
 ]

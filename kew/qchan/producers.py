@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import logging
 
-from kew.qchan.spi import Connector, Producer
+from kew.providers.base import Producer, Provider
 
 log = logging.getLogger(__name__)
 
 
-class ProducerSlot:
-    """Keep a connector's producer for reuse, and replace it after it breaks.
+class LazyProducer:
+    """Keep a provider's producer for reuse, and replace it after it breaks.
 
     ``get()`` opens the producer on first use; ``drop()`` closes it (quietly:
     it is usually broken already) so that the next ``get()`` opens a new one.
     Not thread-safe: one slot per thread, or guard it with a lock.
     """
 
-    def __init__(self, connector: Connector):
-        self.connector = connector
+    def __init__(self, provider: Provider):
+        self.provider = provider
         self._producer: Producer | None = None
 
     def get(self) -> Producer:
         """Return the producer, opening it if there is none."""
         if self._producer is None:
-            self._producer = self.connector.producer()
+            self._producer = self.provider.producer()
         return self._producer
 
     def drop(self) -> None:

@@ -12,7 +12,7 @@ from kew.channels import ChannelSink, DataSink, MessageSink
 from kew.codecs import Codec, JsonCodec
 from kew.errors import DecodeError
 from kew.message import Message
-from kew.qchan.spi import DELIVERY_COUNT, Connector, Consumer, Delivery
+from kew.providers.base import DELIVERY_COUNT, Delivery, Provider, Receiver
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -43,7 +43,10 @@ def log_decode_error(delivery: Delivery, error: DecodeError) -> None:
     """Log an undecodable payload with its raw bytes; the delivery is then acked."""
     log.error(
         "undecodable message %s on %s dropped: %s; raw payload: %r",
-        delivery.message_id, delivery.queue, error, error.raw[:1000],
+        delivery.message_id,
+        delivery.queue,
+        error,
+        error.raw[:1000],
     )
 
 
@@ -63,7 +66,7 @@ class QueueSink(Generic[T]):
 
     def __init__(
         self,
-        connector: Connector,
+        provider: Provider,
         queue: str,
         sink: MessageSink[T] | ChannelSink[T] | Callable[[T], object],
         *,
@@ -72,19 +75,19 @@ class QueueSink(Generic[T]):
         prefetch: int = 1,
         on_decode_error: DecodeErrorHandler = log_decode_error,
     ):
-        self.connector = connector
+        self.provider = provider
         self.queue = queue
         self.sink = sink if isinstance(sink, MessageSink) else DataSink(sink)
         self.codec = codec or JsonCodec()
         self.ack_mode = ack_mode
         self.prefetch = prefetch
         self.on_decode_error = on_decode_error
-        self._consumer: Consumer | None = None
+        self._consumer: Receiver | None = None
 
     def poll(self, timeout: float | None = None) -> bool:
         """Handle at most one delivery, waiting up to ``timeout``; return whether one came."""
         if self._consumer is None:
-            self._consumer = self.connector.consumer(self.queue, prefetch=self.prefetch)
+            self._consumer = self.provider.receiver(self.queue, prefetch=self.prefetch)
         delivery = self._consumer.receive(timeout)
         if delivery is None:
             return False
@@ -110,8 +113,9 @@ class QueueSink(Generic[T]):
         try:
             self.sink.consume_message(message)
         except Exception:
-            log.exception("message %s on %s failed; it will be redelivered",
-                          delivery.message_id, self.queue)
+            log.exception(
+                "message %s on %s failed; it will be redelivered", delivery.message_id, self.queue
+            )
             self.close()
             return
         delivery.ack()

@@ -7,8 +7,8 @@ from typing import Generic, TypeVar
 
 from kew.codecs import Codec, JsonCodec
 from kew.message import Message
-from kew.qchan.producers import ProducerSlot
-from kew.qchan.spi import DELIVERY_COUNT, Connector, DeliveryOptions
+from kew.providers.base import DELIVERY_COUNT, DeliveryOptions, Provider
+from kew.qchan.producers import LazyProducer
 
 T = TypeVar("T")
 
@@ -38,17 +38,17 @@ class QueueSource(Generic[T]):
 
     def __init__(
         self,
-        connector: Connector,
+        provider: Provider,
         queue: str,
         *,
         codec: Codec[T] | None = None,
         durable: bool = True,
     ):
-        self.connector = connector
+        self.provider = provider
         self.queue = queue
         self.codec = codec or JsonCodec()
         self.durable = durable
-        self._producers = ProducerSlot(connector)
+        self._producers = LazyProducer(provider)
         self._lock = threading.Lock()
 
     def send(self, data: T) -> None:
@@ -58,7 +58,7 @@ class QueueSource(Generic[T]):
     def send_message(self, message: Message[T]) -> None:
         """Send ``message``, honouring its schedule, count, id and properties."""
         options = delivery_options(message, durable=self.durable)
-        self.connector.require(options)
+        self.provider.require(options)
         payload = self.codec.encode(message.data)
         with self._lock:
             self._producers.get().send(self.queue, payload, options)

@@ -1,4 +1,4 @@
-"""Connectors named in ``KEW["PROVIDERS"]``, built once per process and alias.
+"""Providers named in ``KEW["PROVIDERS"]``, built once per process and alias.
 
 An alias is configured by URL (``{"URL": "artemis://u:p@host:61613"}``,
 handed to ``kew.connect``; ``database://`` selects the Django database
@@ -16,7 +16,7 @@ from django.utils.module_loading import import_string
 
 from kew.errors import ConfigurationError
 from kew.providers import SCHEMES, connect, redact
-from kew.qchan.spi import Connector
+from kew.providers.base import Provider
 from kew_django.conf import section
 from kew_django.errors import KewImproperlyConfigured
 
@@ -37,8 +37,8 @@ def known_schemes() -> list[str]:
     return sorted({*SCHEMES, DATABASE_SCHEME})
 
 
-def build_provider(alias: str, config: Any) -> Connector:
-    """Return a new connector for one KEW["PROVIDERS"] entry."""
+def build_provider(alias: str, config: Any) -> Provider:
+    """Return a new provider for one KEW["PROVIDERS"] entry."""
     if not isinstance(config, dict) or ("URL" in config) == ("BACKEND" in config):
         raise ProviderNotConfigured(
             f"KEW['PROVIDERS'][{alias!r}] needs either 'URL' or 'BACKEND' (not both)"
@@ -73,35 +73,35 @@ def _hint(value: str, choices: Any) -> str:
 
 
 class ProviderHandler:
-    """Build each configured connector on first use and keep it; thread-safe."""
+    """Build each configured provider on first use and keep it; thread-safe."""
 
     def __init__(self) -> None:
-        self._connectors: dict[str, Connector] = {}
+        self._providers: dict[str, Provider] = {}
         self._lock = threading.Lock()
 
-    def __getitem__(self, alias: str) -> Connector:
+    def __getitem__(self, alias: str) -> Provider:
         with self._lock:
-            connector = self._connectors.get(alias)
-            if connector is None:
+            provider = self._providers.get(alias)
+            if provider is None:
                 configs = section("PROVIDERS")
                 if alias not in configs:
                     known = ", ".join(sorted(configs)) or "none"
                     raise ProviderNotConfigured(
                         f"no provider {alias!r} in KEW['PROVIDERS'] (configured: {known})"
                     )
-                connector = self._connectors[alias] = build_provider(alias, configs[alias])
-            return connector
+                provider = self._providers[alias] = build_provider(alias, configs[alias])
+            return provider
 
     def close_all(self) -> None:
-        """Close and forget every connector built so far."""
+        """Close and forget every provider built so far."""
         with self._lock:
-            connectors, self._connectors = list(self._connectors.values()), {}
-        for connector in connectors:
-            connector.close()
+            providers, self._providers = list(self._providers.values()), {}
+        for provider in providers:
+            provider.close()
 
 
-def get_provider(alias: str = "default") -> Connector:
-    """Return the connector configured as ``alias`` in KEW["PROVIDERS"]."""
+def get_provider(alias: str = "default") -> Provider:
+    """Return the provider configured as ``alias`` in KEW["PROVIDERS"]."""
     from django.apps import apps
 
     return apps.get_app_config("kew_django").providers[alias]

@@ -24,16 +24,16 @@ from django.db.models import Case, Min, Subquery, Value, When
 from django.utils import timezone
 
 from kew.errors import ConfigurationError, ConnectionLost, SendError
-from kew.qchan.spi import (
+from kew.providers.base import (
     Capability,
-    Connector,
-    Consumer,
     Delivery,
     DeliveryOptions,
     Outgoing,
     Producer,
+    Provider,
+    Receiver,
 )
-from kew_django.notify import QUEUE, Listener
+from kew_django.db.notify import QUEUE, Listener
 
 log = logging.getLogger(__name__)
 MAX_ID_LENGTH = 100
@@ -55,7 +55,7 @@ def provider_errors():
 URL_OPTIONS = {"lease", "poll_interval"}
 
 
-class DatabaseProvider(Connector):
+class DatabaseProvider(Provider):
     """Queues in the ``QueuedMessage`` table of database ``using``; thread-safe.
 
     ``lease`` is how long a delivery stays invisible to other consumers
@@ -94,8 +94,9 @@ class DatabaseProvider(Connector):
         unknown = sorted(set(query) - URL_OPTIONS)
         if unknown:
             known = ", ".join(sorted(URL_OPTIONS))
-            raise ConfigurationError(f"unknown database:// option(s) {', '.join(unknown)} "
-                                     f"(known: {known})")
+            raise ConfigurationError(
+                f"unknown database:// option(s) {', '.join(unknown)} (known: {known})"
+            )
         try:
             parsed = {name: float(value) for name, value in query.items()}
         except ValueError as error:
@@ -107,8 +108,8 @@ class DatabaseProvider(Connector):
     def producer(self) -> Producer:
         return DatabaseProducer(self)
 
-    def consumer(self, queue: str, *, prefetch: int = 1) -> Consumer:
-        return DatabaseConsumer(self, queue)
+    def receiver(self, queue: str, *, prefetch: int = 1) -> Receiver:
+        return DatabaseReceiver(self, queue)
 
     def browse(self, queue: str, *, limit: int = 100) -> Iterator[Delivery]:
         rows = _model().objects.using(self.using).filter(queue=queue).order_by("available_at", "id")
@@ -174,7 +175,7 @@ class DatabaseProducer(Producer):
         )
 
 
-class DatabaseConsumer(Consumer):
+class DatabaseReceiver(Receiver):
     """Lease deliveries from one queue; the thread that calls ``receive`` does the queries."""
 
     def __init__(self, provider: DatabaseProvider, queue: str):
@@ -233,8 +234,9 @@ class DatabaseConsumer(Consumer):
                 available_at=until,
                 leased_until=until,
                 lease_token=token,
-                redelivered=Case(When(lease_token__isnull=False, then=Value(True)),
-                                 default="redelivered"),
+                redelivered=Case(
+                    When(lease_token__isnull=False, then=Value(True)), default="redelivered"
+                ),
             )
         if not claimed:
             return None
@@ -242,7 +244,8 @@ class DatabaseConsumer(Consumer):
 
     def _next_due(self):
         return (
-            _model().objects.using(self.provider.using)
+            _model()
+            .objects.using(self.provider.using)
             .filter(queue=self.queue)
             .aggregate(due=Min("available_at"))["due"]
         )
@@ -255,7 +258,9 @@ class DatabaseConsumer(Consumer):
         for pk, token in self._unacked.items():
             try:
                 _model().objects.using(self.provider.using).filter(pk=pk, lease_token=token).update(
-                    available_at=timezone.now(), leased_until=None, lease_token=None,
+                    available_at=timezone.now(),
+                    leased_until=None,
+                    lease_token=None,
                     redelivered=True,
                 )
             except DatabaseError:
@@ -274,7 +279,7 @@ class DatabaseConsumer(Consumer):
 class DatabaseDelivery(Delivery):
     """A row taken (or browsed) from a database queue."""
 
-    def __init__(self, provider: DatabaseProvider, row, *, consumer: DatabaseConsumer | None):
+    def __init__(self, provider: DatabaseProvider, row, *, consumer: DatabaseReceiver | None):
         self.queue = row.queue
         self.payload = bytes(row.payload)
         self.message_id = row.message_id
@@ -291,12 +296,17 @@ class DatabaseDelivery(Delivery):
             raise ConfigurationError("a browsed message cannot be acknowledged")
         try:
             deleted, _ = (
-                _model().objects.using(self._provider.using)
-                .filter(pk=self._pk, lease_token=self._token).delete()
+                _model()
+                .objects.using(self._provider.using)
+                .filter(pk=self._pk, lease_token=self._token)
+                .delete()
             )
         except provider_errors() as error:
             raise ConnectionLost(f"database {self._provider.using!r}: {error}") from error
         self._consumer._unacked.pop(self._pk, None)
         if not deleted:
-            log.warning("ack of message %s on %s came after its lease ended; "
-                        "it may be delivered again", self.message_id or self._pk, self.queue)
+            log.warning(
+                "ack of message %s on %s came after its lease ended; it may be delivered again",
+                self.message_id or self._pk,
+                self.queue,
+            )

@@ -18,17 +18,36 @@ class ImportedFileInline(admin.TabularInline):
 @admin.register(Import)
 class ImportAdmin(admin.ModelAdmin):
     list_display = [
-        "created_at", "requested_path", "email", "status", "attempts", "file_count",
-        "finished_at", "notified_at",
+        "created_at",
+        "requested_path",
+        "email",
+        "status",
+        "attempts",
+        "file_count",
+        "finished_at",
+        "notified_at",
     ]
     list_filter = ["status", ("notified_at", admin.EmptyFieldListFilter)]
     search_fields = ["id", "requested_path", "path", "email"]
     date_hierarchy = "created_at"
     inlines = [ImportedFileInline]
     readonly_fields = [
-        "id", "requested_path", "path", "root", "email", "options", "status", "attempts",
-        "last_error", "error", "file_count", "total_bytes", "created_at", "started_at",
-        "finished_at", "notified_at",
+        "id",
+        "requested_path",
+        "path",
+        "root",
+        "email",
+        "options",
+        "status",
+        "attempts",
+        "last_error",
+        "error",
+        "file_count",
+        "total_bytes",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "notified_at",
     ]
 
     def has_add_permission(self, request) -> bool:

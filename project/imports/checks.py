@@ -20,9 +20,7 @@ def check_import_settings(app_configs, **kwargs) -> list:
         problems.append(Error(str(error), id="imports.E001"))
     roots = import_roots()
     if not roots:
-        problems.append(
-            Error("IMPORT_ROOTS is empty: no path can be imported", id="imports.E002")
-        )
+        problems.append(Error("IMPORT_ROOTS is empty: no path can be imported", id="imports.E002"))
     for root in roots:
         if not root.is_dir():
             problems.append(

@@ -112,7 +112,8 @@ def notify_exhausted(notice: OutcomeNotice, error: BaseException | None) -> None
     log.error(
         "outcome e-mail of import %s not sent after every retry: %s (requeue its dead "
         "letter in the admin once the mail server is back)",
-        notice.import_id, error,
+        notice.import_id,
+        error,
     )
 
 

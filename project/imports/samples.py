@@ -39,8 +39,9 @@ def sample_files() -> dict[str, bytes]:
         "images/cell-001.pgm": _image(32, 32),
     }
     for plate in (1, 2):
-        rows = ["well,intensity"] + [f"{chr(64 + w)}{plate},{(w * 37 + plate) % 100}"
-                                     for w in range(1, 9)]
+        rows = ["well,intensity"] + [
+            f"{chr(64 + w)}{plate},{(w * 37 + plate) % 100}" for w in range(1, 9)
+        ]
         files[f"plates/plate-{plate:02d}.csv"] = ("\n".join(rows) + "\n").encode()
     return files
 

@@ -44,9 +44,7 @@ class ImportSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_import_request(
-    body: bytes, *, roots: Sequence[Path], importer: Importer
-) -> ImportSpec:
+def parse_import_request(body: bytes, *, roots: Sequence[Path], importer: Importer) -> ImportSpec:
     """Return the request in ``body`` (JSON) if it is valid; raise InvalidRequest if not."""
     try:
         data = json.loads(body)
@@ -86,7 +84,7 @@ def parse_import_request(
 def clean_email(value: object) -> str:
     """Return the e-mail address, or raise ValueError."""
     if not isinstance(value, str) or not value.strip():
-        raise ValueError("must be an e-mail address, e.g. \"ada@example.org\"")
+        raise ValueError('must be an e-mail address, e.g. "ada@example.org"')
     value = value.strip()
     try:
         validate_email(value)

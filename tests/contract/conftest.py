@@ -1,4 +1,4 @@
-"""Fixtures of the provider contract suite: one connector per provider."""
+"""Fixtures of the provider contract suite: one provider per provider."""
 
 import uuid
 
@@ -8,11 +8,11 @@ from tests.contract.providers import FACTORIES
 
 
 @pytest.fixture(params=[pytest.param(f, id=f.name, marks=f.marks) for f in FACTORIES])
-def connector(request):
+def provider(request):
     """A connected provider; the contract tests run once per provider."""
-    connector = request.param.make(request)
-    yield connector
-    connector.close()
+    provider = request.param.make(request)
+    yield provider
+    provider.close()
 
 
 @pytest.fixture

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import time
 
-from kew.qchan.spi import Connector, Delivery
+from kew.providers.base import Delivery, Provider
 
 WAIT = 10.0  # seconds a test waits for a message that must come
 
 
 def receive_all(
-    connector: Connector, queue: str, count: int, *, timeout: float = WAIT
+    provider: Provider, queue: str, count: int, *, timeout: float = WAIT
 ) -> list[Delivery]:
     """Receive and ack ``count`` deliveries, failing if they do not all come in time."""
     got = []
     deadline = time.monotonic() + timeout
-    with connector.consumer(queue) as consumer:
+    with provider.receiver(queue) as consumer:
         while len(got) < count:
             remaining = deadline - time.monotonic()
             assert remaining > 0, f"only {len(got)} of {count} messages arrived"
@@ -26,8 +26,8 @@ def receive_all(
     return got
 
 
-def assert_empty(connector: Connector, queue: str, *, wait: float = 0.5) -> None:
+def assert_empty(provider: Provider, queue: str, *, wait: float = 0.5) -> None:
     """Fail if a message arrives on ``queue`` within ``wait`` seconds."""
-    with connector.consumer(queue) as consumer:
+    with provider.receiver(queue) as consumer:
         extra = consumer.receive(wait)
         assert extra is None, f"unexpected message {extra.payload[:80]!r}"

@@ -1,6 +1,6 @@
 """The providers the contract suite runs on: name -> factory.
 
-A factory takes pytest's ``request`` and returns a connected ``Connector``;
+A factory takes pytest's ``request`` and returns a connected ``Provider``;
 the suite closes it. Add a provider by adding an entry here (with the
 marks its service needs).
 """
@@ -12,28 +12,28 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from kew.providers.base import Provider
 from kew.providers.memory import MemoryProvider
-from kew.qchan.spi import Connector
 
 
 @dataclass(frozen=True)
 class ProviderFactory:
     name: str
-    make: Callable[[pytest.FixtureRequest], Connector]
+    make: Callable[[pytest.FixtureRequest], Provider]
     marks: tuple = field(default=())
 
 
-def _memory(request: pytest.FixtureRequest) -> Connector:
+def _memory(request: pytest.FixtureRequest) -> Provider:
     return MemoryProvider()
 
 
-def _database(request: pytest.FixtureRequest) -> Connector:
+def _database(request: pytest.FixtureRequest) -> Provider:
     from kew_django.providers.database import DatabaseProvider
 
     return DatabaseProvider(lease=30.0)
 
 
-def _artemis(request: pytest.FixtureRequest) -> Connector:
+def _artemis(request: pytest.FixtureRequest) -> Provider:
     from kew.providers import connect
 
     server = request.getfixturevalue("artemis_server")

@@ -11,44 +11,44 @@ import pytest
 from kew import AckMode, Message, QueueSink, QueueSource, RepeatAction, Repeater, ReschedulingSink
 from kew.codecs import BytesCodec
 from kew.message import utcnow
-from kew.qchan.spi import Capability, DeliveryOptions, Outgoing
+from kew.providers.base import Capability, DeliveryOptions, Outgoing
 from tests.contract.helpers import WAIT, assert_empty, receive_all
 
 
-def test_durable_send_and_receive(connector, queue):
-    with connector.producer() as producer:
+def test_durable_send_and_receive(provider, queue):
+    with provider.producer() as producer:
         producer.send(queue, b"hello", DeliveryOptions(durable=True))
-    (delivery,) = receive_all(connector, queue, 1)
+    (delivery,) = receive_all(provider, queue, 1)
     assert delivery.payload == b"hello"
     assert delivery.queue == queue
     assert not delivery.redelivered
-    assert_empty(connector, queue)
+    assert_empty(provider, queue)
 
 
-def test_messages_from_one_producer_arrive_in_order(connector, queue):
-    with connector.producer() as producer:
+def test_messages_from_one_producer_arrive_in_order(provider, queue):
+    with provider.producer() as producer:
         for i in range(20):
             producer.send(queue, str(i).encode())
-    got = receive_all(connector, queue, 20)
+    got = receive_all(provider, queue, 20)
     assert [d.payload for d in got] == [str(i).encode() for i in range(20)]
 
 
-def test_send_many_stores_the_whole_batch_in_order(connector, queue):
+def test_send_many_stores_the_whole_batch_in_order(provider, queue):
     batch = [Outgoing(queue, f"m{i}".encode()) for i in range(50)]
-    with connector.producer() as producer:
+    with provider.producer() as producer:
         producer.send_many(batch)
-    got = receive_all(connector, queue, 50)
+    got = receive_all(provider, queue, 50)
     assert [d.payload for d in got] == [o.payload for o in batch]
 
 
-def test_scheduled_delivery_not_before_its_time(connector, queue):
-    if Capability.SCHEDULED_DELIVERY not in connector.capabilities:
+def test_scheduled_delivery_not_before_its_time(provider, queue):
+    if Capability.SCHEDULED_DELIVERY not in provider.capabilities:
         pytest.skip("provider declares no scheduled delivery")
     due = utcnow() + timedelta(seconds=2)
-    with connector.producer() as producer:
+    with provider.producer() as producer:
         producer.send(queue, b"later", DeliveryOptions(deliver_at=due))
         producer.send(queue, b"now")
-    with connector.consumer(queue) as consumer:
+    with provider.receiver(queue) as consumer:
         first = consumer.receive(WAIT)
         assert first is not None and first.payload == b"now"
         first.ack()
@@ -62,54 +62,54 @@ def test_scheduled_delivery_not_before_its_time(connector, queue):
     assert arrived <= due + timedelta(seconds=5)
 
 
-def test_properties_round_trip(connector, queue):
+def test_properties_round_trip(provider, queue):
     properties = {"tenant": "mri-lab", "kind": "thumbnail", "unicode": "Zürich ✓", "empty": ""}
-    with connector.producer() as producer:
+    with provider.producer() as producer:
         producer.send(queue, b"x", DeliveryOptions(properties=properties))
-    (delivery,) = receive_all(connector, queue, 1)
+    (delivery,) = receive_all(provider, queue, 1)
     for name, value in properties.items():
         assert delivery.properties.get(name) == value
 
 
-def test_message_id_round_trips(connector, queue):
+def test_message_id_round_trips(provider, queue):
     message_id = "5f0c6a52-3d1e-4c1b-9d7e-0a2b3c4d5e6f"
-    with connector.producer() as producer:
+    with provider.producer() as producer:
         producer.send(queue, b"x", DeliveryOptions(message_id=message_id))
-    (delivery,) = receive_all(connector, queue, 1)
+    (delivery,) = receive_all(provider, queue, 1)
     assert delivery.message_id == message_id
 
 
-def test_duplicate_message_id_is_stored_once(connector, queue):
-    if Capability.DEDUPLICATION not in connector.capabilities:
+def test_duplicate_message_id_is_stored_once(provider, queue):
+    if Capability.DEDUPLICATION not in provider.capabilities:
         pytest.skip("provider declares no duplicate detection")
-    with connector.producer() as producer:
+    with provider.producer() as producer:
         producer.send(queue, b"first", DeliveryOptions(message_id="dup-1"))
         producer.send(queue, b"second", DeliveryOptions(message_id="dup-1"))
         producer.send(queue, b"other", DeliveryOptions(message_id="dup-2"))
-    got = receive_all(connector, queue, 2)
+    got = receive_all(provider, queue, 2)
     assert [d.payload for d in got] == [b"first", b"other"]
-    assert_empty(connector, queue)
+    assert_empty(provider, queue)
 
 
-def test_unacked_message_comes_back_after_its_consumer_goes_away(connector, queue):
-    with connector.producer() as producer:
+def test_unacked_message_comes_back_after_its_consumer_goes_away(provider, queue):
+    with provider.producer() as producer:
         producer.send(queue, b"fragile")
-    consumer = connector.consumer(queue)
+    consumer = provider.receiver(queue)
     delivery = consumer.receive(WAIT)
     assert delivery is not None and delivery.payload == b"fragile"
     consumer.close()  # no ack
-    (again,) = receive_all(connector, queue, 1)
+    (again,) = receive_all(provider, queue, 1)
     assert again.payload == b"fragile"
     assert again.redelivered
-    assert_empty(connector, queue)
+    assert_empty(provider, queue)
 
 
-def test_acked_message_does_not_come_back(connector, queue):
-    with connector.producer() as producer:
+def test_acked_message_does_not_come_back(provider, queue):
+    with provider.producer() as producer:
         producer.send(queue, b"done")
-    with connector.consumer(queue) as consumer:
+    with provider.receiver(queue) as consumer:
         consumer.receive(WAIT).ack()
-    assert_empty(connector, queue)
+    assert_empty(provider, queue)
 
 
 class Flaky:
@@ -124,31 +124,31 @@ class Flaky:
             raise RuntimeError("first attempt fails")
 
 
-def test_consume_then_ack_redelivers_after_a_failure(connector, queue):
-    QueueSource(connector, queue).send({"n": 1})
+def test_consume_then_ack_redelivers_after_a_failure(provider, queue):
+    QueueSource(provider, queue).send({"n": 1})
     flaky = Flaky()
-    sink = QueueSink(connector, queue, flaky, ack_mode=AckMode.CONSUME_THEN_ACK)
+    sink = QueueSink(provider, queue, flaky, ack_mode=AckMode.CONSUME_THEN_ACK)
     deadline = time.monotonic() + WAIT
     while len(flaky.calls) < 2 and time.monotonic() < deadline:
         sink.poll(0.5)
     sink.close()
     assert flaky.calls == [{"n": 1}, {"n": 1}]
-    assert_empty(connector, queue)
+    assert_empty(provider, queue)
 
 
-def test_ack_then_consume_does_not_redeliver_after_a_failure(connector, queue):
-    QueueSource(connector, queue).send({"n": 1})
+def test_ack_then_consume_does_not_redeliver_after_a_failure(provider, queue):
+    QueueSource(provider, queue).send({"n": 1})
     flaky = Flaky()
-    sink = QueueSink(connector, queue, flaky, ack_mode=AckMode.ACK_THEN_CONSUME)
+    sink = QueueSink(provider, queue, flaky, ack_mode=AckMode.ACK_THEN_CONSUME)
     assert sink.poll(WAIT)
     assert not sink.poll(1.0)
     sink.close()
     assert flaky.calls == [{"n": 1}]
-    assert_empty(connector, queue)
+    assert_empty(provider, queue)
 
 
-def test_repeat_sink_retries_on_schedule_then_calls_exhausted_once(connector, queue):
-    if Capability.SCHEDULED_DELIVERY not in connector.capabilities:
+def test_repeat_sink_retries_on_schedule_then_calls_exhausted_once(provider, queue):
+    if Capability.SCHEDULED_DELIVERY not in provider.capabilities:
         pytest.skip("provider declares no scheduled delivery")
     seen: list[float] = []
     exhausted = []
@@ -157,9 +157,9 @@ def test_repeat_sink_retries_on_schedule_then_calls_exhausted_once(connector, qu
         seen.append(time.monotonic())
         return RepeatAction.REPEAT
 
-    source = QueueSource(connector, queue)
+    source = QueueSource(provider, queue)
     repeater = Repeater(always_repeat, [0.5, 1.0], on_exhausted=exhausted.append)
-    sink = QueueSink(connector, queue, ReschedulingSink(repeater, source))
+    sink = QueueSink(provider, queue, ReschedulingSink(repeater, source))
     source.send_message(Message({"job": 7}, message_id="job-7"))
     deadline = time.monotonic() + WAIT
     while not exhausted and time.monotonic() < deadline:
@@ -174,7 +174,7 @@ def test_repeat_sink_retries_on_schedule_then_calls_exhausted_once(connector, qu
     assert seen[2] - seen[1] >= 0.9
 
 
-def test_repeat_sink_stops_when_the_consumer_says_stop(connector, queue):
+def test_repeat_sink_stops_when_the_consumer_says_stop(provider, queue):
     answers = [RepeatAction.REPEAT, RepeatAction.STOP]
     calls = []
 
@@ -182,8 +182,8 @@ def test_repeat_sink_stops_when_the_consumer_says_stop(connector, queue):
         calls.append(data)
         return answers[len(calls) - 1]
 
-    source = QueueSource(connector, queue)
-    sink = QueueSink(connector, queue, ReschedulingSink(Repeater(consumer, [0.1, 0.1]), source))
+    source = QueueSource(provider, queue)
+    sink = QueueSink(provider, queue, ReschedulingSink(Repeater(consumer, [0.1, 0.1]), source))
     source.send("work")
     deadline = time.monotonic() + WAIT
     while len(calls) < 2 and time.monotonic() < deadline:
@@ -198,32 +198,32 @@ def test_repeat_sink_stops_when_the_consumer_says_stop(connector, queue):
     [bytes(range(256)) * 4, "Grüße, 世界, 🔬".encode(), b"\x00\x00nul\x00", b""],
     ids=["binary", "unicode", "nul-bytes", "empty"],
 )
-def test_binary_and_unicode_payloads_round_trip(connector, queue, payload):
-    with connector.producer() as producer:
+def test_binary_and_unicode_payloads_round_trip(provider, queue, payload):
+    with provider.producer() as producer:
         producer.send(queue, payload)
-    (delivery,) = receive_all(connector, queue, 1)
+    (delivery,) = receive_all(provider, queue, 1)
     assert delivery.payload == payload
 
 
-def test_large_payload_round_trips(connector, queue):
+def test_large_payload_round_trips(provider, queue):
     payload = bytes(i % 251 for i in range(1024 * 1024))
-    source = QueueSource(connector, queue, codec=BytesCodec())
+    source = QueueSource(provider, queue, codec=BytesCodec())
     source.send(payload)
     source.close()
-    (delivery,) = receive_all(connector, queue, 1)
+    (delivery,) = receive_all(provider, queue, 1)
     assert len(delivery.payload) == len(payload)
     assert delivery.payload == payload
 
 
-def test_two_consumers_never_get_the_same_message(connector, queue):
+def test_two_consumers_never_get_the_same_message(provider, queue):
     count = 40
-    with connector.producer() as producer:
+    with provider.producer() as producer:
         producer.send_many([Outgoing(queue, str(i).encode()) for i in range(count)])
     got: list[bytes] = []
     lock = threading.Lock()
 
     def drain():
-        with connector.consumer(queue) as consumer:
+        with provider.receiver(queue) as consumer:
             while True:
                 delivery = consumer.receive(1.5)
                 if delivery is None:

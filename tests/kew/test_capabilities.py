@@ -3,8 +3,8 @@ from datetime import timedelta
 import pytest
 
 from kew import ConfigurationError, Message, QueueSource, UnsupportedCapability, utcnow
+from kew.providers.base import Capability, DeliveryOptions
 from kew.providers.memory import MemoryProvider
-from kew.qchan.spi import Capability, DeliveryOptions
 
 
 def plain_provider() -> MemoryProvider:
@@ -50,13 +50,13 @@ def test_property_values_must_be_strings():
 
 
 def test_browsing_an_unable_provider_says_so():
-    from kew.qchan.spi import Connector
+    from kew.providers.base import Provider
 
-    class Minimal(Connector):
+    class Minimal(Provider):
         def producer(self):
             raise NotImplementedError
 
-        def consumer(self, queue, *, prefetch=1):
+        def receiver(self, queue, *, prefetch=1):
             raise NotImplementedError
 
     with pytest.raises(UnsupportedCapability, match="cannot browse"):

@@ -1,8 +1,8 @@
 import threading
 
 from kew import connect
+from kew.providers.base import Outgoing
 from kew.providers.memory import MemoryProvider
-from kew.qchan.spi import Outgoing
 
 
 def test_connect_memory_url_gives_a_fresh_provider():
@@ -41,7 +41,7 @@ def test_concurrent_producers_and_consumers_lose_and_duplicate_nothing():
                 producer.send("q", f"{n}-{i}".encode())
 
     def consume():
-        with provider.consumer("q") as consumer:
+        with provider.receiver("q") as consumer:
             while (delivery := consumer.receive(0.5)) is not None:
                 delivery.ack()
                 with lock:

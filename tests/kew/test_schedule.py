@@ -23,7 +23,10 @@ def test_bad_interval_names_the_format(text):
 def test_schedule_parse_accepts_commas_and_spaces():
     schedule = Schedule.parse("10s, 10s 2m,1d")
     assert schedule.intervals == (
-        timedelta(seconds=10), timedelta(seconds=10), timedelta(minutes=2), timedelta(days=1)
+        timedelta(seconds=10),
+        timedelta(seconds=10),
+        timedelta(minutes=2),
+        timedelta(days=1),
     )
     assert schedule.max_deliveries == 5
 
@@ -31,7 +34,10 @@ def test_schedule_parse_accepts_commas_and_spaces():
 def test_delay_after_follows_the_delivery_count_then_runs_out():
     schedule = Schedule.of(1, "2s", timedelta(seconds=3))
     assert [schedule.delay_after(n) for n in (1, 2, 3, 4)] == [
-        timedelta(seconds=1), timedelta(seconds=2), timedelta(seconds=3), None
+        timedelta(seconds=1),
+        timedelta(seconds=2),
+        timedelta(seconds=3),
+        None,
     ]
 
 

@@ -10,9 +10,9 @@ from django.apps import apps
 
 import kew
 from kew.errors import ConnectionLost, SendError
-from kew.qchan.spi import Connector, Producer
-from kew_django.consumers import ConsumerRegistry
+from kew.providers.base import Producer, Provider
 from kew_django.providers import ProviderHandler
+from kew_django.workers.registry import ConsumerRegistry
 
 
 @dataclass
@@ -24,26 +24,26 @@ class Job:
 
 
 @pytest.fixture(params=["database", pytest.param("artemis", marks=pytest.mark.artemis)])
-def connector(request, transactional_db):
+def provider(request, transactional_db):
     """A provider to relay to and consume from: the database provider, then real Artemis."""
     if request.param == "database":
         from kew_django.providers.database import DatabaseProvider
 
-        connector = DatabaseProvider(lease=30.0, poll_interval=0.05)
+        provider = DatabaseProvider(lease=30.0, poll_interval=0.05)
     else:
-        connector = kew.connect(request.getfixturevalue("artemis_url"))
-    yield connector
-    connector.close()
+        provider = kew.connect(request.getfixturevalue("artemis_url"))
+    yield provider
+    provider.close()
 
 
 @pytest.fixture
-def database_connector(transactional_db):
+def database_provider(transactional_db):
     """The database provider alone, for tests about it."""
     from kew_django.providers.database import DatabaseProvider
 
-    connector = DatabaseProvider(lease=30.0, poll_interval=0.05)
-    yield connector
-    connector.close()
+    provider = DatabaseProvider(lease=30.0, poll_interval=0.05)
+    yield provider
+    provider.close()
 
 
 @pytest.fixture
@@ -69,10 +69,10 @@ def providers(monkeypatch) -> ProviderHandler:
     handler.close_all()
 
 
-class Wrapped(Connector):
-    """A connector that delegates to another, with hooks to break it on purpose."""
+class Wrapped(Provider):
+    """A provider that delegates to another, with hooks to break it on purpose."""
 
-    def __init__(self, inner: Connector):
+    def __init__(self, inner: Provider):
         self.inner = inner
         self.capabilities = inner.capabilities
         self.down = False  # producer() and send_many raise ConnectionLost
@@ -85,8 +85,8 @@ class Wrapped(Connector):
             raise ConnectionLost("broker down (test)")
         return WrappedProducer(self, self.inner.producer())
 
-    def consumer(self, queue, *, prefetch=1):
-        return self.inner.consumer(queue, prefetch=prefetch)
+    def receiver(self, queue, *, prefetch=1):
+        return self.inner.receiver(queue, prefetch=prefetch)
 
 
 class WrappedProducer(Producer):
@@ -95,7 +95,7 @@ class WrappedProducer(Producer):
         self.inner = inner
 
     def send(self, queue, payload, options=None):
-        from kew.qchan.spi import DeliveryOptions, Outgoing
+        from kew.providers.base import DeliveryOptions, Outgoing
 
         self.send_many([Outgoing(queue, payload, options or DeliveryOptions())])
 

@@ -9,9 +9,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from kew_django.checks import check_broker_reachable, check_consumers, check_settings
-from kew_django.consumers import ConsumerRegistry, ConsumerSpec, consumer
 from kew_django.errors import KewImproperlyConfigured
 from kew_django.providers import ProviderNotConfigured, build_provider, get_provider
+from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec, consumer
 
 
 def ids(messages) -> list[str]:
@@ -22,10 +22,16 @@ def ids(messages) -> list[str]:
     ("kew", "expected", "text"),
     [
         ({"PROVIDERS": {"default": {"URL": "database://"}}}, [], ""),
-        ({"PROVIDERS": {"default": {"URL": "artmis://u:secret@h:61613"}}}, ["kew.E002"],
-         "did you mean 'artemis'"),
-        ({"PROVIDERS": {"default": {"BACKEND": "kew.providers.memory.MemoryProvidr"}}},
-         ["kew.E003"], "did you mean 'kew.providers.memory.MemoryProvider'"),
+        (
+            {"PROVIDERS": {"default": {"URL": "artmis://u:secret@h:61613"}}},
+            ["kew.E002"],
+            "did you mean 'artemis'",
+        ),
+        (
+            {"PROVIDERS": {"default": {"BACKEND": "kew.providers.memory.MemoryProvidr"}}},
+            ["kew.E003"],
+            "did you mean 'kew.providers.memory.MemoryProvider'",
+        ),
         ({"PROVIDERS": {"other": {"URL": "database://"}}}, ["kew.E001"], "'default'"),
         ({"PROVIDERS": {"default": {}}}, ["kew.E001"], "either 'URL' or 'BACKEND'"),
         ({"PROVIDER": {}}, ["kew.E001"], "did you mean 'PROVIDERS'"),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from kew.qchan.spi import DeliveryOptions
+from kew.providers.base import DeliveryOptions
 from kew_django import Channel
 from kew_django.models import OutboxMessage, ProcessedMessage, QueuedMessage
 from kew_django.providers.database import DatabaseProvider
@@ -24,8 +24,10 @@ pytestmark = pytest.mark.slow
 
 
 def manage(*args: str, tmp_path: Path, **env: str) -> subprocess.Popen:
-    database = {k: connection.settings_dict[k]
-                for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")}
+    database = {
+        k: connection.settings_dict[k]
+        for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+    }
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.kew_django.subprocess_settings",
@@ -34,9 +36,14 @@ def manage(*args: str, tmp_path: Path, **env: str) -> subprocess.Popen:
         "PYTHONPATH": str(ROOT),
         **env,
     }
-    return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT,
-                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
@@ -91,8 +98,11 @@ def test_sigterm_during_relay_finishes_the_batch_in_flight(transactional_db, tmp
 def test_kew_run_relays_and_consumes_in_one_process(transactional_db, tmp_path):
     Channel(QUEUE).send_many([{"n": n} for n in range(3)])
     process = manage("kew_run", tmp_path=tmp_path, KEW_TEST_HANDLER_SECONDS="0")
-    wait_for(lambda: ProcessedMessage.objects.filter(consumer=QUEUE).count() == 3, 30,
-             "three messages relayed and handled")
+    wait_for(
+        lambda: ProcessedMessage.objects.filter(consumer=QUEUE).count() == 3,
+        30,
+        "three messages relayed and handled",
+    )
     output = stop(process)
     assert OutboxMessage.objects.filter(status="sent").count() == 3
     assert not QueuedMessage.objects.exists()

@@ -12,7 +12,7 @@ from django.utils import timezone
 from kew.errors import ConfigurationError
 from kew_django import Channel
 from kew_django.models import OutboxMessage
-from kew_django.relay import Relay
+from kew_django.relay.publisher import Relay
 from tests.contract.helpers import assert_empty, receive_all
 from tests.kew_django.conftest import Job
 
@@ -21,27 +21,27 @@ class Boom(Exception):
     pass
 
 
-def test_rolled_back_send_leaves_nothing_to_publish(connector, queue):
+def test_rolled_back_send_leaves_nothing_to_publish(provider, queue):
     jobs = Channel(queue, payload=Job)
     with pytest.raises(Boom), transaction.atomic():
         jobs.send(Job(1))
         raise Boom
     assert not OutboxMessage.objects.exists()
-    assert Relay(connector).relay_all() == 0
-    assert_empty(connector, queue)
+    assert Relay(provider).relay_all() == 0
+    assert_empty(provider, queue)
 
 
-def test_committed_send_is_delivered_once_with_the_row_id(connector, queue):
+def test_committed_send_is_delivered_once_with_the_row_id(provider, queue):
     jobs = Channel(queue, payload=Job)
     with transaction.atomic():
         row = jobs.send(Job(1, "first"))
-    assert Relay(connector).relay_all() == 1
-    (delivery,) = receive_all(connector, queue, 1)
+    assert Relay(provider).relay_all() == 1
+    (delivery,) = receive_all(provider, queue, 1)
     assert jobs.codec.decode(delivery.payload) == Job(1, "first")
     assert delivery.message_id == str(row.id)
     row.refresh_from_db()
     assert row.status == OutboxMessage.Status.SENT and row.sent_at is not None
-    assert_empty(connector, queue)
+    assert_empty(provider, queue)
 
 
 def test_send_outside_a_transaction_is_committed_at_once(transactional_db, queue):
@@ -59,14 +59,14 @@ def test_send_joins_the_transaction_of_its_caller(db, queue):
     assert [jobs.codec.decode(bytes(r.payload)) for r in OutboxMessage.objects.all()] == [Job(1)]
 
 
-def test_send_many_is_one_insert_and_keeps_its_order(connector, queue):
+def test_send_many_is_one_insert_and_keeps_its_order(provider, queue):
     jobs = Channel(queue, payload=Job)
     with CaptureQueriesContext(connection) as queries:
         rows = jobs.send_many([Job(i) for i in range(50)])
     inserts = [q for q in queries.captured_queries if q["sql"].lstrip().startswith("INSERT")]
     assert len(rows) == 50 and len(inserts) == 1
-    Relay(connector, batch_size=7).relay_all()
-    got = receive_all(connector, queue, 50)
+    Relay(provider, batch_size=7).relay_all()
+    got = receive_all(provider, queue, 50)
     assert [jobs.codec.decode(d.payload).n for d in got] == list(range(50))
 
 
@@ -80,24 +80,24 @@ def test_send_at_and_send_after_schedule_the_message(db, queue):
         jobs.send_at(Job(3), datetime(2030, 1, 1))
 
 
-def test_scheduled_message_is_not_delivered_before_its_time(connector, queue):
+def test_scheduled_message_is_not_delivered_before_its_time(provider, queue):
     jobs = Channel(queue, payload=Job)
     jobs.send_after(Job(1), timedelta(seconds=1.5))
     jobs.send(Job(2))
-    Relay(connector).relay_all()
-    (now,) = receive_all(connector, queue, 1)
+    Relay(provider).relay_all()
+    (now,) = receive_all(provider, queue, 1)
     assert jobs.codec.decode(now.payload) == Job(2)
-    assert_empty(connector, queue, wait=0.8)
-    (later,) = receive_all(connector, queue, 1)
+    assert_empty(provider, queue, wait=0.8)
+    (later,) = receive_all(provider, queue, 1)
     assert jobs.codec.decode(later.payload) == Job(1)
 
 
-def test_properties_travel_as_headers(connector, queue):
+def test_properties_travel_as_headers(provider, queue):
     jobs = Channel(queue, payload=Job)
     row = jobs.send(Job(1), properties={"tenant": "mri-lab"})
     assert row.headers == {"tenant": "mri-lab"}
-    Relay(connector).relay_all()
-    (delivery,) = receive_all(connector, queue, 1)
+    Relay(provider).relay_all()
+    (delivery,) = receive_all(provider, queue, 1)
     assert delivery.properties["tenant"] == "mri-lab"
     with pytest.raises(ConfigurationError, match="property"):
         jobs.send(Job(2), properties={"bad name": "x"})
@@ -110,8 +110,8 @@ def test_send_now_bypasses_the_outbox(transactional_db, providers, settings, que
         message_id = jobs.send_now(Job(7))
         raise Boom
     assert not OutboxMessage.objects.exists()
-    connector = providers["default"]
-    (delivery,) = receive_all(connector, queue, 1)
+    provider = providers["default"]
+    (delivery,) = receive_all(provider, queue, 1)
     assert delivery.message_id == message_id
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import connection, transaction
 
-from kew_django.claims import claim_sql
 from kew_django.providers.database import DatabaseProvider
-from kew_django.relay import Relay
+from kew_django.relay.claims import claim_sql
+from kew_django.relay.publisher import Relay
 
 FILL = """
 INSERT INTO kew_django_outboxmessage

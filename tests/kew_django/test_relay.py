@@ -12,12 +12,12 @@ from django.db import connection
 from django.utils import timezone
 
 from kew.errors import ConnectionLost
-from kew.qchan.spi import DeliveryOptions
+from kew.providers.base import DeliveryOptions
 from kew_django import Channel
-from kew_django.consumers import ConsumerSpec
 from kew_django.models import OutboxMessage, ProcessedMessage
-from kew_django.relay import Relay
-from kew_django.worker import Outcome, Worker
+from kew_django.relay.publisher import Relay
+from kew_django.workers.registry import ConsumerSpec
+from kew_django.workers.worker import DeliveryOutcome, Worker
 from tests.contract.helpers import assert_empty, receive_all
 from tests.kew_django.conftest import Job, Wrapped
 
@@ -31,10 +31,10 @@ def statuses() -> dict[str, int]:
     return {s: list(rows).count(s) for s in set(rows)}
 
 
-def test_crash_between_publish_and_mark_sent_loses_nothing(connector, queue):
+def test_crash_between_publish_and_mark_sent_loses_nothing(provider, queue):
     jobs = Channel(queue, payload=Job)
     jobs.send_many([Job(i) for i in range(10)])
-    crashing = Wrapped(connector)
+    crashing = Wrapped(provider)
 
     def crash():
         raise Crash
@@ -43,36 +43,36 @@ def test_crash_between_publish_and_mark_sent_loses_nothing(connector, queue):
     with pytest.raises(Crash):
         Relay(crashing, batch_size=10).relay_batch()
     assert statuses() == {"pending": 10}, "the batch must not be marked sent"
-    assert Relay(connector).relay_all() == 10  # published a second time
-    got = receive_all(connector, queue, 10)
+    assert Relay(provider).relay_all() == 10  # published a second time
+    got = receive_all(provider, queue, 10)
     assert sorted(jobs.codec.decode(d.payload).n for d in got) == list(range(10))
-    assert_empty(connector, queue)  # the broker dropped the duplicates
+    assert_empty(provider, queue)  # the broker dropped the duplicates
 
 
 def test_idempotent_consumer_drops_a_duplicate_published_after_the_first_was_consumed(
-    connector, queue
+    provider, queue
 ):
     # What a relay crash after publishing looks like to a consumer once the broker no
     # longer remembers the id (the database provider forgets it when the row is acked).
     row = Channel(queue, payload=Job).send(Job(1))
     calls = []
-    worker = Worker(ConsumerSpec(queue, calls.append, payload=Job, idempotent=True), connector)
+    worker = Worker(ConsumerSpec(queue, calls.append, payload=Job, idempotent=True), provider)
     options = DeliveryOptions(message_id=str(row.pk))
-    with connector.consumer(queue) as consumer, connector.producer() as producer:
+    with provider.receiver(queue) as consumer, provider.producer() as producer:
         producer.send(queue, bytes(row.payload), options)
-        assert worker.handle(consumer.receive(10)) is Outcome.HANDLED
+        assert worker.handle(consumer.receive(10)) is DeliveryOutcome.HANDLED
         producer.send(queue, bytes(row.payload), options)
         again = consumer.receive(2.0)  # Artemis drops it as a duplicate; the database does not
         if again is not None:
-            assert worker.handle(again) is Outcome.DUPLICATE
+            assert worker.handle(again) is DeliveryOutcome.DUPLICATE
     assert calls == [Job(1)]
     assert ProcessedMessage.objects.filter(consumer=queue, message_id=str(row.pk)).count() == 1
 
 
-def test_two_relays_in_parallel_publish_each_message_once(connector, queue):
+def test_two_relays_in_parallel_publish_each_message_once(provider, queue):
     jobs = Channel(queue, payload=Job)
     jobs.send_many([Job(i) for i in range(300)])
-    counting = Wrapped(connector)
+    counting = Wrapped(provider)
     errors = []
 
     def relay():
@@ -92,14 +92,14 @@ def test_two_relays_in_parallel_publish_each_message_once(connector, queue):
     assert len(counting.sent_ids) == 300
     assert len(set(counting.sent_ids)) == 300, "a message was published twice"
     assert statuses() == {"sent": 300}
-    got = receive_all(connector, queue, 300, timeout=30)
+    got = receive_all(provider, queue, 300, timeout=30)
     assert sorted(jobs.codec.decode(d.payload).n for d in got) == list(range(300))
 
 
-def test_broker_outage_spends_no_attempts_and_loses_nothing(connector, queue):
+def test_broker_outage_spends_no_attempts_and_loses_nothing(provider, queue):
     jobs = Channel(queue, payload=Job)
     jobs.send_many([Job(i) for i in range(5)])
-    flaky = Wrapped(connector)
+    flaky = Wrapped(provider)
     flaky.down = True
     relay = Relay(flaky, poll_interval=0.05, backoff_max=0.2)
     stop = threading.Event()
@@ -118,7 +118,7 @@ def test_broker_outage_spends_no_attempts_and_loses_nothing(connector, queue):
         thread.join(10)
     assert statuses() == {"sent": 5}
     assert set(OutboxMessage.objects.values_list("attempts", flat=True)) == {0}
-    assert len(receive_all(connector, queue, 5)) == 5
+    assert len(receive_all(provider, queue, 5)) == 5
 
 
 @pytest.mark.artemis
@@ -126,9 +126,9 @@ def test_broker_outage_spends_no_attempts_and_loses_nothing(connector, queue):
 def test_real_broker_stopped_then_started(transactional_db, artemis_server, artemis_url, queue):
     import kew
 
-    connector = kew.connect(artemis_url)
+    provider = kew.connect(artemis_url)
     jobs = Channel(queue, payload=Job)
-    relay = Relay(connector, poll_interval=0.05, backoff_max=0.5)
+    relay = Relay(provider, poll_interval=0.05, backoff_max=0.5)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,))
     try:
@@ -143,19 +143,19 @@ def test_real_broker_stopped_then_started(transactional_db, artemis_server, arte
             time.sleep(0.1)
         assert statuses() == {"sent": 20}
         assert set(OutboxMessage.objects.values_list("attempts", flat=True)) == {0}
-        got = receive_all(connector, queue, 20, timeout=30)
+        got = receive_all(provider, queue, 20, timeout=30)
         assert sorted(jobs.codec.decode(d.payload).n for d in got) == list(range(20))
     finally:
         stop.set()
         if thread.is_alive():
             thread.join(30)
-        connector.close()
+        provider.close()
 
 
-def test_rejection_costs_one_attempt_and_ends_in_failed(database_connector, queue):
+def test_rejection_costs_one_attempt_and_ends_in_failed(database_provider, queue):
     jobs = Channel(queue, payload=Job)
     rows = jobs.send_many([Job(i) for i in range(4)])
-    refusing = Wrapped(database_connector)
+    refusing = Wrapped(database_provider)
     refusing.reject_ids = {str(rows[2].pk)}
     relay = Relay(refusing, max_attempts=2)
     assert relay.relay_batch() == 3  # two marked sent, one charged an attempt
@@ -171,44 +171,44 @@ def test_rejection_costs_one_attempt_and_ends_in_failed(database_connector, queu
     assert statuses() == {"sent": 3, "failed": 1}
 
 
-def test_queue_option_relays_only_those_queues(database_connector, queue):
+def test_queue_option_relays_only_those_queues(database_provider, queue):
     Channel(queue, payload=Job).send(Job(1))
     Channel(queue + ".other", payload=Job).send(Job(2))
-    assert Relay(database_connector, queues=[queue]).relay_all() == 1
+    assert Relay(database_provider, queues=[queue]).relay_all() == 1
     assert OutboxMessage.objects.get(queue=queue + ".other").status == "pending"
 
 
-def test_purge_deletes_only_old_sent_rows(database_connector, queue):
+def test_purge_deletes_only_old_sent_rows(database_provider, queue):
     jobs = Channel(queue, payload=Job)
     old, recent, pending = jobs.send_many([Job(1), Job(2), Job(3)])
     now = timezone.now()
     OutboxMessage.objects.filter(pk=old.pk).update(status="sent", sent_at=now - timedelta(days=8))
     OutboxMessage.objects.filter(pk=recent.pk).update(status="sent", sent_at=now)
-    assert Relay(database_connector, retention=timedelta(days=7)).purge() == 1
+    assert Relay(database_provider, retention=timedelta(days=7)).purge() == 1
     assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {recent.pk, pending.pk}
 
 
-def test_progress_line_shows_rate_backlog_and_oldest_age(database_connector, queue):
+def test_progress_line_shows_rate_backlog_and_oldest_age(database_provider, queue):
     jobs = Channel(queue, payload=Job)
     jobs.send_many([Job(i) for i in range(3)])
-    relay = Relay(database_connector, batch_size=2)
+    relay = Relay(database_provider, batch_size=2)
     relay.relay_batch()
     line = relay.progress_line()
     assert "2 sent" in line and "backlog 1" in line and "oldest pending" in line
 
 
-def test_relay_command_once(database_connector, providers, settings, queue, capsys):
+def test_relay_command_once(database_provider, providers, settings, queue, capsys):
     settings.KEW = {"PROVIDERS": {"default": {"URL": "database://"}}}
     Channel(queue, payload=Job).send_many([Job(1), Job(2)])
     call_command("kew_relay", "--once", "--batch-size", "1")
     assert "relayed 2 message(s)" in capsys.readouterr().out
-    assert len(receive_all(database_connector, queue, 2)) == 2
+    assert len(receive_all(database_provider, queue, 2)) == 2
 
 
 @pytest.mark.postgresql_only
-def test_relay_wakes_on_notify_at_once(connector, queue):
+def test_relay_wakes_on_notify_at_once(provider, queue):
     assert connection.vendor == "postgresql"
-    relay = Relay(connector, poll_interval=30.0)  # polling alone would take 30 s
+    relay = Relay(provider, poll_interval=30.0)  # polling alone would take 30 s
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,))
     thread.start()
@@ -224,17 +224,17 @@ def test_relay_wakes_on_notify_at_once(connector, queue):
         thread.join(10)
 
 
-def test_lanes_publish_batches_in_the_order_they_were_claimed(connector, queue):
+def test_threads_publish_batches_in_the_order_they_were_claimed(provider, queue):
     rows = Channel(queue, payload=Job).send_many([Job(i) for i in range(400)])
-    recording = Wrapped(connector)
-    assert Relay(recording, batch_size=20, lanes=3).relay_all() == 400
+    recording = Wrapped(provider)
+    assert Relay(recording, batch_size=20, threads=3).relay_all() == 400
     assert recording.sent_ids == [str(row.pk) for row in rows]
     assert statuses() == {"sent": 400}
 
 
-def test_a_failed_batch_is_not_overtaken_by_the_next_lane(database_connector, queue):
+def test_a_failed_batch_is_not_overtaken_by_the_next_lane(database_provider, queue):
     Channel(queue, payload=Job).send_many([Job(i) for i in range(200)])
-    flaky = Wrapped(database_connector)
+    flaky = Wrapped(database_provider)
     calls = []
 
     def fail_second_batch():
@@ -244,31 +244,31 @@ def test_a_failed_batch_is_not_overtaken_by_the_next_lane(database_connector, qu
 
     flaky.after_send = fail_second_batch
     with pytest.raises(ConnectionLost):
-        Relay(flaky, batch_size=50, lanes=2).relay_all()
+        Relay(flaky, batch_size=50, threads=2).relay_all()
     sent = OutboxMessage.objects.filter(status="sent").order_by("created_at")
     pending = OutboxMessage.objects.filter(status="pending").order_by("created_at")
     assert sent.count() + pending.count() == 200
     assert not pending.exists() or not sent.filter(created_at__gt=pending[0].created_at).exists()
 
 
-def test_a_row_the_provider_can_never_take_fails_at_once(database_connector, queue):
+def test_a_row_the_provider_can_never_take_fails_at_once(database_provider, queue):
     good, bad = Channel(queue, payload=Job).send_many([Job(1), Job(2)])
     OutboxMessage.objects.filter(pk=bad.pk).update(headers={"bad name": "x"})  # e.g. hand-edited
-    assert Relay(database_connector).relay_all() == 2
+    assert Relay(database_provider).relay_all() == 2
     bad.refresh_from_db()
     assert bad.status == "failed" and bad.attempts == 1 and "property" in bad.last_error
     assert OutboxMessage.objects.get(pk=good.pk).status == "sent"
 
 
 def test_relay_rides_out_a_database_outage_and_logs_it_once(
-    database_connector, queue, monkeypatch, caplog
+    database_provider, queue, monkeypatch, caplog
 ):
     from django.db import OperationalError
 
-    import kew_django.relay
+    import kew_django.relay.publisher
 
     Channel(queue, payload=Job).send_many([Job(1), Job(2)])
-    real_claim, failures = kew_django.relay.claim, []
+    real_claim, failures = kew_django.relay.publisher.claim, []
 
     def flaky_claim(*args):
         if len(failures) < 3:
@@ -276,8 +276,8 @@ def test_relay_rides_out_a_database_outage_and_logs_it_once(
             raise OperationalError("the database system is shutting down")
         return real_claim(*args)
 
-    monkeypatch.setattr(kew_django.relay, "claim", flaky_claim)
-    relay = Relay(database_connector, poll_interval=0.05, backoff_max=0.1, lanes=1)
+    monkeypatch.setattr(kew_django.relay.publisher, "claim", flaky_claim)
+    relay = Relay(database_provider, poll_interval=0.05, backoff_max=0.1, threads=1)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,))
     with caplog.at_level("WARNING", logger="kew_django.relay"):

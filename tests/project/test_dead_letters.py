@@ -11,7 +11,7 @@ from django.core import mail
 from kew_django.models import DeadLetter
 from kew_django.operations import requeue_dead_letters
 from kew_django.runner import relay_from_settings
-from kew_django.worker import Outcome, Worker
+from kew_django.workers.worker import DeliveryOutcome, Worker
 from project.imports import outcomes
 from project.imports.messages import OUTCOMES_QUEUE
 from project.imports.models import Import
@@ -31,10 +31,10 @@ def providers(settings):
     handler.close_all()
 
 
-def deliver_one(worker: Worker) -> Outcome:
+def deliver_one(worker: Worker) -> DeliveryOutcome:
     """Relay what the outbox holds, then handle one delivery of the notices queue."""
     relay_from_settings(queues=[OUTCOMES_QUEUE]).relay_all()
-    with worker.connector.consumer(OUTCOMES_QUEUE) as consumer:
+    with worker.provider.receiver(OUTCOMES_QUEUE) as consumer:
         delivery = consumer.receive(timeout=5)
         assert delivery is not None, "no notice was delivered"
         return worker.handle(delivery)
@@ -53,7 +53,7 @@ def test_an_unsendable_outcome_is_dead_lettered_then_requeued(providers, monkeyp
 
     with monkeypatch.context() as patch:
         patch.setattr("django.core.mail.backends.locmem.EmailBackend.send_messages", refuse)
-        assert deliver_one(worker) is Outcome.DEAD
+        assert deliver_one(worker) is DeliveryOutcome.DEAD
     letter = DeadLetter.objects.get()
     assert (letter.queue, letter.reason) == (OUTCOMES_QUEUE, DeadLetter.Reason.EXHAUSTED)
     assert "try again later" in letter.error
@@ -62,7 +62,7 @@ def test_an_unsendable_outcome_is_dead_lettered_then_requeued(providers, monkeyp
 
     # The mail server is back; the operator requeues the dead letter (as the admin does).
     assert len(requeue_dead_letters(DeadLetter.objects.all()).created) == 1
-    assert deliver_one(worker) is Outcome.HANDLED
+    assert deliver_one(worker) is DeliveryOutcome.HANDLED
     (email,) = mail.outbox
     assert email.subject == "Import failed: x"
     item.refresh_from_db()

@@ -104,9 +104,7 @@ def test_the_scripted_importer_follows_the_name(import_root):
     importer = ScriptedImporter()
 
     def attempt(name: str, number: int):
-        return importer.run(
-            ImportJob("t", import_root / name, (import_root,), attempt=number)
-        )
+        return importer.run(ImportJob("t", import_root / name, (import_root,), attempt=number))
 
     assert len(attempt("fine", 1)) == 1
     with pytest.raises(PermanentImportError):

@@ -27,7 +27,10 @@ def test_run_dev_serves_imports_and_stops_on_ctrl_c(tmp_path):
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, str(BASE / "bin" / "run-dev"), f"127.0.0.1:{port}"],
-            cwd=BASE, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=BASE,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         assert wait_until(lambda: "Press Ctrl-C" in log.read_text(), 60), log.read_text()

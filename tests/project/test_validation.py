@@ -88,8 +88,9 @@ def test_email_is_stripped():
 
 
 def test_a_valid_request_is_parsed(roots):
-    spec = parse({"path": "data", "email": "ada@example.org", "options": {"include": "*.csv"}},
-                 roots)
+    spec = parse(
+        {"path": "data", "email": "ada@example.org", "options": {"include": "*.csv"}}, roots
+    )
     assert spec.path == roots[0] / "data"
     assert spec.root == roots[0]
     assert spec.requested_path == "data"
@@ -104,10 +105,16 @@ def test_a_valid_request_is_parsed(roots):
         ([1, 2], "JSON object", None),
         ({}, "invalid", {"path": "this field is required", "email": "this field is required"}),
         ({"path": "data"}, "invalid", {"email": "this field is required"}),
-        ({"path": "data", "email": "a@b.org", "colour": "red"}, "invalid",
-         {"colour": "unknown field"}),
-        ({"path": "data", "email": "a@b.org", "options": []}, "invalid",
-         {"options": "must be a JSON object"}),
+        (
+            {"path": "data", "email": "a@b.org", "colour": "red"},
+            "invalid",
+            {"colour": "unknown field"},
+        ),
+        (
+            {"path": "data", "email": "a@b.org", "options": []},
+            "invalid",
+            {"options": "must be a JSON object"},
+        ),
     ],
 )
 def test_invalid_requests_say_what_is_wrong(roots, body, message, fields):

@@ -44,9 +44,7 @@ def test_a_valid_request_is_stored_and_sent_in_one_go(client, import_root):
 
 
 def test_options_are_validated_and_kept(client, import_root):
-    response = post(
-        client, {"path": "sample", "email": "a@b.org", "options": {"include": "*.csv"}}
-    )
+    response = post(client, {"path": "sample", "email": "a@b.org", "options": {"include": "*.csv"}})
     assert response.status_code == 202
     assert Import.objects.get().options == {"include": "*.csv"}
 

@@ -16,13 +16,13 @@ import weakref
 
 from kew.errors import ConfigurationError
 from kew.providers.artemis.config import ArtemisConfig, parse_url
-from kew.providers.artemis.consumer import ArtemisConsumer, ArtemisDelivery
 from kew.providers.artemis.producer import ArtemisProducer
-from kew.qchan.spi import Capability, Connector, Consumer, Producer
+from kew.providers.artemis.receiver import ArtemisDelivery, ArtemisReceiver
+from kew.providers.base import Capability, Producer, Provider, Receiver
 
 __all__ = [
     "ArtemisConfig",
-    "ArtemisConsumer",
+    "ArtemisReceiver",
     "ArtemisDelivery",
     "ArtemisProducer",
     "ArtemisProvider",
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-class ArtemisProvider(Connector):
+class ArtemisProvider(Provider):
     """Make producers and consumers for one Artemis broker (or a failover list).
 
     Made from a URL and options (``ArtemisProvider(url, heartbeat=5000)``,
@@ -39,13 +39,15 @@ class ArtemisProvider(Connector):
     one thread. ``close`` closes every one still open.
     """
 
-    capabilities = frozenset({
-        Capability.SCHEDULED_DELIVERY,
-        Capability.MESSAGE_ID,
-        Capability.DEDUPLICATION,
-        Capability.PROPERTIES,
-        Capability.PERSISTENCE,
-    })
+    capabilities = frozenset(
+        {
+            Capability.SCHEDULED_DELIVERY,
+            Capability.MESSAGE_ID,
+            Capability.DEDUPLICATION,
+            Capability.PROPERTIES,
+            Capability.PERSISTENCE,
+        }
+    )
 
     def __init__(self, url: str | ArtemisConfig, **options: object):
         if isinstance(url, ArtemisConfig):
@@ -54,7 +56,7 @@ class ArtemisProvider(Connector):
             self.config = url
         else:
             self.config = parse_url(url, **options)
-        self._open: weakref.WeakSet[ArtemisProducer | ArtemisConsumer] = weakref.WeakSet()
+        self._open: weakref.WeakSet[ArtemisProducer | ArtemisReceiver] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     @classmethod
@@ -69,9 +71,9 @@ class ArtemisProvider(Connector):
         """Return a producer with its own connection (opened now: bad settings fail here)."""
         return self._keep(ArtemisProducer(self, self.config))
 
-    def consumer(self, queue: str, *, prefetch: int = 1) -> Consumer:
+    def receiver(self, queue: str, *, prefetch: int = 1) -> Receiver:
         """Return a subscribed consumer; ``prefetch=1`` takes one message at a time."""
-        return self._keep(ArtemisConsumer(self.config, queue, prefetch=prefetch))
+        return self._keep(ArtemisReceiver(self.config, queue, prefetch=prefetch))
 
     def _keep(self, client):
         with self._lock:

@@ -98,7 +98,9 @@ def parse_url(url: str, **options: object) -> ArtemisConfig:
     except ValueError as error:
         raise ConfigurationError(f"malformed broker URL {shown!r}: {error}") from None
     if parts.scheme not in SCHEMES:
-        raise ConfigurationError(f"broker URL {shown!r} must start with artemis:// or artemis+ssl://")
+        raise ConfigurationError(
+            f"broker URL {shown!r} must start with artemis:// or artemis+ssl://"
+        )
     if parts.path not in ("", "/"):
         raise ConfigurationError(
             f"broker URL {shown!r} has a path {parts.path!r}; put options in the query string"

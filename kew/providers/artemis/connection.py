@@ -1,6 +1,6 @@
 """A STOMP connection to Artemis that comes back: failover across hosts, reconnection.
 
-stomp.py never reconnects after a lost connection; ``Link.ensure`` does,
+stomp.py never reconnects after a lost connection; ``FailoverConnection.ensure`` does,
 on the caller's thread, opening a new ``Wire`` (the next host first, with
 backoff between rounds). Each wire has a generation number, so frames and
 acks that belong to an earlier connection can be recognised and dropped.
@@ -20,7 +20,7 @@ from kew.providers.artemis.wire import MessageCallback, Unreachable, Wire
 log = logging.getLogger(__name__)
 
 
-class Link:
+class FailoverConnection:
     """A STOMP connection that comes back: failover across hosts, reconnection with backoff.
 
     ``ensure`` returns a usable ``Wire``, opening one if needed. The first
@@ -30,8 +30,13 @@ class Link:
     ``reconnect_delay_max``) between rounds. Not thread-safe: one owner.
     """
 
-    def __init__(self, config: ArtemisConfig, *, on_message: MessageCallback | None = None,
-                 on_lost: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        config: ArtemisConfig,
+        *,
+        on_message: MessageCallback | None = None,
+        on_lost: Callable[[], None] | None = None,
+    ):
         self.config = config
         self.wire: Wire | None = None
         self._on_message = on_message
@@ -77,8 +82,9 @@ class Link:
         raise ConnectionLost(f"cannot reach Artemis at {self.config.where}{tries}: {last}")
 
     def _open(self, host: str, port: int) -> Wire:
-        wire = Wire(self.config, host, port, next(self._generations),
-                    self._on_message, self._on_lost)
+        wire = Wire(
+            self.config, host, port, next(self._generations), self._on_message, self._on_lost
+        )
         wire.open(self.config.user, self.config.password, self.config.connect_timeout)
         return wire
 

@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 
 from kew.errors import ConfigurationError, ConnectionLost, SendError
 from kew.providers.artemis.config import ArtemisConfig
-from kew.providers.artemis.connection import Link
+from kew.providers.artemis.connection import FailoverConnection
 from kew.providers.artemis.wire import BrokerRefused, Wire, new_receipt
-from kew.qchan.spi import Connector, DeliveryOptions, Outgoing, Producer
+from kew.providers.base import DeliveryOptions, Outgoing, Producer, Provider
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,36 @@ SCHEDULED_TIME = "AMQ_SCHEDULED_TIME"  # epoch milliseconds
 
 # Headers that STOMP or Artemis interpret, or that Artemis adds to a MESSAGE:
 # a property with one of these names would change the delivery, so it is refused.
-RESERVED_HEADERS = frozenset({
-    "ack", "content-length", "content-type", "correlation-id", "destination",
-    "destination-type", "expires", "id", "ingress-timestamp", "message", "message-id",
-    "persistent", "priority", "receipt", "receipt-id", "redelivered", "reply-to",
-    "subscription", "subscription-type", "timestamp", "transaction", "type",
-    "validated-user", "JMSXGroupID", "JMSXGroupSeq", MESSAGE_ID,
-})
+RESERVED_HEADERS = frozenset(
+    {
+        "ack",
+        "content-length",
+        "content-type",
+        "correlation-id",
+        "destination",
+        "destination-type",
+        "expires",
+        "id",
+        "ingress-timestamp",
+        "message",
+        "message-id",
+        "persistent",
+        "priority",
+        "receipt",
+        "receipt-id",
+        "redelivered",
+        "reply-to",
+        "subscription",
+        "subscription-type",
+        "timestamp",
+        "transaction",
+        "type",
+        "validated-user",
+        "JMSXGroupID",
+        "JMSXGroupSeq",
+        MESSAGE_ID,
+    }
+)
 RESERVED_PREFIXES = ("_AMQ", "__AMQ", "AMQ_", "_HQ", "JMS")
 
 
@@ -90,11 +113,11 @@ def _text(what: str, value: object) -> str:
 class ArtemisProducer(Producer):
     """Send payloads on a connection of its own. Not thread-safe: one per thread."""
 
-    def __init__(self, connector: Connector, config: ArtemisConfig):
-        self.connector = connector
+    def __init__(self, provider: Provider, config: ArtemisConfig):
+        self.provider = provider
         self.config = config
-        self._link = Link(config)
-        self._link.ensure()  # a wrong URL or password fails here, not on the first send
+        self._connection = FailoverConnection(config)
+        self._connection.ensure()  # a wrong URL or password fails here, not on the first send
 
     def send(self, queue: str, payload: bytes, options: DeliveryOptions | None = None) -> None:
         self.send_many([Outgoing(queue, payload, options or DeliveryOptions())])
@@ -106,19 +129,22 @@ class ArtemisProducer(Producer):
         retry_safe = all(item.options.message_id is not None for item in batch)
         for attempt in (1, 2):
             try:
-                self._transmit(self._link.ensure(), frames)
+                self._transmit(self._connection.ensure(), frames)
                 return
             except ConnectionLost:
                 if not retry_safe or attempt == 2:
                     raise
-                log.warning("connection lost while sending %d message(s) to Artemis; "
-                            "sending them again (their message ids make this safe)", len(frames))
+                log.warning(
+                    "connection lost while sending %d message(s) to Artemis; "
+                    "sending them again (their message ids make this safe)",
+                    len(frames),
+                )
             except BrokerRefused as refused:
                 self._locate_refusal(frames, refused, retry_safe)
                 return
 
     def _frame(self, item: Outgoing) -> tuple[str, bytes, dict[str, str]]:
-        self.connector.require(item.options)
+        self.provider.require(item.options)
         headers = send_headers(item.queue, item.options, max_bytes=self.config.max_header_bytes)
         payload = bytes(item.payload)
         headers["content-length"] = str(len(payload))  # a bytes message, even when empty
@@ -133,8 +159,12 @@ class ArtemisProducer(Producer):
         what = f"{len(frames)} message(s) for {', '.join(map(repr, queues))}"
         wire.wait_receipt(receipt, self.config.receipt_timeout, what)
 
-    def _locate_refusal(self, frames: Sequence[tuple[str, bytes, Mapping[str, str]]],
-                        refused: BrokerRefused, retry_safe: bool) -> None:
+    def _locate_refusal(
+        self,
+        frames: Sequence[tuple[str, bytes, Mapping[str, str]]],
+        refused: BrokerRefused,
+        retry_safe: bool,
+    ) -> None:
         """Raise SendError for the frame the broker refused, with its index.
 
         An ERROR carries the receipt id of its frame only if that frame had
@@ -152,17 +182,18 @@ class ArtemisProducer(Producer):
             if index is None:
                 return  # stored this time: the refusal was transient
         queue = frames[index][0]
-        raise SendError(f"Artemis refused a message for queue {queue!r}: {refused}",
-                        queue=queue, index=index)
+        raise SendError(
+            f"Artemis refused a message for queue {queue!r}: {refused}", queue=queue, index=index
+        )
 
     def _first_refused(self, frames: Sequence[tuple[str, bytes, Mapping[str, str]]]) -> int | None:
         """Send ``frames`` one by one with receipts; return the index of the first refused."""
         for index, frame in enumerate(frames):
             try:
-                self._transmit(self._link.ensure(), [frame])
+                self._transmit(self._connection.ensure(), [frame])
             except BrokerRefused:
                 return index
         return None
 
     def close(self) -> None:
-        self._link.close()
+        self._connection.close()

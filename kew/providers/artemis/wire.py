@@ -56,8 +56,15 @@ class Wire(stomp.ConnectionListener):
     an ERROR, lost its socket or missed a receipt is never used again.
     """
 
-    def __init__(self, config: ArtemisConfig, host: str, port: int, generation: int,
-                 on_message: MessageCallback | None, on_lost: Callable[[], None] | None):
+    def __init__(
+        self,
+        config: ArtemisConfig,
+        host: str,
+        port: int,
+        generation: int,
+        on_message: MessageCallback | None,
+        on_lost: Callable[[], None] | None,
+    ):
         self.host, self.port, self.generation = host, port, generation
         self.conn = stomp.Connection12(
             [(host, port)],
@@ -71,8 +78,9 @@ class Wire(stomp.ConnectionListener):
         )
         self._tls = config.tls
         if config.tls:
-            self.conn.set_ssl(for_hosts=[(host, port)], ca_certs=config.tls_ca,
-                              verify=config.tls_verify)
+            self.conn.set_ssl(
+                for_hosts=[(host, port)], ca_certs=config.tls_ca, verify=config.tls_verify
+            )
         self._cond = threading.Condition()
         self._receipts: set[str] = set()
         self._on_message = on_message
@@ -177,8 +185,11 @@ class Wire(stomp.ConnectionListener):
             return
         seconds = self._write_timeout
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
-                            struct.pack("ll", int(seconds), int(seconds % 1 * 1e6)))
+            sock.setsockopt(
+                socket.SOL_SOCKET,
+                socket.SO_SNDTIMEO,
+                struct.pack("ll", int(seconds), int(seconds % 1 * 1e6)),
+            )
 
     def send(self, destination: str, body: bytes, headers: Mapping[str, str]) -> None:
         """Write one SEND frame; raise ConnectionLost if the wire is broken."""
@@ -232,8 +243,11 @@ class Wire(stomp.ConnectionListener):
 
     def subscribe(self, destination: str, subscription: str, headers: Mapping[str, str]) -> None:
         """Write one SUBSCRIBE frame with client-individual acks."""
-        self._write(lambda: self.conn.subscribe(destination, subscription, ack="client-individual",
-                                                headers=dict(headers)))
+        self._write(
+            lambda: self.conn.subscribe(
+                destination, subscription, ack="client-individual", headers=dict(headers)
+            )
+        )
 
     def ack(self, ack_id: str) -> None:
         """Write one ACK frame (no receipt: a lost ack means a redelivery)."""
@@ -258,8 +272,9 @@ class Wire(stomp.ConnectionListener):
                 if self.error is not None:
                     raise BrokerRefused(self.error, self.error_receipt)
                 if self.lost:
-                    raise ConnectionLost(f"connection to Artemis at {self} lost before it "
-                                         f"confirmed {what}")
+                    raise ConnectionLost(
+                        f"connection to Artemis at {self} lost before it confirmed {what}"
+                    )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break

@@ -29,8 +29,10 @@ class Command(BaseCommand):
     def handle(self, *args, queues, concurrency, provider, **options):
         specs = select_specs(queues)
         if not specs:
-            raise CommandError("no consumers registered: declare them with @consumer "
-                               "in an installed app's consumers.py")
+            raise CommandError(
+                "no consumers registered: declare them with @consumer "
+                "in an installed app's consumers.py"
+            )
         runner = Runner(specs, provider=provider, concurrency=concurrency)
         stop_on_signals(runner.stop)
         runner.run()

@@ -5,21 +5,27 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from kew_django.flow import close_db_connections
+from kew_django.db.connections import close_db_connections
 from kew_django.runner import relay_from_settings, stop_on_signals
 
-log = logging.getLogger("kew_django.relay")
+log = logging.getLogger("kew_django.relay.publisher")
 
 
 class Command(BaseCommand):
     help = "Publish committed outbox messages to the message provider (see KEW['RELAY'])."
 
     def add_arguments(self, parser):
-        parser.add_argument("--once", action="store_true",
-                            help="relay what is pending now, then exit")
+        parser.add_argument(
+            "--once", action="store_true", help="relay what is pending now, then exit"
+        )
         parser.add_argument("--batch-size", type=int, help="rows per broker confirmation")
-        parser.add_argument("--queue", action="append", dest="queues", metavar="QUEUE",
-                            help="relay only this queue (repeatable)")
+        parser.add_argument(
+            "--queue",
+            action="append",
+            dest="queues",
+            metavar="QUEUE",
+            help="relay only this queue (repeatable)",
+        )
         parser.add_argument("--provider", default="default", help="KEW['PROVIDERS'] alias")
 
     def handle(self, *args, once, batch_size, queues, provider, **options):

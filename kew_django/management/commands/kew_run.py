@@ -11,7 +11,11 @@ class Command(kew_consume.Command):
 
     def handle(self, *args, queues, concurrency, provider, **options):
         relay = relay_from_settings(provider=provider)
-        runner = Runner(kew_consume.select_specs(queues), relay=relay, provider=provider,
-                        concurrency=concurrency)
+        runner = Runner(
+            kew_consume.select_specs(queues),
+            relay=relay,
+            provider=provider,
+            concurrency=concurrency,
+        )
         stop_on_signals(runner.stop)
         runner.run()

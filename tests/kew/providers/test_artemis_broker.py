@@ -12,7 +12,7 @@ import pytest
 from kew.errors import ConfigurationError, ConnectionLost, SendError
 from kew.message import utcnow
 from kew.providers import connect
-from kew.qchan.spi import DeliveryOptions, Outgoing
+from kew.providers.base import DeliveryOptions, Outgoing
 from kew.testing.services import free_port
 
 pytestmark = pytest.mark.artemis
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.artemis
 
 @pytest.fixture
 def artemis(artemis_server):
-    connector = connect(artemis_server.url)
-    yield connector
-    connector.close()
+    provider = connect(artemis_server.url)
+    yield provider
+    provider.close()
 
 
 @pytest.fixture
@@ -30,10 +30,10 @@ def queue() -> str:
     return f"test.artemis.{uuid.uuid4().hex[:12]}"
 
 
-def drain(connector, queue, *, wait=1.0, limit=1000):
+def drain(provider, queue, *, wait=1.0, limit=1000):
     """Receive and ack until nothing comes for ``wait`` seconds; return the payloads."""
     got = []
-    with connector.consumer(queue) as consumer:
+    with provider.receiver(queue) as consumer:
         while len(got) < limit:
             delivery = consumer.receive(wait)
             if delivery is None:
@@ -44,24 +44,24 @@ def drain(connector, queue, *, wait=1.0, limit=1000):
 
 
 def test_persistent_messages_survive_a_broker_restart(artemis_server, queue):
-    connector = connect(artemis_server.url)
-    with connector.producer() as producer:
+    provider = connect(artemis_server.url)
+    with provider.producer() as producer:
         producer.send_many([Outgoing(queue, f"keep-{i}".encode()) for i in range(5)])
         producer.send(queue, b"volatile", DeliveryOptions(durable=False))
-    connector.close()
+    provider.close()
     artemis_server.restart()
-    connector = connect(artemis_server.url)
+    provider = connect(artemis_server.url)
     try:
-        assert drain(connector, queue) == [f"keep-{i}".encode() for i in range(5)]
+        assert drain(provider, queue) == [f"keep-{i}".encode() for i in range(5)]
     finally:
-        connector.close()
+        provider.close()
 
 
 def test_scheduled_message_arrives_at_its_time_not_before(artemis, queue):
     due = utcnow() + timedelta(seconds=1.5)
     with artemis.producer() as producer:
         producer.send(queue, b"later", DeliveryOptions(deliver_at=due))
-    with artemis.consumer(queue) as consumer:
+    with artemis.receiver(queue) as consumer:
         delivery = consumer.receive(10)
         arrived = utcnow()
         assert delivery is not None and delivery.payload == b"later"
@@ -70,8 +70,10 @@ def test_scheduled_message_arrives_at_its_time_not_before(artemis, queue):
 
 
 def test_a_batch_with_a_repeated_id_is_stored_once(artemis, queue):
-    batch = [Outgoing(queue, f"m{i}".encode(), DeliveryOptions(message_id=f"id-{i % 3}"))
-             for i in range(6)]
+    batch = [
+        Outgoing(queue, f"m{i}".encode(), DeliveryOptions(message_id=f"id-{i % 3}"))
+        for i in range(6)
+    ]
     with artemis.producer() as producer:
         producer.send_many(batch)
         producer.send_many(batch)  # a relay publishing the same batch again
@@ -82,9 +84,10 @@ def test_header_escapes_and_binary_bodies_round_trip(artemis, queue):
     properties = {"path": "C:\\data\\run 1", "lines": "a\nb\r\nc", "colon": "k:v"}
     body = b"\x00\xff\xfe not utf-8 \x00\x80"
     with artemis.producer() as producer:
-        producer.send(queue, body, DeliveryOptions(message_id="id:with\\escapes",
-                                                   properties=properties))
-    with artemis.consumer(queue) as consumer:
+        producer.send(
+            queue, body, DeliveryOptions(message_id="id:with\\escapes", properties=properties)
+        )
+    with artemis.receiver(queue) as consumer:
         delivery = consumer.receive(10)
         delivery.ack()
     assert delivery.payload == body
@@ -95,7 +98,7 @@ def test_header_escapes_and_binary_bodies_round_trip(artemis, queue):
 def test_a_message_left_unacked_by_a_lost_connection_comes_back(artemis, queue):
     with artemis.producer() as producer:
         producer.send(queue, b"work", DeliveryOptions(message_id="w-1"))
-    consumer = artemis.consumer(queue)
+    consumer = artemis.receiver(queue)
     first = consumer.receive(10)
     assert first is not None and not first.redelivered
     consumer._link.wire.abort()  # the network drops the connection before the ack
@@ -115,7 +118,7 @@ def test_window_zero_shares_slow_tasks_evenly(artemis, queue):
     lock = threading.Lock()
 
     def work(name):
-        with artemis.consumer(queue, prefetch=1) as consumer:
+        with artemis.receiver(queue, prefetch=1) as consumer:
             while (delivery := consumer.receive(1.0)) is not None:
                 time.sleep(0.3)
                 delivery.ack()
@@ -135,9 +138,9 @@ def test_window_zero_shares_slow_tasks_evenly(artemis, queue):
 def test_a_wide_window_lets_the_first_consumer_take_everything(artemis, queue):
     with artemis.producer() as producer:
         producer.send_many([Outgoing(queue, str(i).encode()) for i in range(10)])
-    first = artemis.consumer(queue, prefetch=50)
+    first = artemis.receiver(queue, prefetch=50)
     time.sleep(0.3)  # the broker pushes the whole window to it
-    with artemis.consumer(queue) as second:
+    with artemis.receiver(queue) as second:
         assert second.receive(0.5) is None
     assert len(drain_consumer(first)) == 10
     first.close()
@@ -154,13 +157,13 @@ def drain_consumer(consumer):
 def test_failover_skips_a_dead_host(artemis_server, queue):
     dead = f"127.0.0.1:{free_port()}"
     url = artemis_server.url.replace("@", f"@{dead},", 1)
-    connector = connect(url)
+    provider = connect(url)
     try:
-        with connector.producer() as producer:
+        with provider.producer() as producer:
             producer.send(queue, b"via the second host")
-        assert drain(connector, queue) == [b"via the second host"]
+        assert drain(provider, queue) == [b"via the second host"]
     finally:
-        connector.close()
+        provider.close()
 
 
 def test_unreachable_broker_fails_fast_naming_host_and_port():
@@ -172,55 +175,64 @@ def test_unreachable_broker_fails_fast_naming_host_and_port():
 
 
 def test_wrong_password_is_a_configuration_error(artemis_server):
-    url = f"artemis://{artemis_server.user}:not-the-password@" \
-          f"{artemis_server.stomp_host}:{artemis_server.stomp_port}/"
+    url = (
+        f"artemis://{artemis_server.user}:not-the-password@"
+        f"{artemis_server.stomp_host}:{artemis_server.stomp_port}/"
+    )
     with pytest.raises(ConfigurationError, match="login refused by broker") as caught:
-        connect(url).consumer("anything")
+        connect(url).receiver("anything")
     assert "not-the-password" not in str(caught.value)
 
 
 def test_oversized_properties_are_refused_before_anything_is_sent(artemis, queue):
     with artemis.producer() as producer, pytest.raises(ConfigurationError, match="payload"):
-        producer.send_many([
-            Outgoing(queue, b"fine"),
-            Outgoing(queue, b"too big", DeliveryOptions(properties={"blob": "x" * 100_000})),
-        ])
+        producer.send_many(
+            [
+                Outgoing(queue, b"fine"),
+                Outgoing(queue, b"too big", DeliveryOptions(properties={"blob": "x" * 100_000})),
+            ]
+        )
     assert drain(artemis, queue, wait=0.5) == []
 
 
 def test_a_broker_refusal_names_the_queue_and_the_refused_message(artemis_server, queue):
     # Lifting Kew's own limit lets a 1 MB property reach Artemis, whose journal refuses it.
-    connector = connect(artemis_server.url, max_header_bytes=10_000_000)
-    batch = [Outgoing(queue, f"m{i}".encode(), DeliveryOptions(message_id=f"{queue}-{i}"))
-             for i in range(5)]
-    batch[2] = Outgoing(queue, b"huge", DeliveryOptions(message_id=f"{queue}-2",
-                                                       properties={"blob": "x" * 1_000_000}))
+    provider = connect(artemis_server.url, max_header_bytes=10_000_000)
+    batch = [
+        Outgoing(queue, f"m{i}".encode(), DeliveryOptions(message_id=f"{queue}-{i}"))
+        for i in range(5)
+    ]
+    batch[2] = Outgoing(
+        queue,
+        b"huge",
+        DeliveryOptions(message_id=f"{queue}-2", properties={"blob": "x" * 1_000_000}),
+    )
     try:
-        with connector.producer() as producer:
+        with provider.producer() as producer:
             with pytest.raises(SendError) as caught:
                 producer.send_many(batch)
             assert caught.value.index == 2
             assert caught.value.queue == queue
             assert queue in str(caught.value)
             producer.send(queue, b"after")  # the producer reconnects by itself
-        assert drain(connector, queue) == [b"m0", b"m1", b"after"]
+        assert drain(provider, queue) == [b"m0", b"m1", b"after"]
     finally:
-        connector.close()
+        provider.close()
 
 
 def test_heart_beats_keep_an_idle_consumer_connected(artemis_server, queue):
     # At 500 ms each way, a missing heart-beat on either side ends the connection within ~1 s.
-    connector = connect(artemis_server.url, heartbeat=500)
+    provider = connect(artemis_server.url, heartbeat=500)
     try:
-        with connector.consumer(queue) as consumer:
+        with provider.receiver(queue) as consumer:
             wire = consumer._link.wire
             assert consumer.receive(3.0) is None
             assert consumer._link.wire is wire and wire.usable
-            with connector.producer() as producer:
+            with provider.producer() as producer:
                 producer.send(queue, b"still there")
             delivery = consumer.receive(5)
             assert delivery is not None and delivery.payload == b"still there"
             delivery.ack()
             assert consumer._link.wire is wire
     finally:
-        connector.close()
+        provider.close()

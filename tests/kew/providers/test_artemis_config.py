@@ -9,9 +9,9 @@ import pytest
 from kew.errors import ConfigurationError
 from kew.providers import connect
 from kew.providers.artemis import ArtemisProvider, parse_url
-from kew.providers.artemis.consumer import properties_of, window_for
 from kew.providers.artemis.producer import send_headers
-from kew.qchan.spi import DeliveryOptions
+from kew.providers.artemis.receiver import properties_of, window_for
+from kew.providers.base import DeliveryOptions
 
 
 def test_one_host_with_credentials_and_options():
@@ -40,8 +40,9 @@ def test_percent_encoded_credentials_are_decoded():
 
 
 def test_keyword_options_override_the_query():
-    config = parse_url("artemis://h/?receipt_timeout=3", receipt_timeout=7.5, window=-1,
-                       tls_verify=False)
+    config = parse_url(
+        "artemis://h/?receipt_timeout=3", receipt_timeout=7.5, window=-1, tls_verify=False
+    )
     assert config.receipt_timeout == 7.5
     assert config.window == -1
     assert config.tls_verify is False
@@ -84,7 +85,8 @@ def test_password_never_appears_in_errors_or_repr():
 def test_send_headers_make_durable_anycast_messages_with_ids_and_schedule():
     due = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     headers = send_headers(
-        "q", DeliveryOptions(deliver_at=due, message_id="m-1", properties={"a": "x:y"}),
+        "q",
+        DeliveryOptions(deliver_at=due, message_id="m-1", properties={"a": "x:y"}),
         max_bytes=65536,
     )
     assert headers["persistent"] == "true"
@@ -95,8 +97,18 @@ def test_send_headers_make_durable_anycast_messages_with_ids_and_schedule():
     assert send_headers("q", DeliveryOptions(durable=False), max_bytes=99)["persistent"] == "false"
 
 
-@pytest.mark.parametrize("name", ["priority", "expires", "persistent", "_AMQ_DUPL_ID",
-                                  "AMQ_SCHEDULED_TIME", "receipt", "kew-message-id"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "priority",
+        "expires",
+        "persistent",
+        "_AMQ_DUPL_ID",
+        "AMQ_SCHEDULED_TIME",
+        "receipt",
+        "kew-message-id",
+    ],
+)
 def test_properties_that_would_steer_the_broker_are_refused(name):
     with pytest.raises(ConfigurationError, match=f"{name!r} is reserved"):
         send_headers("q", DeliveryOptions(properties={name: "1"}), max_bytes=65536)
@@ -113,11 +125,23 @@ def test_oversized_headers_and_nul_characters_are_refused_before_sending():
 
 def test_received_headers_become_properties_without_broker_bookkeeping():
     headers = {
-        "subscription": "s", "message-id": "1,2", "ack": "1,2", "destination": "q",
-        "redelivered": "false", "persistent": "true", "priority": "4", "expires": "0",
-        "timestamp": "1", "content-length": "3", "receipt": "r", "destination-type": "ANYCAST",
-        "_AMQ_DUPL_ID": "m", "__AMQ_CID": "c", "kew-message-id": "m",
-        "tenant": "lab", "kew-delivery-count": "2",
+        "subscription": "s",
+        "message-id": "1,2",
+        "ack": "1,2",
+        "destination": "q",
+        "redelivered": "false",
+        "persistent": "true",
+        "priority": "4",
+        "expires": "0",
+        "timestamp": "1",
+        "content-length": "3",
+        "receipt": "r",
+        "destination-type": "ANYCAST",
+        "_AMQ_DUPL_ID": "m",
+        "__AMQ_CID": "c",
+        "kew-message-id": "m",
+        "tenant": "lab",
+        "kew-delivery-count": "2",
     }
     assert properties_of(headers) == {"tenant": "lab", "kew-delivery-count": "2"}
 

@@ -15,7 +15,7 @@ import pytest
 
 from kew.errors import ConnectionLost
 from kew.providers import connect
-from kew.qchan.spi import DeliveryOptions, Outgoing
+from kew.providers.base import DeliveryOptions, Outgoing
 
 CONNECTED = b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\x00"
 
@@ -76,8 +76,7 @@ def hang_up():
 
 
 def test_a_missing_receipt_raises_connection_lost_after_the_timeout(silent):
-    broker = connect(f"artemis://u:p@127.0.0.1:{silent.port}/", receipt_timeout=0.5,
-                     heartbeat=0)
+    broker = connect(f"artemis://u:p@127.0.0.1:{silent.port}/", receipt_timeout=0.5, heartbeat=0)
     producer = broker.producer()
     began = time.monotonic()
     with pytest.raises(ConnectionLost, match="did not confirm 1 message"):
@@ -87,8 +86,12 @@ def test_a_missing_receipt_raises_connection_lost_after_the_timeout(silent):
 
 
 def test_a_connection_cut_mid_send_raises_instead_of_dropping_the_message(hang_up):
-    broker = connect(f"artemis://u:p@127.0.0.1:{hang_up.port}/", heartbeat=0,
-                     reconnect_attempts=1, reconnect_delay=0)
+    broker = connect(
+        f"artemis://u:p@127.0.0.1:{hang_up.port}/",
+        heartbeat=0,
+        reconnect_attempts=1,
+        reconnect_delay=0,
+    )
     producer = broker.producer()
     with pytest.raises(ConnectionLost):
         producer.send_many([Outgoing("q", b"x" * 1000) for _ in range(50)])
@@ -97,8 +100,12 @@ def test_a_connection_cut_mid_send_raises_instead_of_dropping_the_message(hang_u
 
 
 def test_a_batch_with_ids_is_sent_once_more_before_giving_up(hang_up):
-    broker = connect(f"artemis://u:p@127.0.0.1:{hang_up.port}/", heartbeat=0,
-                     reconnect_attempts=1, reconnect_delay=0)
+    broker = connect(
+        f"artemis://u:p@127.0.0.1:{hang_up.port}/",
+        heartbeat=0,
+        reconnect_attempts=1,
+        reconnect_delay=0,
+    )
     producer = broker.producer()
     with pytest.raises(ConnectionLost):
         producer.send("q", b"x", DeliveryOptions(message_id="m-1"))

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from kew.providers import connect
-from kew.qchan.spi import DeliveryOptions
+from kew.providers.base import DeliveryOptions
 from kew.testing.services import ServiceUnavailable, service_missing
 
 pytestmark = pytest.mark.artemis
@@ -32,15 +32,26 @@ def queue() -> str:
 
 
 def test_the_cli_consumer_reads_what_kew_sent(artemis_server, queue, tmp_path):
-    connector = connect(artemis_server.url)
+    provider = connect(artemis_server.url)
     payload = "Grüße from Kew".encode()
-    with connector.producer() as producer:
-        producer.send(queue, payload,
-                      DeliveryOptions(message_id="kew-1", properties={"tenant": "lab"}))
-    connector.close()
+    with provider.producer() as producer:
+        producer.send(
+            queue, payload, DeliveryOptions(message_id="kew-1", properties={"tenant": "lab"})
+        )
+    provider.close()
     dump = tmp_path / "messages.xml"
-    run_cli(artemis_server, "consumer", "--destination", f"queue://{queue}",
-            "--message-count", "1", "--receive-timeout", "10000", "--data", str(dump))
+    run_cli(
+        artemis_server,
+        "consumer",
+        "--destination",
+        f"queue://{queue}",
+        "--message-count",
+        "1",
+        "--receive-timeout",
+        "10000",
+        "--data",
+        str(dump),
+    )
     (message,) = ET.parse(dump).getroot().iter("message")
     properties = {p.get("name"): p.get("value") for p in message.iter("property")}
     assert message.get("type") == "bytes"
@@ -51,12 +62,21 @@ def test_the_cli_consumer_reads_what_kew_sent(artemis_server, queue, tmp_path):
 
 def test_kew_reads_what_the_cli_producer_sent(artemis_server, queue):
     properties = [{"type": "string", "key": "origin", "value": "cli"}]
-    run_cli(artemis_server, "producer", "--destination", f"queue://{queue}",
-            "--message-count", "2", "--message", "hello from the CLI ✓",
-            "--properties", json.dumps(properties))
-    connector = connect(artemis_server.url)
+    run_cli(
+        artemis_server,
+        "producer",
+        "--destination",
+        f"queue://{queue}",
+        "--message-count",
+        "2",
+        "--message",
+        "hello from the CLI ✓",
+        "--properties",
+        json.dumps(properties),
+    )
+    provider = connect(artemis_server.url)
     try:
-        with connector.consumer(queue) as consumer:
+        with provider.receiver(queue) as consumer:
             got = []
             while (delivery := consumer.receive(5)) is not None:
                 delivery.ack()
@@ -64,7 +84,7 @@ def test_kew_reads_what_the_cli_producer_sent(artemis_server, queue):
                 if len(got) == 2:
                     break
     finally:
-        connector.close()
+        provider.close()
     assert [d.payload for d in got] == ["hello from the CLI ✓".encode()] * 2
     assert [d.properties["origin"] for d in got] == ["cli", "cli"]
     assert [d.properties["count"] for d in got] == ["0", "1"]

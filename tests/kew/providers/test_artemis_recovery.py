@@ -16,7 +16,7 @@ import pytest
 
 from kew.errors import ConnectionLost
 from kew.providers import connect
-from kew.qchan.spi import DeliveryOptions, Outgoing
+from kew.providers.base import DeliveryOptions, Outgoing
 
 pytestmark = pytest.mark.artemis
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CONSUMER_SCRIPT = textwrap.dedent("""
     import sys, time
     from kew.providers import connect
-    consumer = connect(sys.argv[1]).consumer(sys.argv[2])
+    consumer = connect(sys.argv[1]).receiver(sys.argv[2])
     delivery = consumer.receive(20)
     print("got", delivery.payload.decode() if delivery else None, flush=True)
     time.sleep(60)  # never acks: killed before
@@ -38,13 +38,15 @@ def queue() -> str:
 
 
 def test_a_message_held_by_a_killed_consumer_goes_to_the_next_one(artemis_server, queue):
-    connector = connect(artemis_server.url)
-    with connector.producer() as producer:
+    provider = connect(artemis_server.url)
+    with provider.producer() as producer:
         producer.send(queue, b"job-1", DeliveryOptions(message_id="job-1"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-c", CONSUMER_SCRIPT, artemis_server.url, queue],
-        stdout=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert process.stdout.readline().strip() == "got job-1"
@@ -52,20 +54,20 @@ def test_a_message_held_by_a_killed_consumer_goes_to_the_next_one(artemis_server
         process.send_signal(signal.SIGKILL)
         process.wait(10)
     try:
-        with connector.consumer(queue) as consumer:
+        with provider.receiver(queue) as consumer:
             delivery = consumer.receive(10)
             assert delivery is not None and delivery.payload == b"job-1"
             assert delivery.redelivered and delivery.message_id == "job-1"
             delivery.ack()
             assert consumer.receive(0.5) is None
     finally:
-        connector.close()
+        provider.close()
 
 
 def test_producer_and_consumer_ride_out_a_broker_restart(artemis_server, queue):
     """Nothing is lost: resends are safe because every message has an id."""
     total, batch_size = 300, 10
-    connector = connect(artemis_server.url, reconnect_delay=0.2)
+    provider = connect(artemis_server.url, reconnect_delay=0.2)
     received: set[str] = set()
     deliveries = 0
     sent = 0
@@ -74,10 +76,12 @@ def test_producer_and_consumer_ride_out_a_broker_restart(artemis_server, queue):
 
     def produce():
         nonlocal sent
-        with connector.producer() as producer:
+        with provider.producer() as producer:
             for start in range(0, total, batch_size):
-                batch = [Outgoing(queue, f"{i}".encode(), DeliveryOptions(message_id=f"m-{i}"))
-                         for i in range(start, start + batch_size)]
+                batch = [
+                    Outgoing(queue, f"{i}".encode(), DeliveryOptions(message_id=f"m-{i}"))
+                    for i in range(start, start + batch_size)
+                ]
                 deadline = time.monotonic() + 60
                 while True:
                     try:
@@ -91,7 +95,7 @@ def test_producer_and_consumer_ride_out_a_broker_restart(artemis_server, queue):
 
     def consume():
         nonlocal deliveries
-        consumer = connector.consumer(queue, prefetch=20)
+        consumer = provider.receiver(queue, prefetch=20)
         deadline = time.monotonic() + 90
         while len(received) < total and time.monotonic() < deadline:
             try:
@@ -113,6 +117,7 @@ def test_producer_and_consumer_ride_out_a_broker_restart(artemis_server, queue):
             except BaseException as error:  # noqa: BLE001 - reported by the test
                 errors.append(error)
                 done.set()
+
         return threading.Thread(target=run)
 
     threads = [guarded(produce), guarded(consume)]
@@ -125,7 +130,7 @@ def test_producer_and_consumer_ride_out_a_broker_restart(artemis_server, queue):
         for thread in threads:
             thread.join(120)
     finally:
-        connector.close()
+        provider.close()
     assert not errors, errors
     assert sent == total
     assert received == {f"m-{i}" for i in range(total)}

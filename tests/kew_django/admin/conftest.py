@@ -10,8 +10,8 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
 
-from kew_django.consumers import ConsumerRegistry
 from kew_django.models import DeadLetter, OutboxMessage
+from kew_django.workers.registry import ConsumerRegistry
 
 QUEUE = "test.admin.orders"
 

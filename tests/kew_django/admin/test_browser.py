@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from kew.testing.services import service_missing
 from kew_django.models import DeadLetter, OutboxMessage
-from kew_django.relay import Relay
+from kew_django.relay.publisher import Relay
 from kew_django.runner import Runner
 
 from .browser import BrowserThread

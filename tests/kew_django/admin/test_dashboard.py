@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from kew_django.dashboard import chart, duration, summarize
+from kew_django.admin.dashboard import chart, duration, summarize
 from kew_django.models import DeadLetter, OutboxMessage
 
 from .conftest import QUEUE

@@ -18,4 +18,4 @@ class Command(BaseCommand):
             self.stdout.write(f"import root: {root}")
         if roots and not no_sample:
             sample = create_sample(roots[0])
-            self.stdout.write(f"sample data set: {sample} (request it as path \"{sample.name}\")")
+            self.stdout.write(f'sample data set: {sample} (request it as path "{sample.name}")')

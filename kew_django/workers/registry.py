@@ -124,9 +124,7 @@ def default_registry() -> ConsumerRegistry:
     try:
         return apps.get_app_config("kew_django").registry
     except LookupError:
-        raise KewImproperlyConfigured(
-            "@consumer needs 'kew_django' in INSTALLED_APPS"
-        ) from None
+        raise KewImproperlyConfigured("@consumer needs 'kew_django' in INSTALLED_APPS") from None
 
 
 def consumer(

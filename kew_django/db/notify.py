@@ -102,4 +102,3 @@ class Listener:
             if key is not None:
                 self._counts[key] += 1
             self._cond.notify_all()
-

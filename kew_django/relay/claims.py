@@ -16,8 +16,16 @@ from django.utils import timezone
 
 from kew_django.models import OutboxMessage
 
-CLAIMED = ("id", "queue", "payload", "content_type", "headers", "deliver_at", "attempts",
-           "created_at")
+CLAIMED = (
+    "id",
+    "queue",
+    "payload",
+    "content_type",
+    "headers",
+    "deliver_at",
+    "attempts",
+    "created_at",
+)
 Claimed = namedtuple("Claimed", CLAIMED)
 
 

@@ -20,25 +20,31 @@ from django.db import InterfaceError, OperationalError, connections, router, tra
 from django.db.models import Min, Q
 from django.utils import timezone
 
+from kew.backoff import Backoff
 from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
-from kew.qchan.producers import ProducerSlot
-from kew.qchan.spi import (
+from kew.providers.base import (
     CONTENT_TYPE,
     Capability,
-    Connector,
     DeliveryOptions,
     Outgoing,
+    Provider,
     validate_properties,
 )
-from kew_django.claims import claim
-from kew_django.flow import Backoff, TurnRefused, Turns, close_db_connections, wait
+from kew.qchan.producers import LazyProducer
+from kew_django.db.connections import close_db_connections
+from kew_django.db.notify import OUTBOX, Listener
 from kew_django.models import OutboxMessage
-from kew_django.notify import OUTBOX, Listener
+from kew_django.relay.claims import claim
+from kew_django.relay.order import EarlierBatchFailed, PublishOrder
+from kew_django.relay.waiting import wait
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
-PENDING, SENT, FAILED = (OutboxMessage.Status.PENDING, OutboxMessage.Status.SENT,
-                         OutboxMessage.Status.FAILED)
+PENDING, SENT, FAILED = (
+    OutboxMessage.Status.PENDING,
+    OutboxMessage.Status.SENT,
+    OutboxMessage.Status.FAILED,
+)
 
 
 @dataclass
@@ -53,7 +59,7 @@ class RelayStats:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
-        """Add to the counters, from any lane."""
+        """Add to the counters, from any publishing thread."""
         with self.lock:
             for name, count in counts.items():
                 setattr(self, name, getattr(self, name) + count)
@@ -65,9 +71,9 @@ class RelayStats:
 
 
 class Relay:
-    """Move outbox rows to ``connector``. Several relays (processes) may run at once.
+    """Move outbox rows to ``provider``. Several relays (processes) may run at once.
 
-    ``queues`` limits it to some queues. With ``lanes`` > 1 (the default on
+    ``queues`` limits it to some queues. With ``threads`` > 1 (the default on
     PostgreSQL) the next batch is claimed on another thread and connection
     while the current one is being published; batches still publish in the
     order they were claimed. A broker outage (``ConnectionLost``)
@@ -78,7 +84,7 @@ class Relay:
 
     def __init__(
         self,
-        connector: Connector,
+        provider: Provider,
         *,
         using: str | None = None,
         batch_size: int = 500,
@@ -88,11 +94,11 @@ class Relay:
         backoff_max: float = 30.0,
         retention: timedelta = timedelta(days=7),
         progress_interval: float = 60.0,
-        lanes: int | None = None,
+        threads: int | None = None,
     ):
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be at least 1, got {batch_size}")
-        self.connector = connector
+        self.provider = provider
         self.using = using or router.db_for_write(OutboxMessage)
         self.batch_size = batch_size
         self.queues = list(queues or [])
@@ -103,13 +109,13 @@ class Relay:
         self.progress_interval = progress_interval
         self.stats = RelayStats()
         skip_locked = connections[self.using].features.has_select_for_update_skip_locked
-        self.lanes = lanes or (2 if skip_locked else 1)
-        self._turns = Turns()
-        # NOTE: lanes share one producer, used by one lane at a time (inside its turn).
-        self._producers = ProducerSlot(self.connector)
-        self._scheduled = Capability.SCHEDULED_DELIVERY in connector.capabilities
+        self.threads = threads or (2 if skip_locked else 1)
+        self._order = PublishOrder()
+        # NOTE: threads share one producer, used by one thread at a time (in claim order).
+        self._producers = LazyProducer(self.provider)
+        self._scheduled = Capability.SCHEDULED_DELIVERY in provider.capabilities
         # Every message carries its id (for the broker's duplicate detection) and properties.
-        connector.require(DeliveryOptions(message_id="id", properties={CONTENT_TYPE: "x"}))
+        provider.require(DeliveryOptions(message_id="id", properties={CONTENT_TYPE: "x"}))
 
     def relay_batch(self) -> int:
         """Claim, publish and mark one batch; return how many rows it settled.
@@ -118,12 +124,12 @@ class Relay:
         the provider is unreachable.
         """
         with transaction.atomic(using=self.using):
-            with self._turns.claim_lock:
+            with self._order.claim_lock:
                 rows = claim(self.claimable(), self.batch_size, self.using)  # marked sent
                 if not rows:
                     return 0
-                ticket = self._turns.ticket()
-            with self._turns.turn(ticket):  # batches publish in the order they were claimed
+                place = self._order.reserve()
+            with self._order.publishing(place):  # batches publish in the order they were claimed
                 sent, rejected = self._publish(rows)
             if len(sent) < len(rows):  # those after a rejection stay pending, unchanged
                 unsent = {row.id for row in rows} - {row.id for row in sent}
@@ -145,14 +151,14 @@ class Relay:
                 total += settled
             totals.append(total)
 
-        self._in_lanes(drain)
+        self._on_threads(drain)
         return sum(totals)
 
-    def _in_lanes(self, target) -> None:
-        """Run ``target`` on ``lanes`` threads (this one included); re-raise the first error."""
+    def _on_threads(self, target) -> None:
+        """Run ``target`` on ``threads`` threads (this one included); re-raise the first error."""
         errors: list[BaseException] = []
 
-        def lane() -> None:
+        def publish_thread() -> None:
             try:
                 target()
             except BaseException as error:  # noqa: BLE001 - re-raised on the calling thread
@@ -160,19 +166,21 @@ class Relay:
             finally:
                 close_db_connections()
 
-        threads = [threading.Thread(target=lane, name=f"kew-relay-lane-{n}")
-                   for n in range(1, self.lanes)]
+        threads = [
+            threading.Thread(target=publish_thread, name=f"kew-relay-{n}")
+            for n in range(1, self.threads)
+        ]
         for thread in threads:
             thread.start()
         try:
             target()
-        except BaseException as error:  # noqa: BLE001 - re-raised below, with the lanes'
+        except BaseException as error:  # noqa: BLE001 - re-raised below, with the threads'
             errors.insert(0, error)
         finally:
             for thread in threads:
                 thread.join()
         if errors:  # the cause, rather than the batches refused their turn because of it
-            raise next((e for e in errors if not isinstance(e, TurnRefused)), errors[0])
+            raise next((e for e in errors if not isinstance(e, EarlierBatchFailed)), errors[0])
 
     def claimable(self):
         """Return the pending rows this relay publishes, oldest first (the claim's query)."""
@@ -214,8 +222,9 @@ class Relay:
         properties = dict(row.headers)
         if row.content_type != JSON:  # consumers assume JSON when the property is absent
             properties[CONTENT_TYPE] = row.content_type
-        options = DeliveryOptions(deliver_at=deliver_at, message_id=str(row.id),
-                                  properties=properties)
+        options = DeliveryOptions(
+            deliver_at=deliver_at, message_id=str(row.id), properties=properties
+        )
         return Outgoing(row.queue, bytes(row.payload), options)
 
     def _reject(self, row, error: Exception) -> None:
@@ -227,12 +236,22 @@ class Relay:
         )
         self.stats.add(rejected=1, failed=int(permanent))
         if permanent:
-            log.error("outbox message %s to %s failed after %d attempt(s): %s",
-                      row.id, row.queue, attempts, error)
+            log.error(
+                "outbox message %s to %s failed after %d attempt(s): %s",
+                row.id,
+                row.queue,
+                attempts,
+                error,
+            )
         else:
-            log.warning("outbox message %s to %s rejected (attempt %d of %d): %s",
-                        row.id, row.queue, attempts, self.max_attempts, error)
-
+            log.warning(
+                "outbox message %s to %s rejected (attempt %d of %d): %s",
+                row.id,
+                row.queue,
+                attempts,
+                self.max_attempts,
+                error,
+            )
 
     def purge(self) -> int:
         """Delete sent rows older than the retention period; return how many went."""
@@ -257,18 +276,20 @@ class Relay:
         """Return one line: sent, rate, backlog and the oldest pending row's age."""
         count, age = self.backlog()
         oldest = f"{age:.1f}s" if age is not None else "-"
-        return (f"relay: {self.stats.sent} sent ({self.stats.rate:.1f}/s), "
-                f"{self.stats.failed} failed, backlog {count}, oldest pending {oldest}")
+        return (
+            f"relay: {self.stats.sent} sent ({self.stats.rate:.1f}/s), "
+            f"{self.stats.failed} failed, backlog {count}, oldest pending {oldest}"
+        )
 
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set; the batches in flight are finished first."""
         listener = Listener(OUTBOX, using=self.using).start()
-        backoff = Backoff(self.backoff_max)
-        database = Backoff(self.backoff_max, what=f"database {self.using!r}")
-        chores = threading.Lock()  # purging and progress lines: one lane at a time
+        backoff = Backoff(self.backoff_max, logger=log)
+        database = Backoff(self.backoff_max, what=f"database {self.using!r}", logger=log)
+        chores = threading.Lock()  # purging and progress lines: one thread at a time
         next_chores = [time.monotonic(), time.monotonic()]  # purge, progress
 
-        def lane() -> None:
+        def publish_thread() -> None:
             while not stop.is_set():
                 generation = listener.generation()
                 try:
@@ -293,7 +314,7 @@ class Relay:
                     wait(stop, self.poll_interval, listener, generation)
 
         try:
-            self._in_lanes(lane)
+            self._on_threads(publish_thread)
         finally:
             listener.close()
             self.close()

@@ -19,7 +19,7 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from kew_django import operations
-from kew_django.admin_actions import (
+from kew_django.admin.actions import (
     Operation,
     OperatorAdmin,
     render_headers,
@@ -27,8 +27,8 @@ from kew_django.admin_actions import (
     render_text,
     short_time,
 )
-from kew_django.dashboard import dashboard_view
-from kew_django.forms import EditPayloadForm
+from kew_django.admin.dashboard import dashboard_view
+from kew_django.admin.forms import EditPayloadForm
 from kew_django.models import DeadLetter, OutboxMessage, ProcessedMessage
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from kew.codecs import JsonCodec
 from kew.errors import ConfigurationError
-from kew.qchan.spi import DeliveryOptions, validate_properties
+from kew.providers.base import DeliveryOptions, validate_properties
 
 T = TypeVar("T")
 
@@ -95,9 +95,9 @@ class Channel(Generic[T]):
 
         message_id = str(uuid.uuid4())
         options = DeliveryOptions(message_id=message_id, properties=dict(properties or {}))
-        connector = get_provider(self.provider)
-        connector.require(options)
-        with connector.producer() as producer:
+        provider = get_provider(self.provider)
+        provider.require(options)
+        with provider.producer() as producer:
             producer.send(self.queue, self.codec.encode(data), options)
         return message_id
 

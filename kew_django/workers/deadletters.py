@@ -8,7 +8,7 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from kew.qchan.spi import CONTENT_TYPE, Delivery
+from kew.providers.base import CONTENT_TYPE, Delivery
 from kew_django.models import DeadLetter
 
 # Carried by retries, so the dead letter knows when the first delivery failed.
@@ -56,6 +56,8 @@ def already_recorded(delivery: Delivery, message_id: str | None, attempts: int, 
     """Return whether this very delivery was dead-lettered before (a crash before its ack)."""
     if not message_id:
         return False
-    return DeadLetter.objects.using(using).filter(
-        queue=delivery.queue, message_id=message_id, attempts=attempts
-    ).exists()
+    return (
+        DeadLetter.objects.using(using)
+        .filter(queue=delivery.queue, message_id=message_id, attempts=attempts)
+        .exists()
+    )

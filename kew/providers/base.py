@@ -1,6 +1,6 @@
 """The service-provider interface: what a message-queue provider implements.
 
-A provider is a ``Connector`` that makes producers, consumers and (if it
+A provider is a ``Provider`` that makes producers, consumers and (if it
 can) browsers. Payloads are bytes; metadata travels as ``DeliveryOptions``.
 Providers declare their capabilities, and callers check them with
 ``require`` before sending anything.
@@ -123,7 +123,7 @@ class Producer(ABC):
         self.close()
 
 
-class Consumer(ABC):
+class Receiver(ABC):
     """Receives deliveries from one queue. Not thread-safe: one consumer per thread."""
 
     queue: str
@@ -135,14 +135,14 @@ class Consumer(ABC):
     def close(self) -> None:
         """Stop consuming. Deliveries not yet acknowledged will be delivered again."""
 
-    def __enter__(self) -> Consumer:
+    def __enter__(self) -> Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-class Connector(ABC):
+class Provider(ABC):
     """A provider: makes producers and consumers for one broker or store."""
 
     capabilities: frozenset[Capability] = frozenset()
@@ -152,7 +152,7 @@ class Connector(ABC):
         """Return a new producer."""
 
     @abstractmethod
-    def consumer(self, queue: str, *, prefetch: int = 1) -> Consumer:
+    def receiver(self, queue: str, *, prefetch: int = 1) -> Receiver:
         """Return a consumer of ``queue`` that holds at most ``prefetch`` unacked deliveries."""
 
     def browse(self, queue: str, *, limit: int = 100) -> Iterator[Delivery]:
@@ -160,7 +160,7 @@ class Connector(ABC):
         raise UnsupportedCapability(f"{type(self).__name__} cannot browse queues")
 
     def close(self) -> None:
-        """Release every resource the connector holds."""
+        """Release every resource the provider holds."""
 
     def require(self, options: DeliveryOptions) -> None:
         """Raise UnsupportedCapability if this provider cannot honour ``options``."""
@@ -170,7 +170,7 @@ class Connector(ABC):
             raise UnsupportedCapability(f"{type(self).__name__} does not support {what}")
         validate_properties(options.properties)
 
-    def __enter__(self) -> Connector:
+    def __enter__(self) -> Provider:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,8 +9,8 @@ from django.apps import apps
 
 from kew.codecs import JsonCodec
 from kew.errors import DecodeError
-from kew_django.consumers import ConsumerSpec
 from kew_django.models import DeadLetter
+from kew_django.workers.registry import ConsumerSpec
 
 
 def consumer_for(queue: str) -> ConsumerSpec | None:

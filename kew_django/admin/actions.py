@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from kew_django import operations
-from kew_django.operations import Outcome
+from kew_django.operations import OperationResult
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Operation:
     verb: str  # "requeue", shown on the confirmation page and in messages
     applies_to: str  # "dead", the state a row must be in to be acted on
     actionable: Q
-    perform: Callable[[QuerySet], Outcome] | None = None  # None: it has a page of its own
+    perform: Callable[[QuerySet], OperationResult] | None = None  # None: it has a page of its own
     log_message: Callable[[object], str] = str  # the LogEntry message for a changed row
 
 
@@ -180,7 +180,7 @@ class OperatorAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/kew_django/confirm_operation.html", context)
 
-    def log_outcome(self, request, operation: Operation, outcome: Outcome) -> None:
+    def log_outcome(self, request, operation: Operation, outcome: OperationResult) -> None:
         """Write a LogEntry for each changed row and each outbox row a requeue created.
 
         One bulk INSERT each, rather than ``log_change`` per row: a bulk
@@ -195,7 +195,7 @@ class OperatorAdmin(admin.ModelAdmin):
         ]
         LogEntry.objects.bulk_create(entries)
 
-    def report(self, request, operation: Operation, outcome: Outcome) -> None:
+    def report(self, request, operation: Operation, outcome: OperationResult) -> None:
         count = len(outcome.changed)
         names = self.opts.verbose_name if count == 1 else self.opts.verbose_name_plural
         text = f"{operation.verb.capitalize()}: {count} {names}."

@@ -14,7 +14,7 @@ message). An unacked message comes back, ``redelivered`` set, once its
 consumer closes, its process dies or its connection drops.
 
 Connection loss: ``receive`` reconnects (failover and backoff, see
-``Link``) and subscribes again. Messages delivered on the old connection
+``FailoverConnection``) and subscribes again. Messages delivered on the old connection
 are handed out no more, and their acks are dropped: the broker delivers
 them again on its own, and an ack on the new connection would be refused.
 """
@@ -32,10 +32,10 @@ import stomp.utils
 
 from kew.errors import ConfigurationError, ConnectionLost
 from kew.providers.artemis.config import ArtemisConfig
-from kew.providers.artemis.connection import Link
+from kew.providers.artemis.connection import FailoverConnection
 from kew.providers.artemis.producer import DUPLICATE_ID, MESSAGE_ID, is_reserved
 from kew.providers.artemis.wire import BrokerRefused, Wire, new_receipt
-from kew.qchan.spi import Consumer, Delivery
+from kew.providers.base import Delivery, Receiver
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def properties_of(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in headers.items() if not is_reserved(name)}
 
 
-class ArtemisConsumer(Consumer):
+class ArtemisReceiver(Receiver):
     """Receive from one queue on a connection of its own. Not thread-safe."""
 
     def __init__(self, config: ArtemisConfig, queue: str, *, prefetch: int = 1):
@@ -66,14 +66,15 @@ class ArtemisConsumer(Consumer):
         self.config = config
         self.window = window_for(prefetch, config)
         self._inbox: queues.Queue = queues.Queue()
-        self._link = Link(config, on_message=self._arrived,
-                          on_lost=lambda: self._inbox.put(_LOST))
+        self._connection = FailoverConnection(
+            config, on_message=self._arrived, on_lost=lambda: self._inbox.put(_LOST)
+        )
         self._subscription = uuid.uuid4().hex
         self._generation = 0  # of the wire our subscription lives on
         try:
             self._subscribe()
         except BaseException:
-            self._link.close()
+            self._connection.close()
             raise
 
     def _arrived(self, wire: Wire, frame: stomp.utils.Frame) -> None:
@@ -81,7 +82,7 @@ class ArtemisConsumer(Consumer):
         self._inbox.put((wire, frame))
 
     def _subscribe(self) -> None:
-        wire = self._link.ensure()
+        wire = self._connection.ensure()
         receipt = new_receipt()
         headers = {
             "subscription-type": "ANYCAST",
@@ -90,8 +91,9 @@ class ArtemisConsumer(Consumer):
         }
         wire.subscribe(self.queue, self._subscription, headers)
         try:
-            wire.wait_receipt(receipt, self.config.receipt_timeout,
-                              f"the subscription to {self.queue!r}")
+            wire.wait_receipt(
+                receipt, self.config.receipt_timeout, f"the subscription to {self.queue!r}"
+            )
         except BrokerRefused as refused:
             raise ConfigurationError(
                 f"Artemis refused a subscription to queue {self.queue!r}: {refused}"
@@ -99,7 +101,7 @@ class ArtemisConsumer(Consumer):
         self._generation = wire.generation
 
     def _current(self) -> Wire | None:
-        wire = self._link.wire
+        wire = self._connection.wire
         if wire is not None and wire.usable and wire.generation == self._generation:
             return wire
         return None
@@ -110,7 +112,7 @@ class ArtemisConsumer(Consumer):
         During an outage this may block for the whole reconnection budget
         and then raise ``ConnectionLost``.
         """
-        if self._link.closed:
+        if self._connection.closed:
             raise ConfigurationError("receive() on a closed consumer")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -140,26 +142,33 @@ class ArtemisConsumer(Consumer):
     def _ack(self, delivery: ArtemisDelivery) -> None:
         wire = self._current()
         if wire is not delivery._wire:
-            log.info("ack of message %s on %r dropped: it came on an earlier connection, "
-                     "and Artemis will deliver it again", delivery.message_id, self.queue)
+            log.info(
+                "ack of message %s on %r dropped: it came on an earlier connection, "
+                "and Artemis will deliver it again",
+                delivery.message_id,
+                self.queue,
+            )
             return
         try:
             wire.ack(delivery._ack_id)
         except ConnectionLost:
-            log.info("ack of message %s on %r lost with the connection; it will come again",
-                     delivery.message_id, self.queue)
+            log.info(
+                "ack of message %s on %r lost with the connection; it will come again",
+                delivery.message_id,
+                self.queue,
+            )
 
     def close(self) -> None:
         """Disconnect (with a receipt); unacknowledged deliveries go back to the queue."""
-        if not self._link.closed:
-            self._link.close()
+        if not self._connection.closed:
+            self._connection.close()
             self._drain()
 
 
 class ArtemisDelivery(Delivery):
     """A MESSAGE frame from Artemis."""
 
-    def __init__(self, consumer: ArtemisConsumer, wire: Wire, frame: stomp.utils.Frame):
+    def __init__(self, consumer: ArtemisReceiver, wire: Wire, frame: stomp.utils.Frame):
         headers = frame.headers
         body = frame.body
         self.queue = consumer.queue

@@ -1,0 +1,13 @@
+"""The operators' admin: outbox, dead letters, processed messages and the dashboard.
+
+- ``screens``: the ModelAdmins, registered on import (admin autodiscovery);
+- ``actions``: operator actions with confirmation, permissions and audit log;
+- ``forms``: edit-and-requeue, validated against the consumer's payload type;
+- ``dashboard``: per-queue counts, relay lag and a 24-hour chart.
+
+The operations themselves are plain functions in ``kew_django.operations``.
+"""
+
+from kew_django.admin.screens import DeadLetterAdmin, OutboxMessageAdmin, ProcessedMessageAdmin
+
+__all__ = ["DeadLetterAdmin", "OutboxMessageAdmin", "ProcessedMessageAdmin"]
