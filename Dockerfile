@@ -14,7 +14,7 @@ COPY kew ./kew
 COPY kew_django ./kew_django
 COPY project ./project
 # An editable install keeps templates and migrations where Django looks for them.
-RUN pip install --no-cache-dir -e . \
+RUN pip install --no-cache-dir -e '.[artemis,django,postgres]' 'django-environ>=0.11' \
     && useradd --create-home --uid 1000 kew \
     && mkdir -p /app/var /data/imports \
     && chown kew /app/var /data/imports
