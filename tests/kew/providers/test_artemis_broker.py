@@ -101,7 +101,7 @@ def test_a_message_left_unacked_by_a_lost_connection_comes_back(artemis, queue):
     consumer = artemis.receiver(queue)
     first = consumer.receive(10)
     assert first is not None and not first.redelivered
-    consumer._link.wire.abort()  # the network drops the connection before the ack
+    consumer._connection.wire.abort()  # the network drops the connection before the ack
     first.ack()  # belongs to the dead connection: dropped, not sent on the new one
     again = consumer.receive(10)
     assert again is not None and again.payload == b"work"
@@ -225,14 +225,14 @@ def test_heart_beats_keep_an_idle_consumer_connected(artemis_server, queue):
     provider = connect(artemis_server.url, heartbeat=500)
     try:
         with provider.receiver(queue) as consumer:
-            wire = consumer._link.wire
+            wire = consumer._connection.wire
             assert consumer.receive(3.0) is None
-            assert consumer._link.wire is wire and wire.usable
+            assert consumer._connection.wire is wire and wire.usable
             with provider.producer() as producer:
                 producer.send(queue, b"still there")
             delivery = consumer.receive(5)
             assert delivery is not None and delivery.payload == b"still there"
             delivery.ack()
-            assert consumer._link.wire is wire
+            assert consumer._connection.wire is wire
     finally:
         provider.close()
