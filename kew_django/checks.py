@@ -6,13 +6,13 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
 from kew.providers import redact
 from kew.schedule import parse_interval
+from kew_django.apps import kew_config
 from kew_django.conf import DEFAULTS, kew_settings
 from kew_django.providers import KNOWN_BACKENDS, _hint, build_provider, known_schemes
 
@@ -134,7 +134,7 @@ def _check_memory(where: str, is_memory: bool) -> list[checks.CheckMessage]:
 @checks.register("kew")
 def check_consumers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Check that each queue has one consumer and each retry schedule parses."""
-    registry = apps.get_app_config("kew_django").registry
+    registry = kew_config().registry
     errors = [
         checks.Error(
             f"queue {first.queue!r} has two consumers: {first.name} and {second.name}",

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.apps import apps
 from django.db.models import Count, Min, Q
 from django.db.models.functions import Coalesce, TruncHour
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from kew_django.apps import kew_config
 from kew_django.models import DeadLetter, OutboxMessage
 
 Status = OutboxMessage.Status
@@ -86,7 +86,7 @@ def summarize(now: datetime | None = None) -> Summary:
     def row(queue: str) -> QueueRow:
         return rows.setdefault(queue, QueueRow(queue))
 
-    for spec in apps.get_app_config("kew_django").registry:
+    for spec in kew_config().registry:
         row(spec.queue)
     due = Q(status=Status.PENDING) & (Q(deliver_at__isnull=True) | Q(deliver_at__lte=now))
     open_counts = (

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.apps import apps
 
 from kew.codecs import JsonCodec
 from kew.errors import DecodeError
+from kew_django.apps import kew_config
 from kew_django.models import DeadLetter
 from kew_django.workers.registry import ConsumerSpec
 
 
 def consumer_for(queue: str) -> ConsumerSpec | None:
     """Return the consumer registered for ``queue`` in this process, or None."""
-    registry = apps.get_app_config("kew_django").registry
+    registry = kew_config().registry
     return registry.get(queue) if queue in registry else None
 
 
