@@ -105,8 +105,8 @@ def summarize(now: datetime | None = None) -> Summary:
     for item in _sent_since(now - timedelta(hours=1)).values("queue").annotate(n=Count("pk")):
         row(item["queue"]).sent_last_hour = item["n"]
     dead = DeadLetter.objects.filter(state=DeadLetter.State.DEAD)
-    for item in dead.values("queue").annotate(n=Count("pk")).order_by():
-        row(item["queue"]).dead = item["n"]
+    for letters in dead.values("queue").annotate(n=Count("pk")).order_by():
+        row(letters["queue"]).dead = letters["n"]
     return Summary(now=now, queues=sorted(rows.values(), key=lambda r: r.queue), hours=_hours(now))
 
 
@@ -157,7 +157,9 @@ def chart(hours: list[Hour], *, width: int = 960, height: int = 180) -> dict:
     plot = height - 20  # room for the hour labels
     slot = width / max(len(hours), 1)
     bar = slot * 0.4
-    sent, dead, ticks = [], [], []
+    sent: list[Bar] = []
+    dead: list[Bar] = []
+    ticks: list[dict[str, object]] = []
     for index, hour in enumerate(hours):
         x = index * slot + slot * 0.1
         label = hour.start.strftime("%H:00")

@@ -19,12 +19,13 @@ def consumer_for(queue: str) -> ConsumerSpec | None:
     return registry.get(queue) if queue in registry else None
 
 
-def payload_text(payload: bytes) -> str:
+def payload_text(payload: bytes | memoryview) -> str:
     """Return a payload as text to edit: indented JSON if it parses, else the decoded bytes."""
+    data = bytes(payload)
     try:
-        return json.dumps(json.loads(payload), indent=2, ensure_ascii=False)
+        return json.dumps(json.loads(data), indent=2, ensure_ascii=False)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return bytes(payload).decode("utf-8", errors="replace")
+        return data.decode("utf-8", errors="replace")
 
 
 class EditPayloadForm(forms.Form):
