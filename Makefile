@@ -21,6 +21,8 @@ run: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The whole suite on SQLite (core, contract on every provider, Artemis, services,
 # Django app, reference app, browser), then the database-backed tests again on

@@ -29,16 +29,17 @@ __all__ = [
     "get_provider",
 ]
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "Channel": "kew_django.outbox",
-        "consumer": "kew_django.workers.registry",
-        "ConsumerRegistry": "kew_django.workers.registry",
-        "ConsumerSpec": "kew_django.workers.registry",
-        "PermanentError": "kew_django.errors",
-        "KewImproperlyConfigured": "kew_django.errors",
-        "RepeatAction": "kew.schedule",
-        "get_provider": "kew_django.providers",
-    },
-)
+if not TYPE_CHECKING:  # type checkers see the imports above; unknown names are errors
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "Channel": "kew_django.outbox",
+            "consumer": "kew_django.workers.registry",
+            "ConsumerRegistry": "kew_django.workers.registry",
+            "ConsumerSpec": "kew_django.workers.registry",
+            "PermanentError": "kew_django.errors",
+            "KewImproperlyConfigured": "kew_django.errors",
+            "RepeatAction": "kew.schedule",
+            "get_provider": "kew_django.providers",
+        },
+    )

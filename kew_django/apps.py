@@ -1,6 +1,10 @@
 """The kew_django app configuration."""
 
-from django.apps import AppConfig
+from __future__ import annotations
+
+from typing import cast
+
+from django.apps import AppConfig, apps
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -27,3 +31,8 @@ class KewConfig(AppConfig):
         from kew_django import checks  # noqa: F401 - registers the system checks
 
         autodiscover_modules("consumers")
+
+
+def kew_config() -> KewConfig:
+    """Return the installed kew_django app config (its ``registry`` and ``providers``)."""
+    return cast(KewConfig, apps.get_app_config("kew_django"))  # the label is always ours

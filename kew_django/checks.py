@@ -6,13 +6,13 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
 from kew.providers import redact
 from kew.schedule import parse_interval
+from kew_django.apps import kew_config
 from kew_django.conf import DEFAULTS, kew_settings
 from kew_django.providers import KNOWN_BACKENDS, _hint, build_provider, known_schemes
 
@@ -23,7 +23,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     config = getattr(settings, "KEW", {})
     if not isinstance(config, dict):
         return [checks.Error("KEW must be a dict", hint="See docs/django.md.", id="kew.E001")]
-    errors = [
+    errors: list[checks.CheckMessage] = [
         checks.Error(
             f"unknown KEW key {key!r}",
             hint=f"Known keys: {', '.join(DEFAULTS)}{_hint(key, DEFAULTS)}",
@@ -49,7 +49,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 def _check_options() -> list[checks.CheckMessage]:
     """Check the numbers and intervals of KEW['RELAY'] and KEW['CONSUMERS']."""
-    errors = []
+    errors: list[checks.CheckMessage] = []
     config = kew_settings()
     for name in ("RELAY", "CONSUMERS"):
         for key, value in config[name].items():
@@ -134,8 +134,8 @@ def _check_memory(where: str, is_memory: bool) -> list[checks.CheckMessage]:
 @checks.register("kew")
 def check_consumers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Check that each queue has one consumer and each retry schedule parses."""
-    registry = apps.get_app_config("kew_django").registry
-    errors = [
+    registry = kew_config().registry
+    errors: list[checks.CheckMessage] = [
         checks.Error(
             f"queue {first.queue!r} has two consumers: {first.name} and {second.name}",
             hint="Each queue has exactly one @consumer; rename one queue or remove one handler.",
@@ -165,7 +165,7 @@ def check_broker_reachable(app_configs=None, **kwargs) -> list[checks.CheckMessa
     providers = kew_settings()["PROVIDERS"]
     if not isinstance(providers, dict):
         return []
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for alias, entry in providers.items():
         try:
             provider = build_provider(alias, entry)

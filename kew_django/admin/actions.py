@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -45,7 +46,7 @@ class Operation:
     applies_to: str  # "dead", the state a row must be in to be acted on
     actionable: Q
     perform: Callable[[QuerySet], OperationResult] | None = None  # None: it has a page of its own
-    log_message: Callable[[object], str] = str  # the LogEntry message for a changed row
+    log_message: Callable[[Any], str] = str  # the LogEntry message for a changed row (a model)
 
 
 class OperatorAdmin(admin.ModelAdmin):
@@ -142,8 +143,10 @@ class OperatorAdmin(admin.ModelAdmin):
         self.require(request, name)
         operation = self.operation(name)
         if request.POST.get("post") == "yes":
+            perform = operation.perform
+            assert perform is not None, f"{name} has a page of its own"
             with transaction.atomic():
-                outcome = operation.perform(queryset)
+                outcome = perform(queryset)
                 self.log_outcome(request, operation, outcome)
             self.report(request, operation, outcome)
             return None  # back to the change list
@@ -232,7 +235,7 @@ PREVIEW_BYTES = 64 * 1024  # longest payload shown in full on a detail page
 HEX_BYTES = 512
 
 
-def render_payload(payload: bytes) -> str:
+def render_payload(payload: bytes | memoryview) -> str:
     """Return a payload as escaped HTML: indented JSON if it decodes, else text and hex."""
     data = bytes(payload)
     shown, rest = data[:PREVIEW_BYTES], len(data) - PREVIEW_BYTES

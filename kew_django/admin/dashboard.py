@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.apps import apps
 from django.db.models import Count, Min, Q
 from django.db.models.functions import Coalesce, TruncHour
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from kew_django.apps import kew_config
 from kew_django.models import DeadLetter, OutboxMessage
 
 Status = OutboxMessage.Status
@@ -86,7 +86,7 @@ def summarize(now: datetime | None = None) -> Summary:
     def row(queue: str) -> QueueRow:
         return rows.setdefault(queue, QueueRow(queue))
 
-    for spec in apps.get_app_config("kew_django").registry:
+    for spec in kew_config().registry:
         row(spec.queue)
     due = Q(status=Status.PENDING) & (Q(deliver_at__isnull=True) | Q(deliver_at__lte=now))
     open_counts = (
@@ -105,8 +105,8 @@ def summarize(now: datetime | None = None) -> Summary:
     for item in _sent_since(now - timedelta(hours=1)).values("queue").annotate(n=Count("pk")):
         row(item["queue"]).sent_last_hour = item["n"]
     dead = DeadLetter.objects.filter(state=DeadLetter.State.DEAD)
-    for item in dead.values("queue").annotate(n=Count("pk")).order_by():
-        row(item["queue"]).dead = item["n"]
+    for letters in dead.values("queue").annotate(n=Count("pk")).order_by():
+        row(letters["queue"]).dead = letters["n"]
     return Summary(now=now, queues=sorted(rows.values(), key=lambda r: r.queue), hours=_hours(now))
 
 
@@ -157,7 +157,9 @@ def chart(hours: list[Hour], *, width: int = 960, height: int = 180) -> dict:
     plot = height - 20  # room for the hour labels
     slot = width / max(len(hours), 1)
     bar = slot * 0.4
-    sent, dead, ticks = [], [], []
+    sent: list[Bar] = []
+    dead: list[Bar] = []
+    ticks: list[dict[str, object]] = []
     for index, hour in enumerate(hours):
         x = index * slot + slot * 0.1
         label = hour.start.strftime("%H:00")

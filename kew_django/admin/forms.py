@@ -5,26 +5,27 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.apps import apps
 
 from kew.codecs import JsonCodec
 from kew.errors import DecodeError
+from kew_django.apps import kew_config
 from kew_django.models import DeadLetter
 from kew_django.workers.registry import ConsumerSpec
 
 
 def consumer_for(queue: str) -> ConsumerSpec | None:
     """Return the consumer registered for ``queue`` in this process, or None."""
-    registry = apps.get_app_config("kew_django").registry
+    registry = kew_config().registry
     return registry.get(queue) if queue in registry else None
 
 
-def payload_text(payload: bytes) -> str:
+def payload_text(payload: bytes | memoryview) -> str:
     """Return a payload as text to edit: indented JSON if it parses, else the decoded bytes."""
+    data = bytes(payload)
     try:
-        return json.dumps(json.loads(payload), indent=2, ensure_ascii=False)
+        return json.dumps(json.loads(data), indent=2, ensure_ascii=False)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return bytes(payload).decode("utf-8", errors="replace")
+        return data.decode("utf-8", errors="replace")
 
 
 class EditPayloadForm(forms.Form):

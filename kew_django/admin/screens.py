@@ -8,6 +8,7 @@ or discarded. Payloads, headers and errors are always shown escaped.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponseRedirect
@@ -45,7 +46,7 @@ class OutboxMessageAdmin(OperatorAdmin):
         ("Content", {"fields": ["content_type", "headers_view", "payload_view"]}),
         ("Last error", {"fields": ["last_error_view"]}),
     ]
-    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+    readonly_fields = flatten_fieldsets(fieldsets)
     operations = (
         Operation(
             name="retry_now",
@@ -137,7 +138,7 @@ class DeadLetterAdmin(OperatorAdmin):
         ("Content", {"fields": ["content_type", "headers_view", "payload_view"]}),
         ("Error", {"fields": ["error_view", "traceback_view"]}),
     ]
-    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+    readonly_fields = flatten_fieldsets(fieldsets)
     operations = (
         Operation(
             name="requeue",

@@ -102,6 +102,6 @@ class ProviderHandler:
 
 def get_provider(alias: str = "default") -> Provider:
     """Return the provider configured as ``alias`` in KEW["PROVIDERS"]."""
-    from django.apps import apps
+    from kew_django.apps import kew_config
 
-    return apps.get_app_config("kew_django").providers[alias]
+    return kew_config().providers[alias]

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Relay", "RelayStats"]
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {"Relay": "kew_django.relay.publisher", "RelayStats": "kew_django.relay.publisher"},
-)
+if not TYPE_CHECKING:  # type checkers see the imports above; unknown names are errors
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {"Relay": "kew_django.relay.publisher", "RelayStats": "kew_django.relay.publisher"},
+    )

@@ -8,25 +8,31 @@ a crash or a lost broker rolls it back. Other relays skip the locked rows
 
 from __future__ import annotations
 
-from collections import namedtuple
+import uuid
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Field, QuerySet
 from django.utils import timezone
 
 from kew_django.models import OutboxMessage
 
-CLAIMED = (
-    "id",
-    "queue",
-    "payload",
-    "content_type",
-    "headers",
-    "deliver_at",
-    "attempts",
-    "created_at",
-)
-Claimed = namedtuple("Claimed", CLAIMED)
+
+class Claimed(NamedTuple):
+    """One claimed outbox row: the columns the relay publishes."""
+
+    id: uuid.UUID
+    queue: str
+    payload: bytes | memoryview
+    content_type: str
+    headers: dict[str, Any]
+    deliver_at: datetime | None
+    attempts: int
+    created_at: datetime
+
+
+CLAIMED = Claimed._fields
 
 
 def claim(pending: QuerySet, limit: int, using: str) -> list[Claimed]:
@@ -63,11 +69,11 @@ def claim_sql(pending: QuerySet, limit: int, using: str) -> tuple[str, list]:
     head_sql, head_params = head[:limit].query.get_compiler(using).as_sql()
     meta, quote = OutboxMessage._meta, connection.ops.quote_name
     ids = f"= ANY(ARRAY({head_sql}))" if connection.vendor == "postgresql" else f"IN ({head_sql})"
-    sent_at = meta.get_field("sent_at")
+    sent_at = _field("sent_at")
     sql = (
-        f"UPDATE {quote(meta.db_table)} SET {quote(meta.get_field('status').column)} = %s, "
-        f"{quote(sent_at.column)} = %s WHERE {quote(meta.pk.column)} {ids} "
-        f"RETURNING {', '.join(quote(meta.get_field(name).column) for name in CLAIMED)}"
+        f"UPDATE {quote(meta.db_table)} SET {quote(_column('status'))} = %s, "
+        f"{quote(_column('sent_at'))} = %s WHERE {quote(_column(meta.pk.name))} {ids} "
+        f"RETURNING {', '.join(quote(_column(name)) for name in CLAIMED)}"
     )
     now = sent_at.get_db_prep_value(timezone.now(), connection)
     return sql, [OutboxMessage.Status.SENT, now, *head_params]
@@ -81,7 +87,7 @@ def _update_returning(pending: QuerySet, limit: int, using: str) -> list[Claimed
     meta = OutboxMessage._meta
     conversions = []  # (index, column, converters) of the columns that need converting
     for index, name in enumerate(CLAIMED):
-        field = meta.get_field(name)
+        field = _field(name)
         column = field.get_col(meta.db_table)
         converters = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
         if converters:
@@ -96,3 +102,17 @@ def _update_returning(pending: QuerySet, limit: int, using: str) -> list[Claimed
                 values[index] = converter(values[index], column, connection)
         claimed.append(Claimed._make(values))
     return claimed
+
+
+def _field(name: str) -> Field:
+    """Return the outbox model's field ``name``: a concrete column, not a relation."""
+    field = OutboxMessage._meta.get_field(name)
+    assert isinstance(field, Field), name
+    return field
+
+
+def _column(name: str) -> str:
+    """Return the database column of the outbox model's field ``name``."""
+    column = _field(name).column
+    assert column is not None, name
+    return column

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from kew.errors import ConfigurationError
@@ -112,7 +113,9 @@ def parse_url(url: str, **options: object) -> ArtemisConfig:
     settings.update(_converted(options, shown, from_query=False))
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
-    config = ArtemisConfig(hosts=hosts, user=user, password=password, url=shown, **settings)
+    # Each value was converted by its option's converter in _OPTIONS, so it fits its field.
+    typed = cast(dict[str, Any], settings)
+    config = ArtemisConfig(hosts=hosts, user=user, password=password, url=shown, **typed)
     if config.heartbeat and config.heartbeat < 500:
         raise ConfigurationError(f"heartbeat={config.heartbeat}: Artemis needs at least 500 ms")
     if config.window is not None and config.window < -1:
@@ -141,7 +144,7 @@ def _hosts(netloc: str, shown: str) -> tuple[tuple[str, int], ...]:
 
 
 def _converted(raw: Mapping[str, object], shown: str, *, from_query: bool) -> dict[str, object]:
-    converted = {}
+    converted: dict[str, object] = {}
     for name, value in raw.items():
         convert = _OPTIONS.get(name)
         if convert is None:
@@ -158,9 +161,9 @@ def _converted(raw: Mapping[str, object], shown: str, *, from_query: bool) -> di
             if convert is _boolean and isinstance(value, bool):
                 converted[name] = value
                 continue
-            value = str(value)
+        text = value if isinstance(value, str) else str(value)  # query values are str already
         try:
-            converted[name] = convert(value)  # type: ignore[arg-type]
+            converted[name] = convert(text)
         except ValueError as error:
             raise ConfigurationError(f"bad value for Artemis option {name!r}: {error}") from None
     return converted

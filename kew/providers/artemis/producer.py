@@ -178,9 +178,10 @@ class ArtemisProducer(Producer):
         elif not retry_safe:
             index = 0
         else:
-            index = self._first_refused(frames)
-            if index is None:
+            first = self._first_refused(frames)
+            if first is None:
                 return  # stored this time: the refusal was transient
+            index = first
         queue = frames[index][0]
         raise SendError(
             f"Artemis refused a message for queue {queue!r}: {refused}", queue=queue, index=index

@@ -235,6 +235,8 @@ class Wire(stomp.ConnectionListener):
             return
         self._nodelay = True
         sock = getattr(self.conn.transport, "socket", None)
+        if sock is None:
+            return
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 

@@ -1,14 +1,14 @@
 """manage.py kew_consume [QUEUE ...]: run the registered consumers."""
 
-from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 
+from kew_django.apps import kew_config
 from kew_django.runner import Runner, stop_on_signals
 
 
 def select_specs(queues: list[str]):
     """Return the registered consumers of ``queues`` (all of them if none is named)."""
-    registry = apps.get_app_config("kew_django").registry
+    registry = kew_config().registry
     registry.validate()
     if not queues:
         return list(registry)
