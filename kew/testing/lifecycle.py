@@ -1,7 +1,7 @@
 """The lifecycle every harness server follows, in the same words.
 
 Both :class:`~kew.testing.PostgresServer` and :class:`~kew.testing.ArtemisServer`
-are :class:`Server`\\ s:
+are subclasses of :class:`Server`:
 
 ``start()``
     have a running server and return it. Idempotent. After ``stop()`` or
@@ -12,8 +12,9 @@ are :class:`Server`\\ s:
 ``stop()``
     shut the server down cleanly. Its data is kept.
 ``kill()``
-    SIGKILL, like a crash. Its data is what a crash leaves behind: what the
-    server confirmed as stored.
+    SIGKILL, like a crash. Its data is what a crash leaves behind (for the
+    harness's PostgreSQL, with ``synchronous_commit=off``, not the commits of
+    the last ~0.6 s).
 ``restart()``
     ``stop()`` then ``start()``.
 ``close()``

@@ -18,7 +18,10 @@ If none is possible, :meth:`~PostgresServer.start` raises
 :class:`~kew.testing.services.ServiceUnavailable`, which says what to
 install. Every source has the lifecycle of :mod:`kew.testing.lifecycle`:
 ``stop()`` keeps the data, ``kill()`` is a crash, ``start()`` brings the same
-server back, ``close()`` removes it. This package never imports Django.
+server back, ``close()`` removes it. The local and Docker servers run with
+``synchronous_commit=off``: a ``kill()`` may lose what was committed in the
+last ~0.6 s (three times ``wal_writer_delay``), as PostgreSQL documents. This
+package never imports Django.
 """
 
 from __future__ import annotations
