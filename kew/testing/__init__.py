@@ -1,7 +1,11 @@
 """Test harness that starts REAL services: PostgreSQL and Apache Artemis.
 
-- :class:`PostgresServer` and :class:`ArtemisServer` start a server (from an
-  env URL, a Docker container, or local binaries) and stop it again.
+- :class:`PostgresServer` and :class:`ArtemisServer` get a server from an env
+  URL, a Docker container, or local binaries (``kew.testing.postgres`` and
+  ``kew.testing.artemis``, one module per source). Both are
+  :class:`~kew.testing.lifecycle.Server` subclasses, same lifecycle:
+  ``start()``, ``stop()`` (data kept), ``kill()`` (a crash), ``restart()``,
+  ``close()`` (stopped and removed), ``is_running()``, ``controllable``.
 - :func:`service_missing` skips a test (fails it on CI) with what to install.
 - ``kew.testing.fixtures`` is a pytest plugin with session fixtures
   ``postgres_server``, ``postgres_url``, ``artemis_server``, ``artemis_url``::
@@ -12,6 +16,7 @@ See docs/testing.md. Nothing here imports Django.
 """
 
 from kew.testing.artemis import ARTEMIS_VERSION, ArtemisServer, ensure_distribution
+from kew.testing.lifecycle import Server
 from kew.testing.postgres import PostgresServer, find_postgres_bindir
 from kew.testing.services import (
     ServiceStartError,
@@ -27,6 +32,7 @@ __all__ = [
     "ARTEMIS_VERSION",
     "ArtemisServer",
     "PostgresServer",
+    "Server",
     "ServiceStartError",
     "ServiceUnavailable",
     "docker_available",

@@ -24,19 +24,21 @@ A service that cannot be had skips the tests that need it (fails them when
 ``CI`` is true), saying what to install. Tests using these fixtures get the
 ``postgres`` / ``artemis`` marker automatically (``-m "not artemis"`` works).
 When such a test fails, the service's log tail is added to its report. A test
-that killed or stopped the shared broker leaves it to the harness: the next
-test that uses it finds it running again.
+that killed or stopped a shared server leaves it to the harness: the next
+test that uses it finds it running again (same data). At the end of the
+session each server is closed: stopped, and everything made for it removed.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from kew.testing.artemis import ArtemisServer
+from kew.testing.lifecycle import Server
 from kew.testing.postgres import PostgresServer
 from kew.testing.services import ServiceUnavailable, service_missing
 
@@ -44,10 +46,10 @@ POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url"})
 ARTEMIS_FIXTURES = frozenset({"artemis_server", "artemis_url"})
 LOG_LINES = 60
 
-_servers_key = pytest.StashKey[dict[str, Any]]()
+_servers_key = pytest.StashKey[dict[str, Server]]()
 
 
-def _servers(config: pytest.Config) -> dict[str, Any]:
+def _servers(config: pytest.Config) -> dict[str, Server]:
     return config.stash.setdefault(_servers_key, {})
 
 
@@ -70,10 +72,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    # a previous test may have killed/stopped the shared broker: bring it back
-    if set(getattr(item, "fixturenames", ())) & ARTEMIS_FIXTURES:
-        server = _servers(item.config).get("artemis")
-        if server is not None and server.controllable and not server.is_running():
+    # a previous test may have killed/stopped a shared server: bring it back
+    names = set(getattr(item, "fixturenames", ()))
+    for key, fixtures in (("artemis", ARTEMIS_FIXTURES), ("postgres", POSTGRES_FIXTURES)):
+        server = _servers(item.config).get(key)
+        if server is None or not names & fixtures or not server.controllable:
+            continue
+        if not server.is_running():
             server.start()
 
 
@@ -95,7 +100,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def _start_or_skip(server: PostgresServer | ArtemisServer) -> None:
+def _start_or_skip(server: Server) -> None:
     try:
         server.start()
     except ServiceUnavailable as exc:
@@ -119,17 +124,15 @@ def artemis_server_options() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _registered(
-    request: pytest.FixtureRequest, name: str, server: Any, *, shutdown: Callable[[], None]
-) -> Iterator[None]:
-    """Start ``server`` (or skip/fail), list it for log tails, and shut it down after."""
+def _registered(request: pytest.FixtureRequest, name: str, server: Server) -> Iterator[None]:
+    """Start ``server`` (or skip/fail), list it for log tails, and close it after."""
     _start_or_skip(server)
     _servers(request.config)[name] = server
     try:
         yield
     finally:
         _servers(request.config).pop(name, None)
-        shutdown()
+        server.close()
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +141,7 @@ def postgres_server(
 ) -> Iterator[PostgresServer]:
     """A real PostgreSQL server for the whole session (see kew.testing.postgres)."""
     server = PostgresServer(**postgres_server_options)
-    with _registered(request, "postgres", server, shutdown=server.stop):
+    with _registered(request, "postgres", server):
         yield server
 
 
@@ -154,7 +157,7 @@ def artemis_server(
 ) -> Iterator[ArtemisServer]:
     """A real Artemis broker for the whole session (see kew.testing.artemis)."""
     server = ArtemisServer(**artemis_server_options)
-    with _registered(request, "artemis", server, shutdown=server.close):
+    with _registered(request, "artemis", server):
         yield server
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "port_is_free",
     "service_missing",
     "service_unsupported",
+    "tail",
     "wait_for_port",
 ]
 
@@ -123,3 +124,8 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.1)
+
+
+def tail(text: str, n: int) -> str:
+    """The last ``n`` lines of ``text``."""
+    return "\n".join(text.splitlines()[-n:])

@@ -217,9 +217,12 @@ def test_cli_producer_interoperates_with_stomp(
 ) -> None:
     result = artemis_server.cli(
         "producer",
-        "--destination", f"queue://{destination}",
-        "--message-count", "1",
-        "--message", "from the artemis CLI",
+        "--destination",
+        f"queue://{destination}",
+        "--message-count",
+        "1",
+        "--message",
+        "from the artemis CLI",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     consumer = client()

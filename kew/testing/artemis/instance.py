@@ -1,0 +1,88 @@
+"""Make a throwaway broker instance with ``bin/artemis create``, on free ports."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kew.testing.artemis.base import CORE_PORT, STOMP_PORT, java_env
+from kew.testing.services import ServiceStartError, port_is_free
+
+__all__ = ["acceptor_ports", "create_instance"]
+
+
+def create_instance(
+    home: Path,
+    directory: Path,
+    *,
+    user: str,
+    password: str,
+    java_memory: str,
+    java_options: Sequence[str],
+    fsync: bool,
+    extra_args: Sequence[str] = (),
+) -> tuple[int, int]:
+    """Create a broker instance in ``directory`` (replacing it); return (STOMP, core) ports.
+
+    Every acceptor listens on 127.0.0.1 at its default port plus one random
+    offset for which STOMP and core are free; the ports written to
+    ``etc/broker.xml`` are checked again. Raises
+    :class:`~kew.testing.services.ServiceStartError` if ``create`` fails or a
+    port is taken.
+    """
+    shutil.rmtree(directory, ignore_errors=True)
+    for _ in range(50):
+        # >= 61613 is above Linux's ephemeral range: outgoing connections never take these
+        offset = random.randint(1, 3800)
+        if port_is_free(STOMP_PORT + offset) and port_is_free(CORE_PORT + offset):
+            break
+    command = [
+        str(home / "bin" / "artemis"), "create", str(directory),
+        "--silent",
+        "--user", user, "--password", password, "--require-login",
+        "--no-web", "--no-amqp-acceptor", "--no-hornetq-acceptor", "--no-mqtt-acceptor",
+        "--no-autotune", "--host", "127.0.0.1", "--port-offset", str(offset),
+        f"--java-memory={java_memory}",
+        *(f"--java-options={option}" for option in java_options),
+    ]  # fmt: skip
+    if not fsync:
+        command.append("--no-fsync")
+    command += extra_args
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env=java_env(),
+    )
+    if result.returncode != 0:
+        raise ServiceStartError(
+            f"`artemis create` failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    ports = acceptor_ports(directory / "etc" / "broker.xml")
+    busy = {name: port for name, port in ports.items() if not port_is_free(port)}
+    if busy:
+        raise ServiceStartError(f"acceptor ports already taken: {busy}")
+    stomp = ports.get("stomp") or ports.get("artemis") or STOMP_PORT + offset
+    core = ports.get("artemis") or CORE_PORT + offset
+    return stomp, core
+
+
+def acceptor_ports(broker_xml: Path) -> dict[str, int]:
+    """``{acceptor name: port}`` from an instance's ``etc/broker.xml``."""
+    ports: dict[str, int] = {}
+    root = ET.parse(broker_xml).getroot()
+    for element in root.iter():
+        if element.tag.rsplit("}", 1)[-1] != "acceptor" or not element.text:
+            continue
+        port = urlsplit(element.text.strip()).port
+        if port is not None:
+            ports[element.get("name") or f"acceptor{len(ports)}"] = port
+    return ports
