@@ -131,7 +131,7 @@ def _build(tp: Any, value: Any) -> Any:
     return value
 
 
-def _build_dataclass(tp: type, value: Any) -> Any:
+def _build_dataclass(tp: Any, value: Any) -> Any:
     if not isinstance(value, dict):
         raise TypeError(f"expected an object for {tp.__name__}, got {type(value).__name__}")
     hints = typing.get_type_hints(tp)

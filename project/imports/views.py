@@ -13,8 +13,9 @@ checked here as the middleware would check it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import transaction
@@ -87,7 +88,7 @@ def unauthorized(reason: str) -> JsonResponse:
 def visible_imports(request: HttpRequest) -> QuerySet[Import]:
     """Return the imports the user may see: their own, or every one for staff."""
     imports = Import.objects.all()
-    return imports if request.user.is_staff else imports.filter(requester=request.user)
+    return imports if request.user.is_staff else imports.filter(requester=cast(User, request.user))
 
 
 def create_import(request: HttpRequest) -> HttpResponse:
@@ -100,8 +101,9 @@ def create_import(request: HttpRequest) -> HttpResponse:
             {"error": "send the request as JSON with 'Content-Type: application/json'"},
             status=415,
         )
+    user = cast(User, request.user)  # require_user let only an authenticated user through
     try:
-        email = clean_email(request.user.email)
+        email = clean_email(user.email)
     except ValueError as error:
         body = {"error": f"your account's e-mail address {error}: the outcome is mailed there"}
         return JsonResponse(body, status=400)
@@ -111,7 +113,7 @@ def create_import(request: HttpRequest) -> HttpResponse:
         return JsonResponse(invalid.as_json(), status=400)
     with transaction.atomic():
         item = Import.objects.create(
-            requester=request.user,
+            requester=user,
             requested_path=spec.relative_path,
             path=str(spec.path),
             root=str(spec.root),
