@@ -54,17 +54,37 @@ class JsonCodec(Generic[T]):
         return json.dumps(_plain(data), ensure_ascii=False, separators=(",", ":")).encode()
 
     def decode(self, payload: bytes) -> T:
+        """Return the data in ``payload``; raise DecodeError (with the raw bytes) for any fault.
+
+        Nothing else escapes: bytes that are not UTF-8 JSON, nesting deeper
+        than the parser or the builder can follow, integers beyond Python's
+        digit limit and values that do not fit ``type`` all raise DecodeError.
+        """
+        raw = bytes(payload) if isinstance(payload, bytearray | memoryview) else payload
         try:
-            value = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise DecodeError(f"payload is not UTF-8 JSON: {error}", raw=payload) from error
+            value = json.loads(raw)
+        except RecursionError as error:
+            raise DecodeError("payload is nested too deeply to decode", raw=raw) from error
+        except (TypeError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError too
+            raise DecodeError(f"payload is not UTF-8 JSON: {_reason(error)}", raw=raw) from error
         if self.type is None:
             return value
         try:
             return _build(self.type, value)
+        except RecursionError as error:
+            reason = f"payload is nested too deeply to build {self.type.__name__}"
+            raise DecodeError(reason, raw=raw) from error
         except (TypeError, ValueError) as error:
             reason = f"payload does not fit {self.type.__name__}: {error}"
-            raise DecodeError(reason, raw=payload) from error
+            raise DecodeError(reason, raw=raw) from error
+
+
+def _reason(error: Exception) -> str:
+    """Return why ``json.loads`` failed, in words an operator can act on."""
+    text = str(error)
+    if "integer string conversion" in text or "int_max_str_digits" in text:
+        return "an integer is too large (more than Python's digit limit)"
+    return text
 
 
 def _plain(data: Any) -> Any:
@@ -111,7 +131,7 @@ def _build(tp: Any, value: Any) -> Any:
     return value
 
 
-def _build_dataclass(tp: type, value: Any) -> Any:
+def _build_dataclass(tp: Any, value: Any) -> Any:
     if not isinstance(value, dict):
         raise TypeError(f"expected an object for {tp.__name__}, got {type(value).__name__}")
     hints = typing.get_type_hints(tp)

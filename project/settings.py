@@ -2,10 +2,15 @@
 
 Every setting has a development default, so ``make run`` works on a fresh
 machine: SQLite, the database provider as the queue, e-mail to files.
-Production sets DJANGO_SECRET_KEY, DJANGO_DEBUG=false, DATABASE_URL,
-KEW_BROKER_URL and EMAIL_URL.
+``DEBUG`` is off unless DJANGO_DEBUG=true (``bin/run-dev`` sets it).
+Without DJANGO_SECRET_KEY a random key is made once and kept in
+``var/secret-key``. Production sets DJANGO_SECRET_KEY, DATABASE_URL,
+KEW_BROKER_URL and EMAIL_URL. Credentials inside URLs are masked on error
+pages and in logs (``project.redaction``).
 """
 
+import os
+import secrets
 from pathlib import Path
 
 import environ
@@ -16,10 +21,26 @@ VAR_DIR = BASE_DIR / "var"
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env")  # optional; a missing file is fine
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env.str(
-    "DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me" if DEBUG else ""
-)
+
+def local_secret_key(path: Path) -> str:
+    """Return the key kept in ``path``, creating a random one first (atomically, mode 0600)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(secrets.token_urlsafe(50))
+        try:
+            os.link(draft, path)  # fails if another process made one meanwhile: keep that
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or local_secret_key(VAR_DIR / "secret-key")
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]
 )
@@ -119,12 +140,30 @@ KEW = {
     "CONSUMERS": {"CONCURRENCY": env.int("KEW_CONSUMER_CONCURRENCY", default=1)},
 }
 
+# Error pages (DEBUG) and error e-mails: Django's filter, plus passwords in URLs masked.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "project.debug.RedactingExceptionReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {
+            "()": "project.redaction.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        }
+    },
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+        },
+    },
     "loggers": {
+        # Django's own errors (a 500's traceback) through the same redacting formatter.
+        "django": {"handlers": ["console", "mail_admins"], "level": "INFO"},
         "kew": {"handlers": ["console"], "level": LOG_LEVEL},
         "kew_django": {"handlers": ["console"], "level": LOG_LEVEL},
         "project": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -8,5 +8,6 @@ from project import views
 urlpatterns = [
     path("", views.welcome, name="welcome"),
     path("imports/", include("project.imports.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

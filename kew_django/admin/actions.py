@@ -73,7 +73,9 @@ class OperatorAdmin(admin.ModelAdmin):
         return next(op for op in self.operations if op.name == name)
 
     def require(self, request, name: str) -> None:
-        """Raise PermissionDenied (403) unless the user may run ``name``."""
+        """Raise PermissionDenied (403) unless the user may view the rows and run ``name``."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied(f"you may not view {self.opts.verbose_name_plural}")
         if not self.has_operation_permission(request, name):
             verb, names = self.operation(name).verb, self.opts.verbose_name_plural
             raise PermissionDenied(f"you may not {verb} {names}")
@@ -106,7 +108,10 @@ class OperatorAdmin(admin.ModelAdmin):
 
     def operation_tools(self, request, object_id) -> list[dict]:
         """Return the detail page's buttons: operations the user may run that apply to the row."""
-        rows = self.model._default_manager.filter(pk=object_id)
+        obj = self.get_object(request, object_id)  # None for a malformed or unknown id
+        if obj is None:
+            return []
+        rows = self.model._default_manager.filter(pk=obj.pk)
         return [
             {"name": op.name, "verb": op.verb, "url": self.confirm_url(object_id, op.name)}
             for op in self.operations
@@ -242,7 +247,7 @@ def render_payload(payload: bytes | memoryview) -> str:
     note = f" … {rest} more bytes ({len(data)} in all)" if rest > 0 else ""
     try:
         text = json.dumps(json.loads(data), indent=2, ensure_ascii=False)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not JSON, too deep, an integer past the digit limit
         pass
     else:
         return format_html('<pre class="kew-pre kew-json">{}</pre>', text)

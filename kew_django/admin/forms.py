@@ -24,7 +24,7 @@ def payload_text(payload: bytes | memoryview) -> str:
     data = bytes(payload)
     try:
         return json.dumps(json.loads(data), indent=2, ensure_ascii=False)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not JSON, too deep, an integer past the digit limit
         return data.decode("utf-8", errors="replace")
 
 
@@ -60,6 +60,16 @@ class EditPayloadForm(forms.Form):
                 "Not valid JSON: %(error)s (line %(line)s, column %(column)s).",
                 code="json",
                 params={"error": error.msg, "line": error.lineno, "column": error.colno},
+            ) from error
+        except RecursionError as error:
+            raise forms.ValidationError(
+                "Not valid JSON: it is nested too deeply to read.", code="json"
+            ) from error
+        except ValueError as error:  # an integer beyond Python's digit limit
+            raise forms.ValidationError(
+                "Not valid JSON: an integer is too large (%(error)s).",
+                code="json",
+                params={"error": error},
             ) from error
         payload = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
         try:

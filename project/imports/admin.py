@@ -1,8 +1,15 @@
-"""Admin screens for imports: what was requested, how it ended, what it found."""
+"""Admin screens for imports (what was requested, how it ended, what it found) and API tokens."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
-from project.imports.models import Import, ImportedFile
+from project.imports.models import ApiToken, Import, ImportedFile
 
 
 class ImportedFileInline(admin.TabularInline):
@@ -19,6 +26,7 @@ class ImportedFileInline(admin.TabularInline):
 class ImportAdmin(admin.ModelAdmin):
     list_display = [
         "created_at",
+        "requester",
         "requested_path",
         "email",
         "status",
@@ -31,8 +39,10 @@ class ImportAdmin(admin.ModelAdmin):
     search_fields = ["id", "requested_path", "path", "email"]
     date_hierarchy = "created_at"
     inlines = [ImportedFileInline]
+    list_select_related = ["requester"]
     readonly_fields = [
         "id",
+        "requester",
         "requested_path",
         "path",
         "root",
@@ -52,3 +62,43 @@ class ImportAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # imports are requested through POST /imports/, which sends the message
+
+
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Create tokens (the key is shown once, on the page that follows) and revoke them."""
+
+    form = ApiTokenForm
+    list_display = ["name", "user", "created_at", "last_used_at"]
+    list_select_related = ["user"]
+    search_fields = ["name", "user__username", "user__email"]
+    readonly_fields = ["created_at", "last_used_at"]
+    autocomplete_fields = ["user"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a token is created or deleted, never edited
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        token, key = ApiToken.create(obj.user, obj.name)
+        obj.pk, obj.digest, obj.created_at = token.pk, token.digest, token.created_at
+        obj._state.adding = False
+        request._kew_new_token_key = key  # type: ignore[attr-defined]  # shown by response_add
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """Show the new key once, on this response (never stored, never in a message cookie)."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"API token {obj.name} for {obj.user}",
+            "opts": self.opts,
+            "token": obj,
+            "key": request._kew_new_token_key,  # type: ignore[attr-defined]
+        }
+        return TemplateResponse(request, "admin/imports/apitoken/created.html", context)

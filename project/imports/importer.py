@@ -14,6 +14,7 @@ import errno
 import fnmatch
 import hashlib
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 CHUNK = 1024 * 1024
+# Open without following a symbolic link, and without blocking on a FIFO or a device:
+# what is opened is checked on the handle (fstat), so a file swapped after the walk
+# listed it is never read unless it is still a regular file.
+OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+NOT_A_FILE = (errno.ELOOP, errno.ENXIO, errno.EMLINK, errno.EOPNOTSUPP)  # symlink, socket …
 DEFAULT_IMPORTER = "project.imports.importer.FilesystemImporter"
 
 
@@ -106,16 +112,19 @@ class FilesystemImporter(Importer):
         source = self.check_source(job)
         include = job.options.get("include")
         limit = job.options.get("max_files")
-        records = []
+        records: list[FileRecord] = []
         try:
-            for path, relative in self.walk(source):
-                if include and not fnmatch.fnmatch(relative, include):
+            for opener, relative in self.walk(source):
+                shown = display_name(relative)
+                if include and not fnmatch.fnmatch(shown, include):
                     continue
                 if limit is not None and len(records) >= limit:
                     raise PermanentImportError(f"more than {limit} files under {source}")
-                records.append(self.record(path, relative))
+                record = self.record(opener, shown)
+                if record is not None:
+                    records.append(record)
         except OSError as error:  # from walking the tree
-            raise classify(error, error.filename or str(source)) from error
+            raise classify(error, display_name(str(error.filename or source))) from error
         return records
 
     def check_source(self, job: ImportJob) -> Path:
@@ -129,35 +138,71 @@ class FilesystemImporter(Importer):
             raise PermanentImportError(f"{job.source} is not readable")
         return source
 
-    def walk(self, source: Path) -> Iterator[tuple[Path, str]]:
-        """Yield each regular file under ``source`` and its relative path, in a stable order."""
-        if source.is_file():
-            yield source, source.name
+    def walk(self, source: Path) -> Iterator[tuple[Opener, str]]:
+        """Yield how to open each entry under ``source`` that is not a directory, and its path.
+
+        Directories are walked by handle (``os.fwalk``), so a directory
+        swapped for a symbolic link is not followed either. The relative
+        path is the file system's (perhaps with undecodable bytes as
+        surrogates); ``display_name`` makes it storable.
+        """
+        if not source.is_dir():
+            yield Opener(str(source), None), source.name
             return
 
         def fail(error: OSError) -> None:
             raise error
 
-        for folder, dirs, files in os.walk(source, onerror=fail):
+        for folder, dirs, files, dir_fd in os.fwalk(source, onerror=fail):
             dirs.sort()
             for name in sorted(files):
-                path = Path(folder, name)
-                if path.is_symlink() or not path.is_file():
-                    continue
-                yield path, path.relative_to(source).as_posix()
+                relative = Path(folder, name).relative_to(source).as_posix()
+                yield Opener(name, dir_fd), relative
 
-    def record(self, path: Path, relative: str) -> FileRecord:
-        """Checksum one file, turning OS errors into import errors."""
+    def record(self, opener: Opener, shown: str) -> FileRecord | None:
+        """Checksum one entry if it is a regular file (else None); OS errors become ImportFailed."""
         try:
-            digest = hashlib.sha256()
-            size = 0
-            with path.open("rb") as stream:
+            fd = opener.open()
+        except OSError as error:
+            if error.errno in NOT_A_FILE:
+                return None  # a symbolic link, a socket: not imported
+            raise classify(error, shown) from error
+        try:
+            with os.fdopen(fd, "rb") as stream:
+                if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                    return None  # a FIFO, a device, a directory swapped in meanwhile
+                digest = hashlib.sha256()
+                size = 0
                 while chunk := stream.read(CHUNK):
                     digest.update(chunk)
                     size += len(chunk)
         except OSError as error:
-            raise classify(error, relative) from error
-        return FileRecord(relative, size, digest.hexdigest())
+            raise classify(error, shown) from error
+        return FileRecord(shown, size, digest.hexdigest())
+
+
+@dataclass(frozen=True)
+class Opener:
+    """How to open one entry: its name, relative to a directory handle (or a whole path)."""
+
+    name: str
+    dir_fd: int | None
+
+    def open(self) -> int:
+        """Open the entry for reading, never following a link nor blocking; return the fd."""
+        return os.open(self.name, OPEN_FLAGS, dir_fd=self.dir_fd)
+
+
+def display_name(name: str) -> str:
+    """Return a file name as storable, displayable text.
+
+    Bytes that are not UTF-8 (decoded by the file system as surrogates)
+    and control characters become backslash escapes: ``caf\\xe9.txt``.
+    """
+    text = os.fsencode(name).decode("utf-8", errors="backslashreplace")
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 def classify(error: OSError, what: str) -> ImportFailed:

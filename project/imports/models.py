@@ -8,8 +8,11 @@ import is refused by the database itself, whichever process tries.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
@@ -23,10 +26,19 @@ class Import(models.Model):
         FAILED = "failed", "failed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="imports",
+        help_text="Who asked for it (the only user besides staff who sees it).",
+    )
     path = models.CharField(max_length=4096, help_text="Resolved absolute path of the source.")
-    requested_path = models.CharField(max_length=4096, help_text="The path as requested.")
+    requested_path = models.CharField(
+        max_length=4096, help_text="The path relative to its root, normalised: shown and mailed."
+    )
     root = models.CharField(max_length=4096, help_text="The import root the path lies in.")
-    email = models.EmailField(help_text="Who is told the outcome.")
+    email = models.EmailField(help_text="Who is told the outcome: the requester's address.")
     options = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0, help_text="Runs of the importer so far.")
@@ -78,3 +90,43 @@ class ImportedFile(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+def token_digest(key: str) -> str:
+    """Return the SHA-256 hex digest under which an API token is stored."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A per-user token for the JSON API (``Authorization: Bearer <key>``).
+
+    Only the key's SHA-256 digest is stored: the key itself is shown once,
+    when the token is created (in the admin or by ``manage.py
+    create_api_token``), and cannot be read back.
+    """
+
+    PREFIX = "kew_"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'laptop'.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["user", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="imports_apitoken_user_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user})"
+
+    @classmethod
+    def create(cls, user, name: str) -> tuple[ApiToken, str]:
+        """Create a token for ``user``; return it and its key (the only time it is known)."""
+        key = cls.PREFIX + secrets.token_urlsafe(32)
+        return cls.objects.create(user=user, name=name, digest=token_digest(key)), key

@@ -1,29 +1,36 @@
 """HTTP views: request an import (JSON), watch its status and list imports (JSON or HTML).
 
-``POST /imports/`` is a JSON API and is exempt from Django's CSRF check.
-CSRF protects endpoints that act on a browser's cookies; this one uses no
-cookie or session, and it only accepts ``Content-Type: application/json``,
-which a cross-site HTML form cannot send and a cross-site script can only
-send after a CORS preflight that this app never approves. A deployment
-that adds cookie-based authentication must put the CSRF check back.
+Every view needs an authenticated user: a session (the browser) or an API
+token (``Authorization: Bearer <key>``; see ``auth``). Anonymous JSON
+requests get 401, anonymous browsers the login page. Users see only their
+own imports; staff see every one. The outcome e-mail goes to the
+requester's own address, so the API cannot be used to mail anyone else.
+
+``POST /imports/`` is exempt from Django's CSRF middleware because a token
+request carries no cookie to forge; a session-authenticated POST is
+checked here as the middleware would check it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.contrib.auth.models import User
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from project.imports.auth import BadToken, authenticate, csrf_failure
 from project.imports.importer import get_importer, import_roots
 from project.imports.messages import ImportRequest, import_requests
 from project.imports.models import Import
-from project.imports.validation import InvalidRequest, parse_import_request
+from project.imports.validation import InvalidRequest, clean_email, parse_import_request
 
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -33,12 +40,15 @@ FILES_SHOWN = 500
 @csrf_exempt
 @require_http_methods(["GET", "HEAD", "POST"])
 def import_list(request: HttpRequest) -> HttpResponse:
-    """List imports, newest first (GET), or request a new one (POST)."""
+    """List the user's imports, newest first (GET), or request a new one (POST)."""
+    refused = require_user(request)
+    if refused is not None:
+        return refused
     if request.method == "POST":
         return create_import(request)
-    page = paginate(request, Import.objects.all())
+    page = paginate(request, visible_imports(request))
     if wants_html(request):
-        return render(request, "imports/list.html", {"page": page, "roots": import_roots()})
+        return render(request, "imports/list.html", {"page": page})
     return JsonResponse(
         {
             "count": page.paginator.count,
@@ -53,23 +63,61 @@ def import_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def require_user(request: HttpRequest) -> HttpResponse | None:
+    """Return the answer to a request without a valid user (401, or the login page), else None.
+
+    Sets ``request.user`` to the user of the token, when a token is sent.
+    """
+    try:
+        request.user = authenticate(request)
+    except BadToken as error:
+        return unauthorized(str(error))
+    if request.user.is_authenticated:
+        return None
+    if request.method in ("GET", "HEAD") and wants_html(request):
+        return redirect_to_login(request.get_full_path())
+    return unauthorized("log in, or send an API token as 'Authorization: Bearer <token>'")
+
+
+def unauthorized(reason: str) -> JsonResponse:
+    response = JsonResponse({"error": f"authentication required: {reason}"}, status=401)
+    response["WWW-Authenticate"] = 'Bearer realm="kew imports"'
+    return response
+
+
+def visible_imports(request: HttpRequest) -> QuerySet[Import]:
+    """Return the imports the user may see: their own, or every one for staff."""
+    imports = Import.objects.all()
+    return imports if request.user.is_staff else imports.filter(requester=cast(User, request.user))
+
+
 def create_import(request: HttpRequest) -> HttpResponse:
     """Store the Import and send its message in one transaction; answer 202."""
+    failure = csrf_failure(request)
+    if failure is not None:
+        return JsonResponse({"error": failure}, status=403)
     if request.content_type != "application/json":
         return JsonResponse(
             {"error": "send the request as JSON with 'Content-Type: application/json'"},
             status=415,
         )
+    user = cast(User, request.user)  # require_user let only an authenticated user through
+    try:
+        email = clean_email(user.email)
+    except ValueError as error:
+        body = {"error": f"your account's e-mail address {error}: the outcome is mailed there"}
+        return JsonResponse(body, status=400)
     try:
         spec = parse_import_request(request.body, roots=import_roots(), importer=get_importer())
     except InvalidRequest as invalid:
         return JsonResponse(invalid.as_json(), status=400)
     with transaction.atomic():
         item = Import.objects.create(
-            requested_path=spec.requested_path,
+            requester=user,
+            requested_path=spec.relative_path,
             path=str(spec.path),
             root=str(spec.root),
-            email=spec.email,
+            email=email,
             options=spec.options,
         )
         import_requests.send(ImportRequest(import_id=str(item.pk)))
@@ -83,8 +131,13 @@ def create_import(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "HEAD"])
 def import_detail(request: HttpRequest, pk: str) -> HttpResponse:
-    """Show one import's status, attempts and outcome."""
-    item = get_object_or_404(Import, pk=pk)
+    """Show one import's status, attempts and outcome (404 if it is not the user's)."""
+    refused = require_user(request)
+    if refused is not None:
+        return refused
+    item = visible_imports(request).filter(pk=pk).first()
+    if item is None:
+        raise Http404("no such import")
     files = list(item.files.all()[:FILES_SHOWN])
     if wants_html(request):
         return render(request, "imports/detail.html", {"import": item, "files": files})
@@ -99,7 +152,6 @@ def summary(request: HttpRequest, item: Import) -> dict[str, Any]:
         "id": str(item.pk),
         "status_url": request.build_absolute_uri(item.get_absolute_url()),
         "path": item.requested_path,
-        "resolved_path": item.path,
         "email": item.email,
         "options": item.options,
         "status": item.status,
@@ -122,7 +174,7 @@ def wants_html(request: HttpRequest) -> bool:
     return request.get_preferred_type(["application/json", "text/html"]) == "text/html"
 
 
-def paginate(request: HttpRequest, queryset):
+def paginate(request: HttpRequest, queryset: QuerySet[Import]) -> Page:
     """Return the requested page (``?page=``, ``?per_page=``), the last one if past the end."""
     try:
         size = min(max(int(request.GET.get("per_page", PAGE_SIZE)), 1), MAX_PAGE_SIZE)

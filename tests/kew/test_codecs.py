@@ -59,3 +59,38 @@ def test_bytes_codec_passes_bytes_and_refuses_other_data():
     assert BytesCodec().decode(BytesCodec().encode(b"\x00\x01")) == b"\x00\x01"
     with pytest.raises(TypeError, match="sends bytes"):
         BytesCodec().encode("text")
+
+
+@dataclass
+class Tree:
+    children: list[Tree] = field(default_factory=list)
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+HUGE_INT = b'{"n": ' + b"9" * 5000 + b"}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (DEEP, "nested too deeply"),
+        (b'{"a": ' * 50_000 + b"1" + b"}" * 50_000, "nested too deeply"),
+        (HUGE_INT, "too large"),
+        (b"-" + b"1" * 4301, "too large"),
+    ],
+)
+@pytest.mark.parametrize("payload_type", [None, ImportJob, dict])
+def test_payloads_that_cannot_be_parsed_at_all_are_decode_errors(raw, reason, payload_type):
+    with pytest.raises(DecodeError, match=reason) as caught:
+        JsonCodec(payload_type).decode(raw)
+    assert caught.value.raw == raw
+
+
+def test_a_payload_nested_deeper_than_its_recursive_type_can_be_built_is_a_decode_error():
+    raw = b'{"children": [' * 600 + b"{}" + b"]}" * 600  # parses, but too deep to build
+    with pytest.raises(DecodeError, match="nested too deeply"):
+        JsonCodec(Tree).decode(raw)
+
+
+def test_a_memoryview_payload_is_decoded_like_bytes():
+    assert JsonCodec().decode(memoryview(b'{"a": 1}')) == {"a": 1}

@@ -24,3 +24,17 @@ def import_root(tmp_path: Path, settings) -> Path:
 def scripted(settings) -> None:
     """Use the scripted importer, whose behaviour the path name picks."""
     settings.IMPORT_IMPORTER = "project.imports.testing.ScriptedImporter"
+
+
+@pytest.fixture
+def ada(db, django_user_model):
+    """A user (not staff) with an e-mail address; no password (hashing one is slow)."""
+    return django_user_model.objects.create_user("ada", email="ada@example.org", password=None)
+
+
+@pytest.fixture
+def ada_token(ada) -> str:
+    """An API token of ada's."""
+    from project.imports.models import ApiToken
+
+    return ApiToken.create(ada, "tests")[1]

@@ -183,8 +183,11 @@ def app_env(**overrides: str) -> dict[str, str]:
 class WebServer(Process):
     """``manage.py runserver`` on a free port, and a JSON client for it."""
 
-    def __init__(self, env: dict[str, str], logs: Path):
+    token: str | None = None  # sent as "Authorization: Bearer <token>" when set
+
+    def __init__(self, env: dict[str, str], logs: Path, *, token: str | None = None):
         self.port = free_port()
+        self.token = token
         super().__init__("web", ["runserver", "--noreload", f"127.0.0.1:{self.port}"], env, logs)
 
     def start(self) -> WebServer:
@@ -198,17 +201,20 @@ class WebServer(Process):
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url(path),
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-        )
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.url(path), data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
+
+
+def create_token(env: dict[str, str], username: str = "e2e", email: str = "e2e@x.org") -> str:
+    """Create a user with an API token in the app's database; return the token."""
+    return manage(["create_api_token", username, "--email", email], env).strip().splitlines()[-1]
 
 
 def wait_until(condition, timeout: float, interval: float = 0.25) -> bool:

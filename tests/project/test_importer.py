@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from project.imports.importer import (
     FilesystemImporter,
     ImporterNotFound,
     ImportJob,
+    Opener,
     PermanentImportError,
     TransientImportError,
     classify,
@@ -79,7 +82,7 @@ def test_an_io_error_while_reading_is_transient(import_root, monkeypatch):
     def broken_open(self, *args, **kwargs):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(Path, "open", broken_open)
+    monkeypatch.setattr(Opener, "open", broken_open)
     with pytest.raises(TransientImportError, match="Input/output error"):
         FilesystemImporter().run(job(import_root / "single.txt", import_root))
 
@@ -113,3 +116,77 @@ def test_the_scripted_importer_follows_the_name(import_root):
         with pytest.raises(TransientImportError):
             attempt("transient-2", number)
     assert len(attempt("transient-2", 3)) == 1
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_escaped(import_root):
+    folder = import_root / "latin1"
+    folder.mkdir()
+    (Path(os.fsdecode(bytes(folder) + b"/caf\xe9.txt"))).write_bytes(b"coffee")
+    (folder / "line\nbreak.txt").write_bytes(b"x")
+    records = {r.path: r for r in FilesystemImporter().run(job(folder, import_root))}
+    assert set(records) == {"caf\\xe9.txt", "line\\nbreak.txt"}
+    assert records["caf\\xe9.txt"].sha256 == hashlib.sha256(b"coffee").hexdigest()
+    for name in records:
+        name.encode("utf-8")  # storable: no surrogates, no control characters
+
+
+@pytest.mark.django_db
+def test_an_import_with_a_non_utf8_name_succeeds_end_to_end(import_root, ada):
+    from project.imports import outcomes
+    from project.imports.models import Import
+
+    folder = import_root / "mixed"
+    folder.mkdir()
+    Path(os.fsdecode(bytes(folder) + b"/\xff\xfe.bin")).write_bytes(b"odd")
+    item = Import.objects.create(
+        requester=ada,
+        path=str(folder),
+        requested_path="mixed",
+        root=str(import_root),
+        email=ada.email,
+    )
+    files = FilesystemImporter().run(job(folder, import_root))
+    outcomes.record_success(item.pk, files, attempts=1)
+    item.refresh_from_db()
+    assert (item.status, item.file_count) == ("succeeded", 1)
+    assert item.files.get().path == "\\xff\\xfe.bin"
+
+
+def swap_in(path: Path, make) -> None:
+    """Replace ``path`` by what ``make(path)`` creates: a race won by the attacker."""
+    path.unlink()
+    make(path)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda p: p.symlink_to("/etc/hostname"), id="symlink"),
+        pytest.param(lambda p: os.mkfifo(p), id="fifo"),
+    ],
+)
+def test_a_file_swapped_after_the_walk_is_skipped_not_read(import_root, monkeypatch, make):
+    folder = import_root / "race"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a")
+    (folder / "victim").write_text("regular when listed")
+    importer = FilesystemImporter()
+    original = importer.walk
+
+    def walk_then_swap(source):
+        for entry in original(source):
+            if entry[1] == "victim":
+                swap_in(folder / "victim", make)
+            yield entry
+
+    monkeypatch.setattr(importer, "walk", walk_then_swap)
+    done = {}
+
+    def run() -> None:
+        done["records"] = importer.run(job(folder, import_root))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "the importer hangs on a FIFO"
+    assert [r.path for r in done["records"]] == ["a.txt"]

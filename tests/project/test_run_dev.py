@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+import re
 import signal
 import subprocess
 import sys
@@ -12,9 +15,27 @@ import pytest
 from kew.testing.services import free_port, port_is_free
 from tests.project.e2e import BASE, WebServer, app_env, wait_until
 
-pytestmark = pytest.mark.slow
+
+def load_run_dev():
+    """Import bin/run-dev (a script without .py) as a module."""
+    loader = importlib.machinery.SourceFileLoader("run_dev", str(BASE / "bin" / "run-dev"))
+    spec = importlib.util.spec_from_loader("run_dev", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
 
 
+def test_the_banner_masks_the_mail_password_and_shows_the_token(monkeypatch):
+    monkeypatch.setenv("EMAIL_URL", "smtp+tls://mailer:hunter2@mail.example.org:587")
+    text = load_run_dev().banner("127.0.0.1:8000", "kew_abc")
+    assert "hunter2" not in text
+    assert "smtp+tls://mailer:********@mail.example.org:587" in text
+    assert "Authorization: Bearer kew_abc" in text
+    assert '"email"' not in text
+    assert "YOUR-TOKEN" in load_run_dev().banner("127.0.0.1:8000", None)
+
+
+@pytest.mark.slow
 def test_run_dev_serves_imports_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
     env = app_env(
@@ -37,8 +58,10 @@ def test_run_dev_serves_imports_and_stops_on_ctrl_c(tmp_path):
         assert (tmp_path / "import-root" / "sample" / "README.txt").is_file()
         web = WebServer.__new__(WebServer)  # a client for the server run-dev started
         web.port = port
+        web.token = re.search(r"Bearer (kew_[\w-]+)", log.read_text())[1]
         assert wait_until(lambda: not port_is_free(port), 30), log.read_text()
-        status, body = web.request("POST", "/imports/", {"path": "sample", "email": "a@b.org"})
+        assert web.request("GET", "/imports/")[0] == 200
+        status, body = web.request("POST", "/imports/", {"path": "sample"})
         assert status == 202, body
         path = body["status_url"].removeprefix(f"http://127.0.0.1:{port}")
 
@@ -50,6 +73,7 @@ def test_run_dev_serves_imports_and_stops_on_ctrl_c(tmp_path):
         assert (result["status"], result["file_count"]) == ("succeeded", 5)
         (mail,) = (tmp_path / "mail").iterdir()
         assert "Subject: Import succeeded: sample" in mail.read_text()
+        assert "To: demo@localhost" in mail.read_text()
 
         process.send_signal(signal.SIGINT)  # Ctrl-C
         assert process.wait(30) == 0, log.read_text()

@@ -77,7 +77,9 @@ def test_no_roots_means_no_path(roots):
         resolve_path("data", ())
 
 
-@pytest.mark.parametrize("email", ["", "nobody", "a@", "@b.org", None, 7, "a b@c.org"])
+@pytest.mark.parametrize(
+    "email", ["", "nobody", "a@", "@b.org", None, 7, "a b@c.org", "a" * 250 + "@b.org"]
+)
 def test_bad_emails_are_refused(email):
     with pytest.raises(ValueError):
         clean_email(email)
@@ -88,12 +90,10 @@ def test_email_is_stripped():
 
 
 def test_a_valid_request_is_parsed(roots):
-    spec = parse(
-        {"path": "data", "email": "ada@example.org", "options": {"include": "*.csv"}}, roots
-    )
+    spec = parse({"path": "data/sub/..", "options": {"include": "*.csv"}}, roots)
     assert spec.path == roots[0] / "data"
     assert spec.root == roots[0]
-    assert spec.requested_path == "data"
+    assert spec.relative_path == "data"
     assert spec.options == {"include": "*.csv"}
 
 
@@ -103,15 +103,14 @@ def test_a_valid_request_is_parsed(roots):
         (b"{not json", "not valid JSON", None),
         (b"\xff\xfe", "not valid JSON", None),
         ([1, 2], "JSON object", None),
-        ({}, "invalid", {"path": "this field is required", "email": "this field is required"}),
-        ({"path": "data"}, "invalid", {"email": "this field is required"}),
+        ({}, "invalid", {"path": "this field is required"}),
         (
-            {"path": "data", "email": "a@b.org", "colour": "red"},
+            {"path": "data", "colour": "red"},
             "invalid",
             {"colour": "unknown field"},
         ),
         (
-            {"path": "data", "email": "a@b.org", "options": []},
+            {"path": "data", "options": []},
             "invalid",
             {"options": "must be a JSON object"},
         ),
@@ -140,5 +139,44 @@ def test_every_bad_field_is_reported_at_once(roots):
 )
 def test_bad_importer_options_are_refused(roots, options):
     with pytest.raises(InvalidRequest) as caught:
-        parse({"path": "data", "email": "a@b.org", "options": options}, roots)
+        parse({"path": "data", "options": options}, roots)
     assert set(caught.value.errors) == {"options"}
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("x" * 256, "longer than 255 bytes"),
+        ("data/" + "é" * 128, "longer than 255 bytes"),
+        ("da\ud800ta", "not a usable path"),
+        ("\udcff", "not a usable path"),
+    ],
+)
+def test_paths_the_file_system_or_database_cannot_take_are_refused(roots, path, reason):
+    with pytest.raises(ValueError, match=reason):
+        resolve_path(path, roots)
+
+
+def test_a_path_too_long_for_the_system_is_refused_not_raised(roots):
+    path = "/".join(["d" * 200] * 20)  # each name is fine, the whole is over PATH_MAX
+    with pytest.raises(ValueError, match="does not exist|cannot be resolved"):
+        resolve_path(path, roots)
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"path": "data", "options": {"max_files": ' + b"9" * 5000 + b"}}", "not valid JSON"),
+        (b'{"path": "data", "options": {"max_files": NaN}}', "not valid JSON"),
+        (b'{"path": "data", "options": {"max_files": ' + b"9" * 40 + b"}}", "options"),
+        (b'{"path": "data", "options": {"include": "a\\u0000b"}}', "options"),
+        (b'{"path": "data", "options": {"include": "\\ud800"}}', "options"),
+        (b'{"path": "data", "options": {"x\\u0000": 1}}', "options"),
+        (b'{"path": "data", "options": ' + b'{"a": ' * 30 + b"1" + b"}" * 30 + b"}", "options"),
+    ],
+)
+def test_bodies_that_once_raised_are_invalid_requests(roots, body, where):
+    with pytest.raises(InvalidRequest) as caught:
+        parse(body, roots)
+    assert where in caught.value.message or where in caught.value.errors

@@ -134,3 +134,25 @@ def test_the_dashboard_needs_view_permission_on_outbox_and_dead_letters(operator
     assert f'href="{DASHBOARD}"' in app_index
     app_index = operator("view_outboxmessage").get(reverse("admin:app_list", args=["kew_django"]))
     assert DASHBOARD not in app_index.content.decode()
+
+
+def test_requeue_permission_without_view_permission_sees_no_payload(operator, dead_letter, handled):
+    client = operator("requeue_deadletter")
+    letter = dead_letter(payload=b'{"order_id":1,"customer":"secret customer"}')
+    edit = reverse("admin:kew_django_deadletter_edit", args=[letter.pk])
+    confirm = reverse("admin:kew_django_deadletter_confirm", args=[letter.pk, "requeue"])
+    for response in (client.get(edit), client.get(confirm)):
+        assert response.status_code == 403
+        assert "secret customer" not in response.content.decode()
+    assert client.post(edit, {"payload": '{"order_id": 1, "customer": "A"}'}).status_code == 403
+    assert client.post(confirm, {"post": "yes"}).status_code == 403
+    letter.refresh_from_db()
+    assert letter.state == DeadLetter.State.DEAD
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_retry_permission_without_view_permission_cannot_confirm(operator, outbox_message):
+    row = outbox_message()
+    client = operator("retry_outboxmessage")
+    confirm = reverse("admin:kew_django_outboxmessage_confirm", args=[row.pk, "retry_now"])
+    assert client.get(confirm).status_code == 403

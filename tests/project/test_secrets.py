@@ -1,0 +1,94 @@
+"""Secrets stay secret: DEBUG off by default, no password from a URL on error pages or in logs."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+from django.test import RequestFactory
+from django.views.debug import ExceptionReporter
+
+from project.redaction import RedactingFormatter, redact_url_credentials
+from tests.project.e2e import BASE, app_env
+
+BROKER = "artemis://kew:s3cret-broker@broker:61613"
+MAIL = "smtp://mailer:s3cret-mail@mail:587"  # here, not beside the raise: the page shows source
+PASSWORDS = ("s3cret-broker", "s3cret-mail")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (BROKER, "artemis://kew:********@broker:61613"),
+        (
+            "smtp://u:p%40ss@mail:587 and postgres://a:b@db/x",
+            "smtp://u:********@mail:587 and postgres://a:********@db/x",
+        ),
+        ("https://TOKEN123@github.com/x", "https://********@github.com/x"),
+        ("database://", "database://"),
+        ("mailto:ada@example.org", "mailto:ada@example.org"),
+        ("http://example.org/a@b", "http://example.org/a@b"),
+    ],
+)
+def test_credentials_in_urls_are_masked(text, expected):
+    assert redact_url_credentials(text) == expected
+
+
+def test_debug_is_off_unless_asked_for():
+    env = {k: v for k, v in app_env(DJANGO_SETTINGS_MODULE="project.settings").items()}
+    env.pop("DJANGO_DEBUG", None)
+    code = "from django.conf import settings; print(settings.DEBUG, bool(settings.SECRET_KEY))"
+    out = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=BASE,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.split() == ["False", "True"]
+
+
+def test_the_debug_page_hides_passwords_in_urls(settings):
+    settings.DEBUG = True
+    settings.KEW = {"PROVIDERS": {"default": {"URL": BROKER}}}
+    settings.EMAIL_URL_SEEN = [MAIL]
+    request = RequestFactory().get("/boom", HTTP_X_ECHO=BROKER)
+    try:
+        broker_url = BROKER  # a local variable in the failing frame
+        raise RuntimeError("boom")
+    except RuntimeError:
+        html = ExceptionReporter(request, *sys.exc_info()).get_traceback_html()
+    assert broker_url
+    assert not [password for password in PASSWORDS if password in html]
+    assert "artemis://kew:********@broker:61613" in html
+
+
+def test_log_lines_and_tracebacks_hide_passwords_in_urls():
+    formatter = RedactingFormatter("%(message)s")
+    try:
+        raise ConnectionError(f"cannot reach {BROKER}")
+    except ConnectionError:
+        record = logging.LogRecord(
+            "kew", logging.ERROR, __file__, 1, "using %s", (BROKER,), sys.exc_info()
+        )
+    text = formatter.format(record)
+    assert "s3cret" not in text
+    assert text.count("kew:********@broker") == 2
+
+
+def test_the_projects_log_handlers_use_the_redacting_formatter():
+    from django.conf import settings
+
+    assert settings.LOGGING["formatters"]["plain"]["()"] == "project.redaction.RedactingFormatter"
+    assert (
+        settings.DEFAULT_EXCEPTION_REPORTER_FILTER
+        == "project.debug.RedactingExceptionReporterFilter"
+    )
+
+
+def test_compose_keeps_debug_off():
+    compose = (BASE / "docker-compose.yml").read_text()
+    assert 'DJANGO_DEBUG: "true"' not in compose
