@@ -119,9 +119,18 @@ def _download(version: str, target: Path) -> None:
     try:
         artifact = f"org.apache.activemq:apache-artemis:{version}:tar.gz:bin"
         result = subprocess.run(
-            [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={artifact}",
-             f"-DoutputDirectory={staging}"],
-            capture_output=True, text=True, timeout=1200, check=False,
+            [
+                mvn,
+                "-q",
+                "-B",
+                "dependency:copy",
+                f"-Dartifact={artifact}",
+                f"-DoutputDirectory={staging}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
             stdin=subprocess.DEVNULL,
         )
         downloaded = staging / target.name
@@ -367,8 +376,9 @@ class ArtemisServer:
         if self.mode == "docker" and self._container is not None:
             with contextlib.suppress(Exception):
                 out, err = self._container.get_logs()
-                return _tail((out or b"").decode(errors="replace")
-                             + (err or b"").decode(errors="replace"), n)
+                return _tail(
+                    (out or b"").decode(errors="replace") + (err or b"").decode(errors="replace"), n
+                )
             return ""
         if self.log_path is not None and self.log_path.exists():
             return _tail(self.log_path.read_text(errors="replace"), n)
@@ -404,8 +414,13 @@ class ArtemisServer:
         env = dict(os.environ)
         env.pop("JAVA_ARGS", None)
         result = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, check=False,
-            stdin=subprocess.DEVNULL, env=env,
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env=env,
         )
         if check and result.returncode != 0:
             raise subprocess.CalledProcessError(
@@ -421,10 +436,19 @@ class ArtemisServer:
         ``messagesAcked``, ``deliveringCount``, ``scheduledCount``,
         ``consumerCount``, ``routingType``.
         """
-        result = self.cli("queue", "stat", "--json", "--queueName", queue,
-                          "--maxRows", "1000", timeout=timeout, check=True)
+        result = self.cli(
+            "queue",
+            "stat",
+            "--json",
+            "--queueName",
+            queue,
+            "--maxRows",
+            "1000",
+            timeout=timeout,
+            check=True,
+        )
         text = result.stdout
-        data = json.loads(text[text.index("{"):])
+        data = json.loads(text[text.index("{") :])
         for entry in data.get("data", []):
             if entry.get("name") == queue:
                 return entry
@@ -535,11 +559,24 @@ class ArtemisServer:
             if port_is_free(STOMP_PORT + offset) and port_is_free(CORE_PORT + offset):
                 break
         command = [
-            str(self.home / "bin" / "artemis"), "create", str(self.instance_dir),
+            str(self.home / "bin" / "artemis"),
+            "create",
+            str(self.instance_dir),
             "--silent",
-            "--user", self.user, "--password", self.password, "--require-login",
-            "--no-web", "--no-amqp-acceptor", "--no-hornetq-acceptor", "--no-mqtt-acceptor",
-            "--no-autotune", "--host", "127.0.0.1", "--port-offset", str(offset),
+            "--user",
+            self.user,
+            "--password",
+            self.password,
+            "--require-login",
+            "--no-web",
+            "--no-amqp-acceptor",
+            "--no-hornetq-acceptor",
+            "--no-mqtt-acceptor",
+            "--no-autotune",
+            "--host",
+            "127.0.0.1",
+            "--port-offset",
+            str(offset),
             f"--java-memory={self.java_memory}",
             *(f"--java-options={option}" for option in self.java_options),
         ]
@@ -549,8 +586,13 @@ class ArtemisServer:
         env = dict(os.environ)
         env.pop("JAVA_ARGS", None)
         result = subprocess.run(
-            command, capture_output=True, text=True, timeout=180, check=False,
-            stdin=subprocess.DEVNULL, env=env,
+            command,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env=env,
         )
         if result.returncode != 0:
             raise ServiceStartError(
@@ -574,8 +616,12 @@ class ArtemisServer:
             offset = log.tell()
             self._proc = subprocess.Popen(
                 [str(self.instance_dir / "bin" / "artemis"), "run"],
-                cwd=self.instance_dir, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=self.instance_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + self.start_timeout
         while True:
@@ -585,8 +631,11 @@ class ArtemisServer:
             if READY_LINE in text and wait_for_port(self.stomp_host, self.stomp_port, 5):
                 return
             if self._proc.poll() is not None or time.monotonic() >= deadline:
-                why = (f"exited with {self._proc.returncode}" if self._proc.poll() is not None
-                       else f"did not log {READY_LINE} within {self.start_timeout:.0f} s")
+                why = (
+                    f"exited with {self._proc.returncode}"
+                    if self._proc.poll() is not None
+                    else f"did not log {READY_LINE} within {self.start_timeout:.0f} s"
+                )
                 self._signal(signal.SIGKILL, 10)
                 raise ServiceStartError(
                     f"the Artemis broker in {self.instance_dir} {why}. Log:\n{_tail(text, 80)}"

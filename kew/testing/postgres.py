@@ -361,11 +361,14 @@ class PostgresServer:
         result = self._run(
             [
                 str(self._bindir / "initdb"),
-                "-D", str(self.data_dir),
-                "-U", self.superuser,
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.superuser,
                 "--auth=trust",
                 "--no-locale",
-                "-E", "UTF8",
+                "-E",
+                "UTF8",
                 "--no-sync",
             ],
             timeout=120,
@@ -396,10 +399,15 @@ class PostgresServer:
             result = self._run(
                 [
                     str(self._bindir / "pg_ctl"),
-                    "-D", str(self.data_dir),
-                    "-l", str(self.log_path),
-                    "-o", f"-p {self.port}",
-                    "-w", "-t", str(int(self.start_timeout)),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_path),
+                    "-o",
+                    f"-p {self.port}",
+                    "-w",
+                    "-t",
+                    str(int(self.start_timeout)),
                     "start",
                 ],
                 timeout=self.start_timeout + 30,
@@ -437,8 +445,15 @@ class PostgresServer:
             return
         try:
             result = self._run(
-                [str(self._bindir / "pg_ctl"), "-D", str(self.data_dir),
-                 "-m", "fast", "-w", "stop"],
+                [
+                    str(self._bindir / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "stop",
+                ],
                 timeout=60,
             )
             stopped = result.returncode == 0

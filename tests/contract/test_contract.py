@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from kew import AckMode, Message, QueueSink, QueueSource, RepeatAction, Repeater, ReschedulingSink
+from kew import AckMode, Message, QueueSink, QueueSource, RepeatAction, Repeater, RetryingSink
 from kew.codecs import BytesCodec
 from kew.message import utcnow
 from kew.providers.base import Capability, DeliveryOptions, Outgoing
@@ -158,8 +158,10 @@ def test_repeat_sink_retries_on_schedule_then_calls_exhausted_once(provider, que
         return RepeatAction.REPEAT
 
     source = QueueSource(provider, queue)
-    repeater = Repeater(always_repeat, [0.5, 1.0], on_exhausted=exhausted.append)
-    sink = QueueSink(provider, queue, ReschedulingSink(repeater, source))
+    repeater = Repeater(
+        always_repeat, [0.5, 1.0], on_exhausted=lambda data, error: exhausted.append(data)
+    )
+    sink = QueueSink(provider, queue, RetryingSink(repeater, source))
     source.send_message(Message({"job": 7}, message_id="job-7"))
     deadline = time.monotonic() + WAIT
     while not exhausted and time.monotonic() < deadline:
@@ -183,7 +185,7 @@ def test_repeat_sink_stops_when_the_consumer_says_stop(provider, queue):
         return answers[len(calls) - 1]
 
     source = QueueSource(provider, queue)
-    sink = QueueSink(provider, queue, ReschedulingSink(Repeater(consumer, [0.1, 0.1]), source))
+    sink = QueueSink(provider, queue, RetryingSink(Repeater(consumer, [0.1, 0.1]), source))
     source.send("work")
     deadline = time.monotonic() + WAIT
     while len(calls) < 2 and time.monotonic() < deadline:
