@@ -96,8 +96,14 @@ class Worker(QueueSink[Any]):
             return False
 
     def recover(self, error: BaseException) -> None:
-        """Replace the database connection if the failure broke it."""
-        connections[self.using].close_if_unusable_or_obsolete()
+        """Replace the database connection if the failure broke it.
+
+        Not inside an outer transaction (a test's, see ``kew_django.testing``):
+        closing the connection there would end that transaction.
+        """
+        connection = connections[self.using]
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
 
     def give_up(
         self,
