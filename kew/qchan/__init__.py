@@ -22,6 +22,7 @@ from kew.qchan.outcomes import (
     WorkerStats,
     delivery_count,
     message_from,
+    retry_options,
 )
 from kew.qchan.source import QueueSource, delivery_options
 
@@ -42,4 +43,5 @@ __all__ = [
     "delivery_count",
     "delivery_options",
     "message_from",
+    "retry_options",
 ]

@@ -1,33 +1,31 @@
 """The queue engine: consume a queue, run its handler, ack; retry on a schedule; give up.
 
-This is the one place where Kew's consume-and-retry rules live. The core
-uses ``QueueSink`` as it is; ``kew_django`` subclasses it and fills in the
-hooks (a transaction, an idempotency record, dead letters).
+The one place where Kew's consume-and-retry rules live. The core uses
+``QueueSink`` as it is; ``kew_django``'s ``Worker`` subclasses it and fills
+in the hooks (a transaction, an idempotency record, dead letters).
 
 For each delivery, on the thread that calls ``poll``/``run`` (never a
 provider's I/O thread):
 
-1. ``decode`` the payload (hook). An undecodable payload goes straight to
-   ``give_up`` with UNDECODABLE, then it is acked.
+1. ``decode`` (hook). An undecodable payload goes to ``give_up``
+   (UNDECODABLE), then it is acked.
 2. ``run_handler`` (hook): HANDLED or DUPLICATE when done, None when the
    handler answered ``RepeatAction.RETRY``; an exception is a failure
    (``recover`` runs first).
-3. Done: the delivery is acked. With CONSUME_THEN_ACK (the default) that
-   is the first ack; ACK_THEN_CONSUME acked it on receipt, so a crash
-   loses it.
+3. Done: acked here with CONSUME_THEN_ACK (the default); ACK_THEN_CONSUME
+   acked it on receipt, so a crash loses it.
 4. Failed: ``kew.schedule.after_failure`` decides. A retry re-sends the
-   payload with a delivery time, a delivery count one higher, the
-   deterministic id ``<origin>#<count>``, its content type and when it
-   first failed, and only then acks the original: a crash in between
-   delivers twice, never zero times. NACK is never used. Giving up (the
-   schedule is exhausted, or ``PermanentError``) runs ``give_up`` (hook:
-   by default log it and call ``on_exhausted(data, error)`` once), then acks.
-5. Failed, with no schedule at all (``retry=None``) and CONSUME_THEN_ACK:
-   Kew does not retry; the delivery is left unacked and the receiver
-   reopened, so the provider delivers it again as after a crash (RELEASED).
+   payload (delivery time, delivery count + 1, the id ``<origin>#<count>``,
+   content type, first failure time) and only then acks the original: a
+   crash in between delivers twice, never zero times; NACK is never used.
+   Giving up (exhausted, or ``PermanentError``) runs ``give_up`` (hook: by
+   default log, and call ``on_exhausted(data, error)`` once), then acks.
+5. Failed with no schedule at all (``retry=None``), consume-then-ack: Kew
+   does not retry; the delivery stays unacked and the receiver is reopened,
+   so the provider delivers it again as after a crash (RELEASED).
 
 ``handle`` raises, leaving the delivery unacked so that it comes back, only
-when a retry or a give-up cannot be stored. ``run`` then backs off, reopens
+when a retry or a give-up cannot be stored; ``run`` then backs off, reopens
 the receiver and carries on: nothing outside the handler spends an attempt.
 """
 
@@ -37,7 +35,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import timedelta
 from typing import Generic, TypeVar
 
@@ -45,18 +42,17 @@ from kew.backoff import Backoff
 from kew.channels import ChannelSink, DataSink, MessageSink
 from kew.codecs import Codec, JsonCodec
 from kew.errors import DecodeError, KewError, PermanentError
-from kew.message import Message, utcnow
-from kew.providers.base import CONTENT_TYPE, Delivery, Provider, Receiver
+from kew.message import Message
+from kew.providers.base import Delivery, Provider, Receiver
 from kew.qchan.outcomes import (
-    FIRST_FAILED_AT,
     AckMode,
     DeliveryOutcome,
     WorkerStats,
     delivery_count,
     message_from,
+    retry_options,
 )
 from kew.qchan.producers import LazyProducer
-from kew.qchan.source import delivery_options
 from kew.schedule import (
     ExhaustedHandler,
     GiveUp,
@@ -222,17 +218,9 @@ class QueueSink(Generic[T]):
 
     def _retry(self, delivery: Delivery, message: Message[T], delay: timedelta) -> None:
         """Send the next delivery of ``message``, then acknowledge this one."""
-        options = delivery_options(message.retry_after(delay))
-        properties = dict(options.properties)
-        properties[FIRST_FAILED_AT] = (
-            delivery.properties.get(FIRST_FAILED_AT) or utcnow().isoformat()
-        )
-        if CONTENT_TYPE in delivery.properties:
-            properties[CONTENT_TYPE] = delivery.properties[CONTENT_TYPE]
+        options = retry_options(delivery, message, delay)
         try:
-            self._producers.get().send(
-                self.queue, delivery.payload, replace(options, properties=properties)
-            )
+            self._producers.get().send(self.queue, delivery.payload, options)
         except KewError:
             self._producers.drop()
             raise

@@ -1,15 +1,17 @@
-"""What the queue engine reports: ack modes, delivery outcomes, counts of them."""
+"""The queue engine's terms: ack modes, outcomes and their counts, retry metadata."""
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from enum import Enum
 from typing import TypeVar
 
-from kew.message import Message
-from kew.providers.base import DELIVERY_COUNT, Delivery
+from kew.message import Message, utcnow
+from kew.providers.base import CONTENT_TYPE, DELIVERY_COUNT, Delivery, DeliveryOptions
+from kew.qchan.source import delivery_options
 
 T = TypeVar("T")
 
@@ -75,3 +77,18 @@ def message_from(delivery: Delivery, data: T) -> Message[T]:
         message_id=delivery.message_id,
         properties=properties,
     )
+
+
+def retry_options(delivery: Delivery, message: Message[T], delay: timedelta) -> DeliveryOptions:
+    """Return how to send the retry of ``message`` (from ``delivery``), ``delay`` from now.
+
+    The retry is ``message.retry_after(delay)``: a delivery time, a count one
+    higher, the id ``<origin>#<count>``; it keeps the content type and when
+    the first delivery failed.
+    """
+    options = delivery_options(message.retry_after(delay))
+    properties = dict(options.properties)
+    properties[FIRST_FAILED_AT] = delivery.properties.get(FIRST_FAILED_AT) or utcnow().isoformat()
+    if CONTENT_TYPE in delivery.properties:
+        properties[CONTENT_TYPE] = delivery.properties[CONTENT_TYPE]
+    return replace(options, properties=properties)
