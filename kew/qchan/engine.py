@@ -161,7 +161,11 @@ class QueueSink(Generic[T]):
     # The engine.
 
     def handle(self, delivery: Delivery) -> DeliveryOutcome:
-        """Handle one delivery and acknowledge it; return what became of it."""
+        """Handle one delivery and acknowledge it; return what became of it.
+
+        Raises, leaving the delivery unacked, only when a retry or a give-up
+        cannot be stored.
+        """
         if self.ack_mode is AckMode.ACK_THEN_CONSUME:
             delivery.ack()
         try:
