@@ -10,7 +10,7 @@ from kew.channels import (
     DataSink,
     MessageSink,
     MessageSource,
-    ReschedulingSink,
+    RetryingSink,
 )
 from kew.codecs import BytesCodec, Codec, JsonCodec
 from kew.errors import (
@@ -18,14 +18,22 @@ from kew.errors import (
     ConnectionLost,
     DecodeError,
     KewError,
+    PermanentError,
     ProviderError,
     SendError,
     UnsupportedCapability,
 )
 from kew.message import Message, utcnow
 from kew.providers import connect
-from kew.qchan import AckMode, Capability, DeliveryOptions, QueueSink, QueueSource
-from kew.schedule import RepeatAction, Repeater, Reschedule, Schedule
+from kew.qchan import (
+    AckMode,
+    Capability,
+    DeliveryOptions,
+    DeliveryOutcome,
+    QueueSink,
+    QueueSource,
+)
+from kew.schedule import GiveUpReason, RepeatAction, Repeater, Retry, Schedule
 
 __all__ = [
     "AckMode",
@@ -39,18 +47,21 @@ __all__ = [
     "DataSink",
     "DecodeError",
     "DeliveryOptions",
+    "DeliveryOutcome",
+    "GiveUpReason",
     "JsonCodec",
     "KewError",
     "Message",
     "MessageSink",
     "MessageSource",
+    "PermanentError",
     "ProviderError",
     "QueueSink",
     "QueueSource",
     "RepeatAction",
     "Repeater",
-    "Reschedule",
-    "ReschedulingSink",
+    "Retry",
+    "RetryingSink",
     "Schedule",
     "SendError",
     "UnsupportedCapability",

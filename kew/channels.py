@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from kew.message import Message
-from kew.schedule import Reschedulable
+from kew.schedule import RetryTask
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
@@ -36,34 +37,37 @@ class MessageSource(Protocol[T]):
 class MessageSink(Protocol[T]):
     """Consumes messages together with their delivery metadata."""
 
-    def consume_message(self, message: Message[T]) -> None: ...
+    def consume_message(self, message: Message[T]) -> object: ...
 
 
 class DataSink(Generic[T]):
     """Adapt a ``ChannelSink`` (or a plain callable) to a ``MessageSink``: metadata is dropped."""
 
-    def __init__(self, sink: ChannelSink[T] | object):
+    def __init__(self, sink: ChannelSink[T] | Callable[[T], object]):
         self._consume = sink.consume if isinstance(sink, ChannelSink) else sink
 
-    def consume_message(self, message: Message[T]) -> None:
-        self._consume(message.data)
+    def consume_message(self, message: Message[T]) -> object:
+        """Consume the data; return what the sink answered (e.g. ``RepeatAction.RETRY``)."""
+        return self._consume(message.data)
 
 
-class ReschedulingSink(Generic[T]):
-    """Feed each message to a task that may ask for its data to be delivered again.
+class RetryingSink(Generic[T]):
+    """Feed each message to a task that may ask for its data to be retried.
 
-    When the task returns a ``Reschedule``, the data is sent back through
-    ``source`` with a delivery time and a delivery count one higher, before
-    ``consume_message`` returns. The caller acknowledges the original only
-    after that, so a crash in between delivers the data twice, never zero
-    times. This is how retries work without NACK.
+    When the task returns a ``Retry``, the data is sent back through
+    ``source`` (``Message.retry_after``: a delivery time and a delivery
+    count one higher) before ``consume_message`` returns. Whoever delivered
+    the original acknowledges it only after that, so a crash in between
+    delivers the data twice, never zero times. This is how retries work
+    without NACK. On a queue, ``QueueSink(..., retry=...)`` does the same
+    itself; this sink is for other channels.
     """
 
-    def __init__(self, task: Reschedulable[T], source: MessageSource[T]):
+    def __init__(self, task: RetryTask[T], source: MessageSource[T]):
         self.task = task
         self.source = source
 
     def consume_message(self, message: Message[T]) -> None:
         request = self.task(message)
         if request is not None:
-            self.source.send_message(message.redeliver_after(request.delay, request.data))
+            self.source.send_message(message.retry_after(request.delay, request.data))

@@ -43,3 +43,7 @@ class DecodeError(KewError):
     def __init__(self, message: str, *, raw: bytes):
         super().__init__(message)
         self.raw = raw
+
+
+class PermanentError(KewError):
+    """Raised by a handler when retrying cannot help: Kew gives up on the message at once."""

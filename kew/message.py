@@ -28,7 +28,7 @@ class Message(Generic[T]):
     - ``deliver_at``: not before this (aware) time; a *schedule*.
     - ``delivery_count``: how many times this data has been delivered,
       counting this delivery (1 on the first); a *counted schedule*.
-      Repeaters use it to pick the next retry interval.
+      Schedules use it to pick the next retry interval.
     - ``message_id``: a stable id; deduplicating providers store a
       message with an id they have seen once only.
     - ``properties``: string headers carried with the payload.
@@ -51,8 +51,8 @@ class Message(Generic[T]):
         """Return the id of the first delivery of this data (retries share it)."""
         return self.message_id.partition(RETRY_SEPARATOR)[0] if self.message_id else None
 
-    def redeliver_after(self, delay: timedelta, data: T | None = None) -> Message[T]:
-        """Return the message to send for the next delivery, ``delay`` from now.
+    def retry_after(self, delay: timedelta, data: T | None = None) -> Message[T]:
+        """Return the retry of this message: the next delivery, ``delay`` from now.
 
         The copy counts one more delivery. Its id is ``<origin id>#<count>``:
         new, so a deduplicating broker stores it, yet the same if a crash

@@ -1,4 +1,4 @@
-"""Retry schedules and repeaters: run a consumer again at given intervals."""
+"""Retry schedules and the retry rule: when to deliver the same data again, when to give up."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import timedelta
 from enum import Enum
 from typing import Generic, TypeVar
 
-from kew.errors import ConfigurationError
+from kew.errors import ConfigurationError, PermanentError
 from kew.message import Message
 
 T = TypeVar("T")
@@ -68,69 +68,125 @@ def _as_interval(value: timedelta | float | str) -> timedelta:
 
 
 class RepeatAction(Enum):
-    """What a repeatable consumer asks for after handling data."""
+    """What a handler answers after handling data: retry it later, or stop (done)."""
 
-    REPEAT = "repeat"
+    RETRY = "retry"
+    REPEAT = "retry"  # the seed's name for RETRY, kept as an alias
     STOP = "stop"
 
 
+class GiveUpReason(Enum):
+    """Why Kew gave up on a message (Django's dead letters show the same values)."""
+
+    EXHAUSTED = "exhausted"  # the schedule ran out
+    FAILED = "failed"  # the handler raised PermanentError
+    UNDECODABLE = "undecodable"  # the payload could not be decoded
+
+
 @dataclass(frozen=True)
-class Reschedule(Generic[T]):
-    """A request to deliver ``data`` again after ``delay``."""
+class Retry(Generic[T]):
+    """A decision to deliver ``data`` again after ``delay``."""
 
     data: T
     delay: timedelta
 
 
-# A reschedulable task: handles a message, may ask for its data to come again.
-Reschedulable = Callable[[Message[T]], "Reschedule[T] | None"]
+@dataclass(frozen=True)
+class GiveUp:
+    """A decision to stop delivering a message; ``error`` is the last failure, if any."""
+
+    reason: GiveUpReason
+    error: BaseException | None = None
+
+
+def after_failure(
+    schedule: Schedule, message: Message[T], error: BaseException | None
+) -> Retry[T] | GiveUp:
+    """Decide what follows a failed delivery: the one retry rule of Kew.
+
+    ``error`` is what the handler raised, or None when it answered RETRY.
+    ``PermanentError`` gives up at once (FAILED); otherwise the data is
+    retried after the schedule's next interval, and after the last one Kew
+    gives up (EXHAUSTED).
+    """
+    if isinstance(error, PermanentError):
+        return GiveUp(GiveUpReason.FAILED, error)
+    delay = schedule.delay_after(message.delivery_count)
+    if delay is None:
+        return GiveUp(GiveUpReason.EXHAUSTED, error)
+    return Retry(message.data, delay)
+
+
+def as_schedule(retry: RetrySpec) -> Schedule:
+    """Return ``retry`` (a Schedule, ``"10s 2m"``, or intervals; None: none) as a Schedule."""
+    if retry is None:
+        return Schedule()
+    if isinstance(retry, Schedule):
+        return retry
+    if isinstance(retry, str):
+        return Schedule.parse(retry)
+    return Schedule.of(*retry)
+
+
+# How callers write a retry schedule.
+RetrySpec = Schedule | str | Iterable[timedelta | float | str] | None
+# What a handler may answer.
+Answer = RepeatAction | None
+# Called once with the data and the last error (None after a RETRY answer) when Kew gives up.
+ExhaustedHandler = Callable[[T, "BaseException | None"], object]
+# A retrying task: handles a message, may ask for its data to come again.
+RetryTask = Callable[[Message[T]], "Retry[T] | None"]
 
 
 class Repeater(Generic[T]):
-    """Run ``consumer`` on data and again at each interval while it answers REPEAT.
+    """Run ``consumer`` on data and retry it on ``schedule`` while it fails; no I/O.
 
-    After the last interval, the next REPEAT hands the data to
-    ``on_exhausted`` (once) instead. The consumer returns a RepeatAction or
-    None (None means STOP). Exceptions are not caught: a caller that wants
-    an error to count as REPEAT says so with ``retry_on``.
-    Use it as the task of a ``ReschedulingSink``.
+    The consumer returns a RepeatAction or None (None means STOP). An
+    answer of RETRY, or an exception in ``retry_on`` (default: any
+    ``Exception``), asks for a retry; ``after_failure`` decides it, the
+    rule the queue engine (``kew.qchan.QueueSink``) applies too. When Kew
+    gives up, ``on_exhausted(data, error)`` is called once. Exceptions
+    outside ``retry_on`` propagate. Use it as the task of a ``RetryingSink``
+    for channels that are not queues; on a queue, give ``QueueSink`` the
+    consumer and the schedule instead.
     """
 
     def __init__(
         self,
-        consumer: Callable[[T], RepeatAction | None],
-        schedule: Schedule | Iterable[timedelta | float | str],
+        consumer: Callable[[T], Answer],
+        schedule: RetrySpec,
         *,
-        on_exhausted: Callable[[T], None] | None = None,
-        retry_on: tuple[type[BaseException], ...] = (),
+        on_exhausted: ExhaustedHandler[T] | None = None,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
     ):
         self.consumer = consumer
-        self.schedule = schedule if isinstance(schedule, Schedule) else Schedule.of(*schedule)
+        self.schedule = as_schedule(schedule)
         self.on_exhausted = on_exhausted
         self.retry_on = retry_on
 
     @classmethod
     def once_off(
         cls,
-        consumer: Callable[[T], RepeatAction | None],
+        consumer: Callable[[T], Answer],
         *,
-        on_exhausted: Callable[[T], None] | None = None,
-        retry_on: tuple[type[BaseException], ...] = (),
+        on_exhausted: ExhaustedHandler[T] | None = None,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
     ) -> Repeater[T]:
-        """Return a repeater that tries once: a REPEAT goes straight to ``on_exhausted``."""
+        """Return a repeater that tries once: a failure goes straight to ``on_exhausted``."""
         return cls(consumer, Schedule(), on_exhausted=on_exhausted, retry_on=retry_on)
 
-    def __call__(self, message: Message[T]) -> Reschedule[T] | None:
-        """Handle one delivery; return the reschedule request, if any."""
+    def __call__(self, message: Message[T]) -> Retry[T] | None:
+        """Handle one delivery; return the retry to send, if any."""
+        error: BaseException | None = None
+        retryable: tuple[type[BaseException], ...] = (PermanentError, *self.retry_on)
         try:
-            action = self.consumer(message.data)
-        except self.retry_on:
-            action = RepeatAction.REPEAT
-        if action is not RepeatAction.REPEAT:
-            return None
-        delay = self.schedule.delay_after(message.delivery_count)
-        if delay is None:
+            if self.consumer(message.data) is not RepeatAction.RETRY:
+                return None
+        except retryable as failure:
+            error = failure
+        decision = after_failure(self.schedule, message, error)
+        if isinstance(decision, GiveUp):
             if self.on_exhausted is not None:
-                self.on_exhausted(message.data)
+                self.on_exhausted(message.data, decision.error)
             return None
-        return Reschedule(message.data, delay)
+        return decision

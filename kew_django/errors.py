@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
-from kew.errors import ConfigurationError, KewError
+from kew.errors import ConfigurationError, PermanentError
 
-
-class PermanentError(KewError):
-    """Raised by a handler when retrying cannot help: the message is dead-lettered at once."""
+__all__ = ["KewImproperlyConfigured", "PermanentError"]
 
 
 class KewImproperlyConfigured(ConfigurationError, ImproperlyConfigured):

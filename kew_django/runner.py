@@ -6,7 +6,10 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from types import FrameType
+from typing import Any
 
 from kew.schedule import parse_interval
 from kew_django.conf import section
@@ -18,11 +21,11 @@ from kew_django.workers.worker import Worker, WorkerStats
 log = logging.getLogger(__name__)
 
 
-def relay_from_settings(*, provider: str = "default", **overrides) -> Relay:
+def relay_from_settings(*, provider: str = "default", **overrides: Any) -> Relay:
     """Return a Relay configured by KEW["RELAY"], with keyword ``overrides``."""
     config = section("RELAY")
     retention = config["RETENTION"]
-    options = {
+    options: dict[str, Any] = {
         "batch_size": int(config["BATCH_SIZE"]),
         "max_attempts": int(config["MAX_ATTEMPTS"]),
         "poll_interval": float(config["POLL_INTERVAL"]),
@@ -64,6 +67,7 @@ class Runner:
         if self.relay is not None:
             self._spawn("kew-relay", self.relay.run)
         for spec in self.specs:
+            assert self.provider is not None  # there are specs
             for n in range(self.concurrency):
                 worker = Worker(
                     spec,
@@ -80,7 +84,7 @@ class Runner:
             self.concurrency,
         )
 
-    def _spawn(self, name: str, target) -> None:
+    def _spawn(self, name: str, target: Callable[[threading.Event], object]) -> None:
         thread = threading.Thread(target=target, args=(self.stop,), name=name, daemon=True)
         thread.start()
         self.threads.append(thread)
@@ -98,6 +102,7 @@ class Runner:
         self.join()
 
     def log_progress(self) -> None:
+        """Log one progress line per queue."""
         for queue, stats in self.stats.items():
             log.info(stats.line(queue))
 
@@ -113,7 +118,7 @@ class Runner:
 def stop_on_signals(stop: threading.Event) -> None:
     """Set ``stop`` on the first SIGTERM or SIGINT; a second one ends the process at once."""
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         log.warning(
             "kew: %s received; finishing the work in flight (again to quit now)",
             signal.Signals(signum).name,

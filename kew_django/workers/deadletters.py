@@ -9,10 +9,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from kew.providers.base import CONTENT_TYPE, Delivery
+from kew.qchan.outcomes import FIRST_FAILED_AT
 from kew_django.models import DeadLetter
 
-# Carried by retries, so the dead letter knows when the first delivery failed.
-FIRST_FAILED_AT = "kew-first-failed-at"
+__all__ = ["FIRST_FAILED_AT", "already_recorded", "first_failed_at", "record"]
 
 
 def first_failed_at(delivery: Delivery) -> datetime | None:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from kew.codecs import JsonCodec
-from kew.schedule import RepeatAction, Schedule
+from kew.schedule import ExhaustedHandler, RepeatAction, RetrySpec, Schedule, as_schedule
 from kew_django.errors import KewImproperlyConfigured
+from kew_django.outbox.channel import Channel
 
 Handler = Callable[[Any], "RepeatAction | None"]
-ExhaustedHandler = Callable[[Any, "BaseException | None"], None]
-Retry = str | Schedule | Iterable[timedelta | float | str] | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,8 +22,8 @@ class ConsumerSpec:
     queue: str
     handler: Handler
     payload: type | None = None
-    retry: Retry = None
-    on_exhausted: ExhaustedHandler | None = None
+    retry: RetrySpec = None
+    on_exhausted: ExhaustedHandler[Any] | None = None
     idempotent: bool = False
     prefetch: int = 1
 
@@ -37,16 +35,10 @@ class ConsumerSpec:
     @cached_property
     def schedule(self) -> Schedule:
         """Return the retry schedule; raises ConfigurationError on a bad interval."""
-        if self.retry is None:
-            return Schedule()
-        if isinstance(self.retry, Schedule):
-            return self.retry
-        if isinstance(self.retry, str):
-            return Schedule.parse(self.retry)
-        return Schedule.of(*self.retry)
+        return as_schedule(self.retry)
 
     @cached_property
-    def codec(self) -> JsonCodec:
+    def codec(self) -> JsonCodec[Any]:
         """Return the codec that decodes this queue's payloads."""
         return JsonCodec(self.payload)
 
@@ -72,8 +64,21 @@ class ConsumerRegistry:
         self._specs[spec.queue] = spec
         return spec
 
-    def consumer(self, queue: str, **options: Any) -> Callable[[Handler], Handler]:
-        """Return a decorator that registers its function as the consumer of ``queue``."""
+    def consumer(self, queue: str | Channel[Any], **options: Any) -> Callable[[Handler], Handler]:
+        """Return a decorator that registers its function as the consumer of ``queue``.
+
+        ``queue`` is a queue name or a ``Channel``, whose queue and payload
+        type are then used (a ``payload=`` that disagrees is an error).
+        """
+        if isinstance(queue, Channel):
+            payload = options.get("payload")
+            if payload is not None and queue.payload is not None and payload is not queue.payload:
+                raise KewImproperlyConfigured(
+                    f"@consumer({queue!r}, payload={payload.__name__}): "
+                    "the channel already names its payload type"
+                )
+            options["payload"] = payload or queue.payload
+            queue = queue.queue
 
         def decorate(handler: Handler) -> Handler:
             spec = self.register(ConsumerSpec(queue, handler, **options))
@@ -121,26 +126,31 @@ def default_registry() -> ConsumerRegistry:
     """Return the registry kept on the kew_django app config."""
     from django.apps import apps
 
+    from kew_django.apps import KewConfig
+
     try:
-        return apps.get_app_config("kew_django").registry
+        config = apps.get_app_config("kew_django")
     except LookupError:
         raise KewImproperlyConfigured("@consumer needs 'kew_django' in INSTALLED_APPS") from None
+    return cast(KewConfig, config).registry
 
 
 def consumer(
-    queue: str,
+    queue: str | Channel[Any],
     *,
     payload: type | None = None,
-    retry: Retry = None,
-    on_exhausted: ExhaustedHandler | None = None,
+    retry: RetrySpec = None,
+    on_exhausted: ExhaustedHandler[Any] | None = None,
     idempotent: bool = False,
     prefetch: int = 1,
 ) -> Callable[[Handler], Handler]:
     """Register the decorated function as the consumer of ``queue``.
 
-    The handler gets the decoded data and runs in ``transaction.atomic()``;
-    the delivery is acked after it returns. Raising (or answering
-    ``RepeatAction.REPEAT``) retries it after each ``retry`` interval
+    ``queue`` is a ``Channel`` (``@consumer(thumbnails, retry="10s")``: its
+    queue and payload type) or a queue name with ``payload=``. The handler
+    gets the decoded data and runs in ``transaction.atomic()`` on a worker
+    thread; the delivery is acked after it returns. Raising (or answering
+    ``RepeatAction.RETRY``) retries it after each ``retry`` interval
     ("10s 10s 2m"); ``PermanentError`` skips the retries. When retries run
     out the message becomes a DeadLetter and ``on_exhausted(data, error)``
     is called once. ``idempotent=True`` records each message id in the

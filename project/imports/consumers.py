@@ -87,7 +87,7 @@ def run_import(request: ImportRequest) -> RepeatAction | None:
     except Exception as error:  # transient, or unexpected: both deserve another try
         log.warning("import %s attempt %d failed: %s", item.pk, attempt, error)
         outcomes.record_attempt(item.pk, describe(error))
-        return RepeatAction.REPEAT
+        return RepeatAction.RETRY
     finish(outcomes.record_success, item, files, attempts=attempt)
     log.info("import %s succeeded: %d files", item.pk, len(files))
     return None

@@ -8,7 +8,17 @@ from datetime import timedelta
 
 import pytest
 
-from kew import AckMode, Message, QueueSink, QueueSource, RepeatAction, Repeater, ReschedulingSink
+from kew import (
+    AckMode,
+    DeliveryOutcome,
+    Message,
+    PermanentError,
+    QueueSink,
+    QueueSource,
+    RepeatAction,
+    Repeater,
+    RetryingSink,
+)
 from kew.codecs import BytesCodec
 from kew.message import utcnow
 from kew.providers.base import Capability, DeliveryOptions, Outgoing
@@ -158,8 +168,10 @@ def test_repeat_sink_retries_on_schedule_then_calls_exhausted_once(provider, que
         return RepeatAction.REPEAT
 
     source = QueueSource(provider, queue)
-    repeater = Repeater(always_repeat, [0.5, 1.0], on_exhausted=exhausted.append)
-    sink = QueueSink(provider, queue, ReschedulingSink(repeater, source))
+    repeater = Repeater(
+        always_repeat, [0.5, 1.0], on_exhausted=lambda data, error: exhausted.append(data)
+    )
+    sink = QueueSink(provider, queue, RetryingSink(repeater, source))
     source.send_message(Message({"job": 7}, message_id="job-7"))
     deadline = time.monotonic() + WAIT
     while not exhausted and time.monotonic() < deadline:
@@ -183,7 +195,7 @@ def test_repeat_sink_stops_when_the_consumer_says_stop(provider, queue):
         return answers[len(calls) - 1]
 
     source = QueueSource(provider, queue)
-    sink = QueueSink(provider, queue, ReschedulingSink(Repeater(consumer, [0.1, 0.1]), source))
+    sink = QueueSink(provider, queue, RetryingSink(Repeater(consumer, [0.1, 0.1]), source))
     source.send("work")
     deadline = time.monotonic() + WAIT
     while len(calls) < 2 and time.monotonic() < deadline:
@@ -191,6 +203,67 @@ def test_repeat_sink_stops_when_the_consumer_says_stop(provider, queue):
     assert not sink.poll(1.0)
     sink.close()
     assert calls == ["work", "work"]
+
+
+def test_queue_sink_retries_on_its_schedule_then_gives_up_once(provider, queue):
+    if Capability.SCHEDULED_DELIVERY not in provider.capabilities:
+        pytest.skip("provider declares no scheduled delivery")
+    seen: list[float] = []
+    exhausted = []
+
+    def always_fails(data):
+        seen.append(time.monotonic())
+        raise RuntimeError(f"no luck with {data['job']}")
+
+    sink = QueueSink(
+        provider,
+        queue,
+        always_fails,
+        retry=[0.5, 1.0],
+        on_exhausted=lambda data, error: exhausted.append((data, error)),
+    )
+    QueueSource(provider, queue).send_message(Message({"job": 7}, message_id="job-7"))
+    deadline = time.monotonic() + WAIT
+    while not exhausted and time.monotonic() < deadline:
+        sink.poll(0.2)
+    sink.close()
+    assert [data for data, _ in exhausted] == [{"job": 7}]
+    assert isinstance(exhausted[0][1], RuntimeError)
+    assert sink.stats.counts[DeliveryOutcome.RETRIED] == 2
+    assert sink.stats.counts[DeliveryOutcome.DEAD] == 1
+    assert seen[1] - seen[0] >= 0.4 and seen[2] - seen[1] >= 0.9
+    assert_empty(provider, queue)
+
+
+def test_queue_sink_gives_up_at_once_on_a_permanent_error(provider, queue):
+    exhausted = []
+
+    def refuse(data):
+        raise PermanentError("cannot be done")
+
+    sink = QueueSink(
+        provider, queue, refuse, retry="10s", on_exhausted=lambda d, e: exhausted.append(e)
+    )
+    QueueSource(provider, queue).send({"n": 1})
+    assert sink.poll(WAIT)
+    sink.close()
+    assert isinstance(exhausted[0], PermanentError)
+    assert_empty(provider, queue)
+
+
+def test_queue_sink_gives_up_on_an_undecodable_payload_and_carries_on(provider, queue):
+    calls = []
+    with provider.producer() as producer:
+        producer.send(queue, b"\xffnot json")
+        producer.send(queue, b'{"n": 2}')
+    sink = QueueSink(provider, queue, calls.append, retry="10s")
+    deadline = time.monotonic() + WAIT
+    while not calls and time.monotonic() < deadline:
+        sink.poll(0.5)
+    sink.close()
+    assert calls == [{"n": 2}]
+    assert sink.stats.counts[DeliveryOutcome.DEAD] == 1
+    assert_empty(provider, queue)
 
 
 @pytest.mark.parametrize(

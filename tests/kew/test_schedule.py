@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from kew import ConfigurationError, Message, RepeatAction, Repeater, Reschedule, Schedule
+from kew import ConfigurationError, Message, RepeatAction, Repeater, Retry, Schedule
 from kew.schedule import parse_interval
 
 
@@ -48,13 +48,15 @@ def test_negative_interval_is_refused():
 
 def test_repeater_asks_for_the_next_interval_while_consumer_repeats():
     repeater = Repeater(lambda data: RepeatAction.REPEAT, [5, 60])
-    assert repeater(Message("x")) == Reschedule("x", timedelta(seconds=5))
-    assert repeater(Message("x", delivery_count=2)) == Reschedule("x", timedelta(seconds=60))
+    assert repeater(Message("x")) == Retry("x", timedelta(seconds=5))
+    assert repeater(Message("x", delivery_count=2)) == Retry("x", timedelta(seconds=60))
 
 
 def test_repeater_calls_exhausted_handler_after_the_last_interval():
     exhausted = []
-    repeater = Repeater(lambda d: RepeatAction.REPEAT, [5], on_exhausted=exhausted.append)
+    repeater = Repeater(
+        lambda d: RepeatAction.REPEAT, [5], on_exhausted=lambda data, error: exhausted.append(data)
+    )
     assert repeater(Message("x", delivery_count=2)) is None
     assert exhausted == ["x"]
 
@@ -62,7 +64,9 @@ def test_repeater_calls_exhausted_handler_after_the_last_interval():
 def test_repeater_stops_on_stop_or_none():
     exhausted = []
     for answer in (RepeatAction.STOP, None):
-        repeater = Repeater(lambda d, a=answer: a, [5], on_exhausted=exhausted.append)
+        repeater = Repeater(
+            lambda d, a=answer: a, [5], on_exhausted=lambda data, error: exhausted.append(data)
+        )
         assert repeater(Message("x")) is None
     assert exhausted == []
 
@@ -72,13 +76,15 @@ def test_retry_on_turns_listed_errors_into_repeats_and_lets_others_through():
         raise (OSError if data == "io" else KeyError)(data)
 
     repeater = Repeater(fails, [1], retry_on=(OSError,))
-    assert repeater(Message("io")) == Reschedule("io", timedelta(seconds=1))
+    assert repeater(Message("io")) == Retry("io", timedelta(seconds=1))
     with pytest.raises(KeyError):
         repeater(Message("key"))
 
 
 def test_once_off_repeater_goes_straight_to_exhausted():
     exhausted = []
-    repeater = Repeater.once_off(lambda d: RepeatAction.REPEAT, on_exhausted=exhausted.append)
+    repeater = Repeater.once_off(
+        lambda d: RepeatAction.REPEAT, on_exhausted=lambda data, error: exhausted.append(data)
+    )
     assert repeater(Message("x")) is None
     assert exhausted == ["x"]

@@ -1,0 +1,301 @@
+"""The queue engine: consume a queue, run its handler, ack; retry on a schedule; give up.
+
+The one place where Kew's consume-and-retry rules live. The core uses
+``QueueSink`` as it is; ``kew_django``'s ``Worker`` subclasses it and fills
+in the hooks (a transaction, an idempotency record, dead letters).
+
+For each delivery, on the thread that calls ``poll``/``run`` (never a
+provider's I/O thread):
+
+1. ``decode`` (hook). An undecodable payload goes to ``give_up``
+   (UNDECODABLE), then it is acked.
+2. ``run_handler`` (hook): HANDLED or DUPLICATE when done, None when the
+   handler answered ``RepeatAction.RETRY``; an exception is a failure
+   (``recover`` runs first).
+3. Done: acked here with CONSUME_THEN_ACK (the default); ACK_THEN_CONSUME
+   acked it on receipt, so a crash loses it.
+4. Failed: ``kew.schedule.after_failure`` decides. A retry re-sends the
+   payload (delivery time, delivery count + 1, the id ``<origin>#<count>``,
+   content type, first failure time) and only then acks the original: a
+   crash in between delivers twice, never zero times; NACK is never used.
+   Giving up (exhausted, or ``PermanentError``) runs ``give_up`` (hook: by
+   default log, and call ``on_exhausted(data, error)`` once), then acks.
+5. Failed with no schedule at all (``retry=None``), consume-then-ack: Kew
+   does not retry; the delivery stays unacked and the receiver is reopened,
+   so the provider delivers it again as after a crash (RELEASED).
+
+``handle`` raises, leaving the delivery unacked so that it comes back, only
+when a retry or a give-up cannot be stored; ``run`` then backs off, reopens
+the receiver and carries on: nothing outside the handler spends an attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Generic, TypeVar
+
+from kew.backoff import Backoff
+from kew.channels import ChannelSink, DataSink, MessageSink
+from kew.codecs import Codec, JsonCodec
+from kew.errors import DecodeError, KewError, PermanentError
+from kew.message import Message
+from kew.providers.base import Delivery, Provider, Receiver
+from kew.qchan.outcomes import (
+    AckMode,
+    DeliveryOutcome,
+    WorkerStats,
+    delivery_count,
+    message_from,
+    retry_options,
+)
+from kew.qchan.producers import LazyProducer
+from kew.schedule import (
+    ExhaustedHandler,
+    GiveUp,
+    GiveUpReason,
+    RepeatAction,
+    RetrySpec,
+    Schedule,
+    after_failure,
+    as_schedule,
+)
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+Handler = MessageSink[T] | ChannelSink[T] | Callable[[T], object]
+
+
+class QueueSink(Generic[T]):
+    """Consume one queue with ``handler``: the engine (see the module docstring).
+
+    ``handler`` is a callable taking the data (it may answer
+    ``RepeatAction.RETRY``), a ChannelSink or a MessageSink. ``retry`` is
+    the schedule (``"10s 10s 2m"``, intervals or a ``Schedule``); a handler
+    that raises or answers RETRY is retried on it, ``PermanentError`` is
+    not. Subclasses override the hooks ``decode``, ``run_handler``,
+    ``recover``, ``give_up`` and ``stopped``. One per thread.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        queue: str,
+        handler: Handler[T],
+        *,
+        codec: Codec[T] | None = None,
+        retry: RetrySpec = None,
+        on_exhausted: ExhaustedHandler[T] | None = None,
+        ack_mode: AckMode = AckMode.CONSUME_THEN_ACK,
+        prefetch: int = 1,
+        poll_interval: float = 0.5,
+        backoff_max: float = 30.0,
+        stats: WorkerStats | None = None,
+    ):
+        self.provider = provider
+        self.queue = queue
+        self.sink: MessageSink[T] = (
+            handler if isinstance(handler, MessageSink) else DataSink(handler)
+        )
+        self.codec: Codec[T] = codec or JsonCodec()
+        self.schedule: Schedule = as_schedule(retry)
+        self.releases_failures = retry is None and ack_mode is AckMode.CONSUME_THEN_ACK
+        self.on_exhausted = on_exhausted
+        self.ack_mode = ack_mode
+        self.prefetch = prefetch
+        self.poll_interval = poll_interval
+        self.backoff_max = backoff_max
+        self.stats = stats or WorkerStats()
+        self._receiver: Receiver | None = None
+        self._producers = LazyProducer(provider)
+
+    # Hooks: override them to change how a step is done, not the rules.
+
+    def decode(self, delivery: Delivery) -> T:
+        """Decode the payload; raise DecodeError (with the raw bytes) if it cannot be."""
+        return self.codec.decode(delivery.payload)
+
+    def run_handler(self, message: Message[T]) -> DeliveryOutcome | None:
+        """Run the handler; return HANDLED (or DUPLICATE), None if it answered RETRY."""
+        answer = self.sink.consume_message(message)
+        return None if answer is RepeatAction.RETRY else DeliveryOutcome.HANDLED
+
+    def recover(self, error: BaseException) -> None:
+        """Repair what a failure may have broken (a handler's, or the loop's own)."""
+
+    def give_up(
+        self,
+        delivery: Delivery,
+        message: Message[T] | None,
+        reason: GiveUpReason,
+        error: BaseException | None,
+    ) -> None:
+        """Set aside a message Kew gives up on; ``message`` is None if it was undecodable.
+
+        By default, log it (with the raw bytes when undecodable) and call
+        ``on_exhausted(data, error)`` once; an error there is logged. The
+        engine acks the delivery after this returns, so raising here leaves
+        it to come back.
+        """
+        if message is None:
+            log.error(
+                "%s: undecodable message %s dropped: %s; raw payload: %r",
+                self.queue,
+                delivery.message_id,
+                error,
+                delivery.payload[:1000],
+            )
+        elif self.on_exhausted is not None:
+            try:
+                self.on_exhausted(message.data, error)
+            except Exception:
+                log.exception("%s: on_exhausted failed for %s", self.queue, message.message_id)
+
+    def stopped(self) -> None:
+        """Release what the thread that ran ``run`` holds; called as ``run`` ends."""
+
+    # The engine.
+
+    def handle(self, delivery: Delivery) -> DeliveryOutcome:
+        """Handle one delivery and acknowledge it; return what became of it.
+
+        Raises, leaving the delivery unacked, only when a retry or a give-up
+        cannot be stored.
+        """
+        if self.ack_mode is AckMode.ACK_THEN_CONSUME:
+            delivery.ack()
+        try:
+            data = self.decode(delivery)
+        except DecodeError as undecodable:
+            return self._give_up(delivery, None, GiveUpReason.UNDECODABLE, undecodable)
+        message = message_from(delivery, data)
+        error: BaseException | None = None
+        started = time.monotonic()
+        try:
+            outcome = self.run_handler(message)
+        except Exception as failure:
+            error, outcome = failure, None
+            self.recover(failure)
+        if outcome is not None:
+            self._ack(delivery)
+            log.debug(
+                "%s: message %s (delivery %d) %s in %.1f ms",
+                self.queue,
+                message.message_id,
+                message.delivery_count,
+                outcome.value,
+                (time.monotonic() - started) * 1000,
+            )
+            return outcome
+        if self.releases_failures and not isinstance(error, PermanentError):
+            return self._release(message, error)
+        decision = after_failure(self.schedule, message, error)
+        if isinstance(decision, GiveUp):
+            return self._give_up(delivery, message, decision.reason, decision.error)
+        self._retry(delivery, message, decision.delay)
+        log.warning(
+            "%s: message %s failed (delivery %d of %d), retry in %ss: %s",
+            self.queue,
+            message.message_id,
+            message.delivery_count,
+            self.schedule.max_deliveries,
+            decision.delay.total_seconds(),
+            error if error is not None else "handler answered RETRY",
+        )
+        return DeliveryOutcome.RETRIED
+
+    def _release(self, message: Message[T], error: BaseException | None) -> DeliveryOutcome:
+        """Leave the delivery unacked and reopen the receiver: the provider delivers it again."""
+        log.error(
+            "%s: message %s failed; left for the provider to deliver again: %s",
+            self.queue,
+            message.message_id,
+            error if error is not None else "handler answered RETRY",
+            exc_info=error,
+        )
+        self._close_receiver()
+        return DeliveryOutcome.RELEASED
+
+    def _retry(self, delivery: Delivery, message: Message[T], delay: timedelta) -> None:
+        """Send the next delivery of ``message``, then acknowledge this one."""
+        options = retry_options(delivery, message, delay)
+        try:
+            self._producers.get().send(self.queue, delivery.payload, options)
+        except KewError:
+            self._producers.drop()
+            raise
+        self._ack(delivery)
+
+    def _give_up(
+        self,
+        delivery: Delivery,
+        message: Message[T] | None,
+        reason: GiveUpReason,
+        error: BaseException | None,
+    ) -> DeliveryOutcome:
+        self.give_up(delivery, message, reason, error)
+        self._ack(delivery)
+        log.error(
+            "%s: gave up on message %s (%s) after %d delivery(ies): %s",
+            self.queue,
+            (message.origin_id if message else None) or delivery.message_id,
+            reason.value,
+            message.delivery_count if message else delivery_count(delivery),
+            error,
+        )
+        return DeliveryOutcome.DEAD
+
+    def _ack(self, delivery: Delivery) -> None:
+        if self.ack_mode is AckMode.CONSUME_THEN_ACK:
+            delivery.ack()
+
+    # The loop.
+
+    def poll(self, timeout: float | None = None) -> bool:
+        """Handle at most one delivery, waiting up to ``timeout``; return whether one came."""
+        if self._receiver is None:
+            self._receiver = self.provider.receiver(self.queue, prefetch=self.prefetch)
+        delivery = self._receiver.receive(timeout)
+        if delivery is None:
+            return False
+        self.stats.add(self.handle(delivery))
+        return True
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; the delivery in hand is finished and acked first.
+
+        A provider or storage error backs off (spending no attempt), reopens
+        the receiver, and the unacked delivery comes back.
+        """
+        backoff = Backoff(self.backoff_max, what=f"queue {self.queue!r}", logger=log)
+        try:
+            while not stop.is_set():
+                try:
+                    self.poll(self.poll_interval)
+                    backoff.succeeded()
+                except Exception as error:  # noqa: BLE001 - the loop outlives any one message
+                    backoff.failed(error)
+                    log.debug("%s: worker error", self.queue, exc_info=True)
+                    self.close()
+                    self.recover(error)
+                    stop.wait(backoff.delay())
+        finally:
+            self.close()
+            self.stopped()
+
+    def close(self) -> None:
+        """Close the receiver and the producer; unacked deliveries come back."""
+        self._close_receiver()
+        self._producers.drop()
+
+    def _close_receiver(self) -> None:
+        receiver, self._receiver = self._receiver, None
+        if receiver is not None:
+            try:
+                receiver.close()
+            except Exception:  # noqa: BLE001 - a broken receiver may fail to close
+                log.debug("closing a receiver failed", exc_info=True)
