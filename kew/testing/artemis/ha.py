@@ -119,6 +119,20 @@ class ArtemisPair(Server):
         return self.nodes[1]
 
     @property
+    def active(self) -> PairNode:
+        """The node serving clients now (the primary until a failover)."""
+        for node in self.nodes:
+            if node.is_active():
+                return node
+        raise ServiceStartError(f"no active broker in the pair. Logs:\n{self.log_tail(40)}")
+
+    @property
+    def passive(self) -> PairNode:
+        """The node replicating the active one."""
+        active = self.active
+        return next(node for node in self.nodes if node is not active)
+
+    @property
     def url(self) -> str:
         """The STOMP URL over the primary, then the backup."""
         return cluster_url(self.user, self.password, self.nodes)
