@@ -40,7 +40,7 @@ def plain(data: dict) -> None:
     record(f"{PREFIX}.plain", data)
 
 
-@consumer(f"{PREFIX}.timed", idempotent=True, retry="3s")
+@consumer(f"{PREFIX}.timed", idempotent=True, retry="5s")
 def timed(data: dict) -> None:
     """Fail the first time if asked (leaving a mark with the time), then record the effect."""
     mark = Path(os.environ["KEW_SCALE_MARKS"], f"{data['n']}.failed")
