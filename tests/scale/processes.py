@@ -73,11 +73,15 @@ class ScaleDatabase:
         return [(int(n), str(worker), float(at)) for n, worker, at in rows]
 
     def distinct(self, queue: str) -> int:
-        return int(self.query("select count(distinct n) from scale_effect where queue = %s", queue)[0][0])
+        return int(
+            self.query("select count(distinct n) from scale_effect where queue = %s", queue)[0][0]
+        )
 
     def unsent(self) -> int:
         """Outbox rows not yet confirmed by the broker."""
-        return int(self.query("select count(*) from kew_django_outboxmessage where status <> 'sent'")[0][0])
+        return int(
+            self.query("select count(*) from kew_django_outboxmessage where status <> 'sent'")[0][0]
+        )
 
     def drop(self) -> None:
         with self.server.connect("postgres", autocommit=True) as conn:
@@ -105,7 +109,9 @@ class Process:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_output(self, text: str, timeout: float = 60.0) -> None:
-        wait_for(lambda: text in self.output() or not self.running(), timeout, f"{self.name}: {text!r}")
+        wait_for(
+            lambda: text in self.output() or not self.running(), timeout, f"{self.name}: {text!r}"
+        )
         if text not in self.output():
             raise AssertionError(f"{self.name} exited:\n{self.tail()}")
 

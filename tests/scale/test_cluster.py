@@ -29,7 +29,10 @@ def test_a_consumer_on_node_b_alone_gets_what_was_sent_to_node_a(artemis_cluster
     try:
         with to_a.producer() as producer:  # no consumer anywhere yet: stored on node A
             producer.send_many(
-                [Outgoing(queue, b"%d" % n, DeliveryOptions(message_id=f"m{n}")) for n in range(200)]
+                [
+                    Outgoing(queue, b"%d" % n, DeliveryOptions(message_id=f"m{n}"))
+                    for n in range(200)
+                ]
             )
         receiver = from_b.receiver(queue, prefetch=50)
         got = []
@@ -68,7 +71,7 @@ def test_a_node_killed_mid_run_loses_nothing_and_its_duplicates_are_absorbed(
 ):
     queue, count = f"{prefix}.work", 1500
     processes = start_workers(artemis_cluster, scale_db, prefix, tmp_path)
-    relays, consumers = processes[:2], processes[2:]
+    consumers = processes[2:]
     node = artemis_cluster.nodes[0]
     try:
         sender = send(scale_db, queue, count, pause=0.1, wait=False)

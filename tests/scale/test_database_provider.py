@@ -44,6 +44,8 @@ def test_database_provider_consumer_processes_never_share_a_message_and_add_thro
 ):
     one = run(scale_db, f"{prefix}a", 1, tmp_path)
     four = run(scale_db, f"{prefix}b", 4, tmp_path)
-    print(f"\ndatabase provider, {SLEEP * 1000:.0f} ms handlers: 1 process {one:.0f} msg/s, "
-          f"4 processes {four:.0f} msg/s")
+    print(
+        f"\ndatabase provider, {SLEEP * 1000:.0f} ms handlers: 1 process {one:.0f} msg/s, "
+        f"4 processes {four:.0f} msg/s"
+    )
     assert four > 1.5 * one, (one, four)

@@ -77,8 +77,10 @@ def test_the_backup_takes_over_with_receipted_scheduled_retried_and_deduplicated
     on_time = timings(scale_db.effects(timed), scale_db, timed, marks)
     for n, late in on_time.items():
         assert -0.5 <= late <= FAILOVER, f"message {n} handled {late:+.1f} s from its due time"
-    print(f"live/backup: scheduled and retried messages {min(on_time.values()):+.1f} to "
-          f"{max(on_time.values()):+.1f} s from their due times")
+    print(
+        f"live/backup: scheduled and retried messages {min(on_time.values()):+.1f} to "
+        f"{max(on_time.values()):+.1f} s from their due times"
+    )
 
 
 def timings(effects, database, queue, marks: Path) -> dict[int, float]:
@@ -96,5 +98,3 @@ def timings(effects, database, queue, marks: Path) -> dict[int, float]:
         dues[int(mark.stem.split(".")[0])] = float(mark.read_text()) + RETRY
     assert len(dues) == 20, dues
     return {n: at - dues[n] for n, _, at in effects}
-
-

@@ -35,7 +35,11 @@ class Command(BaseCommand):
             if producer is not None:
                 producer.send_many(
                     [
-                        Outgoing(queue, json.dumps(item).encode(), DeliveryOptions(message_id=str(uuid.uuid4())))
+                        Outgoing(
+                            queue,
+                            json.dumps(item).encode(),
+                            DeliveryOptions(message_id=str(uuid.uuid4())),
+                        )
                         for item in items
                     ]
                 )
