@@ -14,7 +14,13 @@ stopped at the end of the session):
 ``artemis_server``
     a started :class:`~kew.testing.artemis.ArtemisServer`;
 ``artemis_url``
-    its ``artemis://user:password@127.0.0.1:port`` URL.
+    its ``artemis://user:password@127.0.0.1:port`` URL;
+``artemis_cluster``
+    a started :class:`~kew.testing.artemis.cluster.ArtemisCluster` of two
+    nodes (``artemis_cluster_options`` to change it);
+``artemis_pair``
+    a started live/backup :class:`~kew.testing.artemis.ha.ArtemisPair`
+    (``artemis_pair_options``).
 
 ``postgres_server_options`` / ``artemis_server_options`` (session, ``{}``) are
 the constructor keyword arguments; override them in a conftest.py to change
@@ -38,12 +44,23 @@ from typing import Any
 import pytest
 
 from kew.testing.artemis import ArtemisServer
+from kew.testing.artemis.cluster import ArtemisCluster
+from kew.testing.artemis.ha import ArtemisPair
 from kew.testing.lifecycle import Server
 from kew.testing.postgres import PostgresServer
 from kew.testing.services import ServiceUnavailable, service_missing
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url"})
 ARTEMIS_FIXTURES = frozenset({"artemis_server", "artemis_url"})
+CLUSTER_FIXTURES = frozenset({"artemis_cluster"})
+PAIR_FIXTURES = frozenset({"artemis_pair"})
+# (server key, fixtures that use it, title of its log section)
+SERVERS = (
+    ("artemis", ARTEMIS_FIXTURES, "Artemis broker log"),
+    ("postgres", POSTGRES_FIXTURES, "PostgreSQL server log"),
+    ("artemis_cluster", CLUSTER_FIXTURES, "Artemis cluster logs"),
+    ("artemis_pair", PAIR_FIXTURES, "Artemis live/backup logs"),
+)
 LOG_LINES = 60
 
 _servers_key = pytest.StashKey[dict[str, Server]]()
@@ -67,14 +84,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = set(getattr(item, "fixturenames", ()))
         if names & POSTGRES_FIXTURES:
             item.add_marker(pytest.mark.postgres)
-        if names & ARTEMIS_FIXTURES:
+        if names & (ARTEMIS_FIXTURES | CLUSTER_FIXTURES | PAIR_FIXTURES):
             item.add_marker(pytest.mark.artemis)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # a previous test may have killed/stopped a shared server: bring it back
     names = set(getattr(item, "fixturenames", ()))
-    for key, fixtures in (("artemis", ARTEMIS_FIXTURES), ("postgres", POSTGRES_FIXTURES)):
+    for key, fixtures, _ in SERVERS:
         server = _servers(item.config).get(key)
         if server is None or not names & fixtures or not server.controllable:
             continue
@@ -88,10 +105,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         names = set(getattr(item, "fixturenames", ()))
         servers = _servers(item.config)
-        for key, fixtures, title in (
-            ("artemis", ARTEMIS_FIXTURES, "Artemis broker log"),
-            ("postgres", POSTGRES_FIXTURES, "PostgreSQL server log"),
-        ):
+        for key, fixtures, title in SERVERS:
             server = servers.get(key)
             if server is not None and names & fixtures:
                 tail = server.log_tail(LOG_LINES)
@@ -165,3 +179,44 @@ def artemis_server(
 def artemis_url(artemis_server: ArtemisServer) -> str:
     """``artemis://user:password@host:port`` (STOMP) of :func:`artemis_server`."""
     return artemis_server.url
+
+
+@pytest.fixture(scope="session")
+def artemis_cluster_options() -> dict[str, Any]:
+    """Keyword arguments for :class:`ArtemisCluster` (``size`` 2 by default)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def artemis_cluster(
+    request: pytest.FixtureRequest, artemis_cluster_options: dict[str, Any]
+) -> Iterator[ArtemisCluster]:
+    """A symmetric cluster of local brokers for the session (see kew.testing.artemis.cluster).
+
+    A node a test killed or stopped is started again before the next test
+    that uses the cluster (same journal, same ports).
+    """
+    cluster = ArtemisCluster(**artemis_cluster_options)
+    with _registered(request, "artemis_cluster", cluster):
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def artemis_pair_options() -> dict[str, Any]:
+    """Keyword arguments for :class:`ArtemisPair` (e.g. ``{"failback": True}``)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def artemis_pair(
+    request: pytest.FixtureRequest, artemis_pair_options: dict[str, Any]
+) -> Iterator[ArtemisPair]:
+    """A replicated live/backup pair for the session (see kew.testing.artemis.ha).
+
+    A node a test killed is started again before the next test that uses
+    the pair; after a failover it comes back as the passive one, so find
+    the live broker with ``artemis_pair.active``.
+    """
+    pair = ArtemisPair(**artemis_pair_options)
+    with _registered(request, "artemis_pair", pair):
+        yield pair

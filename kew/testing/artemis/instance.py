@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from kew.testing.artemis.base import CORE_PORT, STOMP_PORT, java_env
 from kew.testing.services import ServiceStartError, port_is_free
 
-__all__ = ["acceptor_ports", "create_instance"]
+__all__ = ["acceptor_ports", "create_instance", "free_offset"]
 
 
 def create_instance(
@@ -26,21 +26,19 @@ def create_instance(
     java_options: Sequence[str],
     fsync: bool,
     extra_args: Sequence[str] = (),
+    port_offset: int | None = None,
 ) -> tuple[int, int]:
     """Create a broker instance in ``directory`` (replacing it); return (STOMP, core) ports.
 
     Every acceptor listens on 127.0.0.1 at its default port plus one random
     offset for which STOMP and core are free; the ports written to
-    ``etc/broker.xml`` are checked again. Raises
+    ``etc/broker.xml`` are checked again. ``port_offset`` fixes the offset
+    instead (a cluster's nodes must know each other's ports). Raises
     :class:`~kew.testing.services.ServiceStartError` if ``create`` fails or a
     port is taken.
     """
     shutil.rmtree(directory, ignore_errors=True)
-    for _ in range(50):
-        # >= 61613 is above Linux's ephemeral range: outgoing connections never take these
-        offset = random.randint(1, 3800)
-        if port_is_free(STOMP_PORT + offset) and port_is_free(CORE_PORT + offset):
-            break
+    offset = port_offset if port_offset is not None else free_offset()
     command = [
         str(home / "bin" / "artemis"), "create", str(directory),
         "--silent",
@@ -73,6 +71,17 @@ def create_instance(
     stomp = ports.get("stomp") or ports.get("artemis") or STOMP_PORT + offset
     core = ports.get("artemis") or CORE_PORT + offset
     return stomp, core
+
+
+def free_offset(span: int = 1) -> int:
+    """A port offset for which STOMP and core are free, for ``span`` instances 10 apart."""
+    for _ in range(50):
+        # >= 61613 is above Linux's ephemeral range: outgoing connections never take these
+        offset = random.randint(1, 3800 - 10 * span)
+        ports = [base + offset + 10 * n for n in range(span) for base in (STOMP_PORT, CORE_PORT)]
+        if all(port_is_free(port) for port in ports):
+            return offset
+    return offset
 
 
 def acceptor_ports(broker_xml: Path) -> dict[str, int]:

@@ -37,6 +37,10 @@ class LocalArtemis(ArtemisServer):
 
     _tmp: Path | None = None
     _proc: subprocess.Popen[bytes] | None = None
+    ready_line: str = READY_LINE
+    """The log line that says the broker is up (a backup logs another)."""
+    port_offset: int | None = None
+    """Shift every port by this much (None: a random offset with free ports)."""
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -86,15 +90,25 @@ class LocalArtemis(ArtemisServer):
                 java_options=self.java_options,
                 fsync=self.fsync,
                 extra_args=self.create_args,
+                port_offset=self.port_offset,
             )
             self.stomp_host = "127.0.0.1"
+            self._configure()
             try:
                 self._run()
                 return
             except ServiceStartError:
                 # another process grabbed one of our ports: new ports, new instance
-                if attempt == 2 or "Address already in use" not in self.log_tail(200):
+                fixed = self.port_offset is not None
+                if fixed or attempt == 2 or "Address already in use" not in self.log_tail(200):
                     raise
+
+    def _configure(self) -> None:
+        """Adjust the new instance's ``etc/`` before its first run (a hook; nothing here)."""
+
+    def _ready(self, text: str) -> bool:
+        """Is the broker ready, given its log since this start?"""
+        return self.ready_line in text and wait_for_port(self.stomp_host, self.stomp_port, 5)
 
     def _run(self) -> None:
         """Run the instance and wait until it is ready (or raise with its log)."""
@@ -116,13 +130,13 @@ class LocalArtemis(ArtemisServer):
             with open(self.log_path, "rb") as log:
                 log.seek(offset)
                 text = log.read().decode(errors="replace")
-            if READY_LINE in text and wait_for_port(self.stomp_host, self.stomp_port, 5):
+            if self._ready(text):
                 return
             if proc.poll() is not None or time.monotonic() >= deadline:
                 why = (
                     f"exited with {proc.returncode}"
                     if proc.poll() is not None
-                    else f"did not log {READY_LINE} within {self.start_timeout:.0f} s"
+                    else f"did not log {self.ready_line} within {self.start_timeout:.0f} s"
                 )
                 self._signal(signal.SIGKILL, 10)
                 raise ServiceStartError(

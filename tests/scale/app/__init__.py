@@ -1,0 +1,1 @@
+"""The scale-out tests' own app: consumers that record each effect, and a sender command."""
