@@ -27,3 +27,7 @@ class KewConfig(AppConfig):
         from kew_django import checks  # noqa: F401 - registers the system checks
 
         autodiscover_modules("consumers")
+
+        from kew_django.tasks import hooks
+
+        hooks.ready(self)  # task queues beside @consumer ones
