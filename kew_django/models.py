@@ -180,6 +180,10 @@ class TaskResultRecord(models.Model):
     return_value = models.JSONField(null=True, blank=True)
     errors = models.JSONField(default=list, blank=True)
     worker_ids = models.JSONField(default=list, blank=True)
+    # The dead letter of the last failure; a requeue of it starts a new round of
+    # attempts, numbered from `round_base` + 1.
+    dead_letter_id = models.BigIntegerField(null=True, blank=True)
+    round_base = models.PositiveIntegerField(default=0)
 
     class Meta:
         verbose_name = "task result"

@@ -9,6 +9,7 @@ try:
         TaskContext,
         TaskResult,
         TaskResultStatus,
+        task,
         task_backends,
     )
     from django.tasks.backends.base import BaseTaskBackend
@@ -21,6 +22,7 @@ except ImportError:  # Django 5.2: pip install django-tasks
         TaskContext,
         TaskResult,
         TaskResultStatus,
+        task,
         task_backends,
     )
     from django_tasks.backends.base import BaseTaskBackend  # type: ignore[assignment,no-redef]
@@ -52,6 +54,7 @@ __all__ = [
     "TaskResult",
     "TaskResultDoesNotExist",
     "TaskResultStatus",
+    "task",
     "task_backends",
     "task_enqueued",
     "task_finished",

@@ -23,6 +23,7 @@ see READY until the attempt ends.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -33,7 +34,7 @@ from django.db import router, transaction
 from django.utils import timezone
 
 from kew_django.errors import PermanentError
-from kew_django.models import TaskResultRecord
+from kew_django.models import DeadLetter, TaskResultRecord
 from kew_django.outbox import Channel
 from kew_django.tasks.compat import (
     Task,
@@ -65,7 +66,10 @@ def run_task(data: dict[str, Any]) -> None:
     if record is None:
         log.warning("task result %s is gone; delivery dropped", data["id"])
         return
-    if record.status in (Status.SUCCESSFUL, Status.FAILED) or len(record.worker_ids) >= attempt:
+    if record.status == Status.FAILED and _requeued(record, using):
+        record.round_base, record.dead_letter_id = len(record.worker_ids), None
+        attempt = len(record.worker_ids) + 1
+    elif record.status in (Status.SUCCESSFUL, Status.FAILED) or len(record.worker_ids) >= attempt:
         log.info("task %s: attempt %d ran before; delivery dropped", record.id, attempt)
         return
     try:
@@ -85,7 +89,8 @@ def run_task(data: dict[str, Any]) -> None:
             value = to_json(_call(task, result), f"the return value of task {task.module_path}")
     except Exception as error:
         record.errors = [*record.errors, task_error(error)]
-        delay = backend.schedule(task).delay_after(attempt)  # type: ignore[attr-defined]
+        schedule = backend.schedule(task)  # type: ignore[attr-defined]
+        delay = schedule.delay_after(attempt - record.round_base)
         if delay is None:
             raise PermanentError(
                 f"task {task.module_path} failed on attempt {attempt}, the last: {error!r}"
@@ -128,12 +133,35 @@ def task_gave_up(data: dict[str, Any], error: BaseException | None) -> None:
     record.worker_ids = [*record.worker_ids, worker_id()]
     if cause is not None:
         record.errors = [*record.errors, task_error(cause)]
+    record.dead_letter_id = _letter_of(record, using)
     record.save(using=using)
     try:
         task: Task | None = load_task(record)
     except Exception:
         return
     task_finished.send(type(task_backends[record.backend]), task_result=to_result(record, task))
+
+
+def _letter_of(record: TaskResultRecord, using: str) -> int | None:
+    """Return the id of the dead letter just written for ``record`` (in this transaction)."""
+    letters = DeadLetter.objects.using(using).filter(
+        queue=record.queue_name, state=DeadLetter.State.DEAD
+    )
+    for pk, payload in letters.order_by("-pk").values_list("pk", "payload")[:100]:
+        try:
+            if json.loads(bytes(payload)).get("id") == str(record.id):
+                return pk
+        except (ValueError, AttributeError):
+            continue
+    return None
+
+
+def _requeued(record: TaskResultRecord, using: str) -> bool:
+    """Return whether a FAILED task's dead letter was requeued (or it has none)."""
+    if record.dead_letter_id is None:
+        return True
+    letters = DeadLetter.objects.using(using).filter(pk=record.dead_letter_id)
+    return not letters.filter(state=DeadLetter.State.DEAD).exists()
 
 
 def _call(task: Task, result: Any) -> Any:
