@@ -86,13 +86,17 @@ def test_the_signals_fire(run_tasks, task_queue):
         return lambda sender, task_result, **kwargs: seen.append((name, task_result.status))
 
     receivers = [note("enqueued"), note("started"), note("finished")]
-    for signal, receiver in zip([task_enqueued, task_started, task_finished], receivers):
+    for signal, receiver in zip(
+        [task_enqueued, task_started, task_finished], receivers, strict=True
+    ):
         signal.connect(receiver, weak=False)
     try:
         result = tasks.add.using(queue_name=task_queue).enqueue(1, 2)
         run_tasks(lambda: TaskResultRecord.objects.get(pk=result.id).status == "SUCCESSFUL")
     finally:
-        for signal, receiver in zip([task_enqueued, task_started, task_finished], receivers):
+        for signal, receiver in zip(
+            [task_enqueued, task_started, task_finished], receivers, strict=True
+        ):
             signal.disconnect(receiver)
     assert seen == [("enqueued", "READY"), ("started", "RUNNING"), ("finished", "SUCCESSFUL")]
 
