@@ -1,6 +1,7 @@
 """Admin screens for imports: what was requested, how it ended, what it found."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
 
 from project.imports.models import Import, ImportedFile
 
@@ -31,6 +32,7 @@ class ImportAdmin(admin.ModelAdmin):
     search_fields = ["id", "requested_path", "path", "email"]
     date_hierarchy = "created_at"
     inlines = [ImportedFileInline]
+    actions = ["resend_outcome_email"]
     readonly_fields = [
         "id",
         "requested_path",
@@ -49,6 +51,16 @@ class ImportAdmin(admin.ModelAdmin):
         "finished_at",
         "notified_at",
     ]
+
+    @admin.action(description="Re-send the outcome e-mail of the selected finished imports")
+    def resend_outcome_email(self, request, queryset) -> None:
+        from project.imports.tasks import resend_outcome_email
+
+        finished = queryset.exclude(finished_at=None)
+        with transaction.atomic():
+            for item in finished:
+                resend_outcome_email.enqueue(str(item.pk))
+        self.message_user(request, f"{len(finished)} outcome e-mail(s) queued.", messages.SUCCESS)
 
     def has_add_permission(self, request) -> bool:
         return False  # imports are requested through POST /imports/, which sends the message

@@ -8,6 +8,7 @@ from django.db import transaction
 
 from kew_django import operations
 from kew_django.models import DeadLetter, OutboxMessage, TaskResultRecord
+from kew_django.relay.publisher import Relay
 from kew_django.tasks.compat import (
     InvalidTask,
     TaskResultDoesNotExist,
@@ -143,3 +144,27 @@ def test_check_reports_misconfiguration(settings):
     }
     ids = [message.id for message in task_backends["default"].check()]
     assert ids == ["kew.E010", "kew.E011", "kew.E012", "kew.E013"]
+
+
+def test_the_reference_app_resends_an_outcome_email_as_a_task(provider):
+    from django.core import mail
+
+    from kew_django.tasks.worker import GLUE_RETRY, run_task, task_gave_up
+    from kew_django.workers.registry import ConsumerSpec
+    from kew_django.workers.worker import Worker
+    from project.imports.models import Import
+    from project.imports.tasks import MAINTENANCE_QUEUE, resend_outcome_email
+    from tests.contract.helpers import assert_empty
+
+    item = Import.objects.create(requested_path="a", path="a", email="x@example.org")
+    result = resend_outcome_email.enqueue(str(item.pk))
+    Relay(provider).relay_all()
+    worker = Worker(
+        ConsumerSpec(MAINTENANCE_QUEUE, run_task, retry=GLUE_RETRY, on_exhausted=task_gave_up),
+        provider,
+    )
+    with provider.receiver(MAINTENANCE_QUEUE) as receiver:
+        worker.handle(receiver.receive(10))
+    result.refresh()
+    assert result.return_value == "x@example.org" and len(mail.outbox) == 1
+    assert_empty(provider, MAINTENANCE_QUEUE)
