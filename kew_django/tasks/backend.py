@@ -86,7 +86,8 @@ class KewTaskBackend(BaseTaskBackend):
             for name, value in kwargs.items()
         }
         using = router.db_for_write(TaskResultRecord)
-        with transaction.atomic(using=using):
+        # Both rows or neither; inside the caller's transaction no savepoint is needed.
+        with transaction.atomic(using=using, savepoint=False):
             record = TaskResultRecord.objects.using(using).create(
                 task_path=task.module_path,
                 backend=self.alias,
