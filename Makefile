@@ -1,12 +1,19 @@
 # Two set-up commands for a fresh machine:
 #   make run   - the app on the embedded default (SQLite + the database provider)
-#   make test  - every test, against real PostgreSQL and real Artemis
+#   make test  - every test, against real PostgreSQL and real Artemis, on both
+#                ends of the support matrix: Python 3.11 + Django 5.2 LTS (.venv)
+#                and Python 3.13 + Django 6.1 (.venv-py313)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# The newest pair of the matrix. PY313 is found as a developer would (PATH, uv,
+# pyenv); set it to point elsewhere: make test PY313=/opt/python3.13/bin/python3.13
+PY313 ?= $(shell bin/find-python 3.13)
+NEW_DJANGO := Django>=6.1,<6.2
+VENV313 := .venv-py313
 
-.PHONY: install run test test-sqlite test-postgres lint bench clean
+.PHONY: install install-py313 run test test-sqlite test-postgres test-py313 no-py313 lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +22,15 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+$(VENV313)/.installed: pyproject.toml
+	$(PY313) -m venv $(VENV313)
+	$(VENV313)/bin/pip install --quiet --upgrade pip
+	$(VENV313)/bin/pip install --quiet -e '.[dev]' '$(NEW_DJANGO)'
+	touch $@
+
+install-py313:
+	@if [ -z "$(PY313)" ]; then $(MAKE) --no-print-directory no-py313; else $(MAKE) --no-print-directory $(VENV313)/.installed; fi
 
 run: install
 	$(BIN)/python bin/run-dev
@@ -26,8 +42,8 @@ lint: install
 
 # The whole suite on SQLite (core, contract on every provider, Artemis, services,
 # Django app, reference app, browser), then the database-backed tests again on
-# PostgreSQL.
-test: lint test-sqlite test-postgres
+# PostgreSQL; first with Python 3.11 + Django 5.2, then with Python 3.13 + Django 6.1.
+test: lint test-sqlite test-postgres test-py313
 
 test-sqlite: install
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -36,9 +52,28 @@ test-postgres: install
 	KEW_TEST_DATABASE=postgres $(BIN)/pytest $(PYTEST_ARGS) \
 		tests/contract tests/kew_django tests/project
 
+# The same two passes in .venv-py313. Without Python 3.13 this says what to install
+# and fails in CI (CI=true); elsewhere it is skipped with that message.
+test-py313:
+	@if [ -z "$(PY313)" ]; then $(MAKE) --no-print-directory no-py313; else \
+	  $(MAKE) --no-print-directory $(VENV313)/.installed && \
+	  $(VENV313)/bin/python -c 'import django, sys; print("Python", sys.version.split()[0], "Django", django.get_version())' && \
+	  $(VENV313)/bin/pytest $(PYTEST_ARGS) && \
+	  KEW_TEST_DATABASE=postgres $(VENV313)/bin/pytest $(PYTEST_ARGS) \
+	    tests/contract tests/kew_django tests/project; fi
+
+no-py313:
+	@echo "Python 3.13 not found (looked for python3.13 on PATH, uv python find 3.13, pyenv versions)."
+	@echo "The test matrix needs it for its Python 3.13 + Django 6.1 run. Install it with one of:"
+	@echo "  pyenv install 3.13    uv python install 3.13    apt-get install python3.13"
+	@echo "or point make at it: make test PY313=/path/to/python3.13"
+	@if [ "$${CI:-}" = "true" ]; then echo "CI: failing, the matrix is incomplete"; exit 1; \
+	else echo "skipping the Python 3.13 + Django 6.1 run (outside CI)"; fi
+
 bench: install
 	$(BIN)/python bench/artemis_send.py
 	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/tasks.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(VENV313) var .pytest_cache

@@ -32,6 +32,10 @@ class KewConfig(AppConfig):
 
         autodiscover_modules("consumers")
 
+        from kew_django.tasks import hooks
+
+        hooks.ready(self)  # task queues beside @consumer ones
+
 
 def kew_config() -> KewConfig:
     """Return the installed kew_django app config (its ``registry`` and ``providers``)."""

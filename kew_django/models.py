@@ -149,3 +149,48 @@ class QueuedMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue} {self.message_id or self.pk}"
+
+
+class TaskResultRecord(models.Model):
+    """The stored result of one task enqueued through ``kew_django.tasks``.
+
+    Written in the caller's transaction with the task's outbox row, updated
+    by the worker in each attempt's transaction; any process reads it.
+    """
+
+    class Status(models.TextChoices):
+        READY = "READY", "Ready"
+        RUNNING = "RUNNING", "Running"
+        FAILED = "FAILED", "Failed"
+        SUCCESSFUL = "SUCCESSFUL", "Successful"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task_path = models.CharField(max_length=300)
+    backend = models.CharField(max_length=100)
+    queue_name = models.CharField(max_length=200)
+    priority = models.IntegerField(default=0)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.READY)
+    run_after = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_attempted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    return_value = models.JSONField(null=True, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    worker_ids = models.JSONField(default=list, blank=True)
+    # The dead letter of the last failure; a requeue of it starts a new round of
+    # attempts, numbered from `round_base` + 1.
+    dead_letter_id = models.BigIntegerField(null=True, blank=True)
+    round_base = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "task result"
+        indexes = [
+            models.Index(fields=["status", "enqueued_at"], name="kew_task_status_idx"),
+            models.Index(fields=["task_path", "status"], name="kew_task_path_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_path} {self.id} ({self.status})"

@@ -13,6 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
+import django
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -56,6 +57,8 @@ INSTALLED_APPS = [
     "kew_django",
     "project.imports",
 ]
+if django.VERSION < (6, 0):  # Django 5.2: the django-tasks backport of django.tasks
+    INSTALLED_APPS.append("django_tasks")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -111,11 +114,37 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
+# E-mail: EMAIL_URL (e.g. smtp://user:pass@host:587, consolemail://), or by default
+# each message written to a file under var/mail. Django 6.1 configures mailers by
+# alias (MAILERS) and deprecates the EMAIL_BACKEND family; Django 5.2 has only those.
 if "EMAIL_URL" in env:
-    globals().update(env.email("EMAIL_URL"))  # e.g. smtp://user:pass@host:587, consolemail://
-else:  # development default: each message is written to a file under var/mail
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+    _email = env.email("EMAIL_URL")
+else:
+    _email = {
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(VAR_DIR / "mail"),
+    }
+if django.VERSION >= (6, 1):
+    _mailer_options = {
+        "EMAIL_HOST": "host",
+        "EMAIL_PORT": "port",
+        "EMAIL_HOST_USER": "username",
+        "EMAIL_HOST_PASSWORD": "password",
+        "EMAIL_USE_TLS": "use_tls",
+        "EMAIL_USE_SSL": "use_ssl",
+        "EMAIL_TIMEOUT": "timeout",
+        "EMAIL_FILE_PATH": "file_path",
+    }
+    MAILERS = {
+        "default": {
+            "BACKEND": _email["EMAIL_BACKEND"],
+            "OPTIONS": {
+                option: _email[name] for name, option in _mailer_options.items() if _email.get(name)
+            },
+        }
+    }
+else:
+    globals().update(_email)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="kew@localhost")
 
 # The reference application (project.imports): where imports may come from, how
@@ -142,6 +171,17 @@ KEW = {
 
 # Error pages (DEBUG) and error e-mails: Django's filter, plus passwords in URLs masked.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "project.debug.RedactingExceptionReporterFilter"
+
+# Django tasks (django.tasks; the django-tasks backport on Django 5.2) run through
+# Kew: enqueued in the caller's transaction, relayed to KEW's default provider and
+# run by manage.py kew_consume / kew_run with retries and dead letters. See docs/tasks.md.
+TASKS = {
+    "default": {
+        "BACKEND": "kew_django.tasks.KewTaskBackend",
+        "QUEUES": ["default", "import-maintenance"],
+        "OPTIONS": {"RETRY": env.str("KEW_TASK_RETRY", default="10s 1m 10m")},
+    }
+}
 
 LOGGING = {
     "version": 1,

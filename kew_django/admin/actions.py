@@ -80,8 +80,12 @@ class OperatorAdmin(admin.ModelAdmin):
             verb, names = self.operation(name).verb, self.opts.verbose_name_plural
             raise PermissionDenied(f"you may not {verb} {names}")
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
+    def get_actions(self, request, action_location=None):
+        # Django 6.1 passes action_location (and warns about overrides without it).
+        if action_location is None:
+            actions = super().get_actions(request)
+        else:
+            actions = super().get_actions(request, action_location)
         for operation in self.operations:
             if not self.has_operation_permission(request, operation.name):
                 actions.pop(operation.name, None)

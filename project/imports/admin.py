@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -40,6 +41,7 @@ class ImportAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [ImportedFileInline]
     list_select_related = ["requester"]
+    actions = ["resend_outcome_email"]
     readonly_fields = [
         "id",
         "requester",
@@ -59,6 +61,16 @@ class ImportAdmin(admin.ModelAdmin):
         "finished_at",
         "notified_at",
     ]
+
+    @admin.action(description="Re-send the outcome e-mail of the selected finished imports")
+    def resend_outcome_email(self, request, queryset) -> None:
+        from project.imports.tasks import resend_outcome_email
+
+        finished = queryset.exclude(finished_at=None)
+        with transaction.atomic():
+            for item in finished:
+                resend_outcome_email.enqueue(str(item.pk))
+        self.message_user(request, f"{len(finished)} outcome e-mail(s) queued.", messages.SUCCESS)
 
     def has_add_permission(self, request) -> bool:
         return False  # imports are requested through POST /imports/, which sends the message

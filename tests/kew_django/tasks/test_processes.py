@@ -1,0 +1,109 @@
+"""Tasks across processes: a worker SIGKILLed mid-task, a result read from another process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from kew_django.models import TaskResultRecord
+from kew_django.relay.publisher import Relay
+from kew_django.tasks.compat import TaskResultStatus
+from tests.kew_django.tasks import tasks
+
+ROOT = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.slow
+
+
+def django_process(*args: str, broker_url: str) -> subprocess.Popen:
+    """Start ``python *args`` with the task test settings on this test's database."""
+    database = {
+        k: connection.settings_dict[k]
+        for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+    }
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.kew_django.tasks.subprocess_settings",
+        "KEW_TEST_DB": json.dumps(database),
+        "KEW_TEST_BROKER_URL": broker_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture(params=["database", pytest.param("artemis", marks=pytest.mark.artemis)])
+def broker(request, transactional_db):
+    """A provider URL for the worker processes, and the same provider here for the relay."""
+    import kew
+    from kew_django.providers.database import DatabaseProvider
+
+    if request.param == "database":
+        url, provider = "database://?lease=2", DatabaseProvider(lease=2.0)
+    else:
+        url = request.getfixturevalue("artemis_url")
+        provider = kew.connect(url)
+    yield url, provider
+    provider.close()
+
+
+def test_a_worker_killed_mid_task_means_the_task_runs_again(broker, tmp_path):
+    url, provider = broker
+    result = tasks.slow.enqueue(str(tmp_path))
+    Relay(provider).relay_all()
+    manage = [str(ROOT / "manage.py"), "kew_consume", "default"]
+    first = django_process(*manage, broker_url=url)
+    try:
+        wait_for(lambda: list(tmp_path.glob("*.started")), 60, "the first run to start")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+    second = django_process(*manage, broker_url=url)
+    try:
+        wait_for(
+            lambda: TaskResultRecord.objects.get(pk=result.id).status == "SUCCESSFUL",
+            60,
+            "the task to run again",
+        )
+    finally:
+        second.send_signal(signal.SIGTERM)
+        output, _ = second.communicate(timeout=30)
+    result.refresh()
+    assert result.return_value == 2, output  # the second run of the function
+    assert result.attempts == 1  # the killed attempt committed nothing
+    assert len(list(tmp_path.glob("*.started"))) == 2
+
+
+def test_a_result_is_read_from_another_process(broker):
+    url, _ = broker
+    result = tasks.add.enqueue(4, 5)
+    TaskResultRecord.objects.filter(pk=result.id).update(status="SUCCESSFUL", return_value=9)
+    code = (
+        "import django, sys; django.setup(); "
+        "from tests.kew_django.tasks import tasks; "
+        "r = tasks.add.get_result(sys.argv[1]); print(r.status, r.return_value, r.args)"
+    )
+    reader = django_process("-c", code, result.id, broker_url=url)
+    output, _ = reader.communicate(timeout=60)
+    assert reader.returncode == 0, output
+    assert output.strip().splitlines()[-1] == f"{TaskResultStatus.SUCCESSFUL} 9 [4, 5]"
