@@ -28,6 +28,7 @@ from project.imports.importer import (
     PermanentImportError,
     get_importer,
     import_roots,
+    no_progress,
 )
 from project.imports.messages import (
     IMPORTS_QUEUE,
@@ -62,9 +63,11 @@ def import_exhausted(request: ImportRequest, error: BaseException | None) -> Non
     on_exhausted=import_exhausted,
     idempotent=True,
     prefetch=1,  # imports are long: hold one at a time, leave the rest to other workers
-    atomic=False,  # ... and run outside a transaction, committing the outcome in a short one
+    # ... and run outside a transaction, committing the outcome in a short one
+    # (IMPORT_IN_ONE_TRANSACTION=true restores the old mode, for bench/longwork.py)
+    atomic=settings.IMPORT_IN_ONE_TRANSACTION,
 )
-def run_import(request: ImportRequest, work: Work) -> RepeatAction | None:
+def run_import(request: ImportRequest, work: Work | None = None) -> RepeatAction | None:
     """Run the importer once; record the outcome, or ask for a retry if it may yet work.
 
     A transient failure is counted on the Import (committed at once) and
@@ -86,18 +89,18 @@ def run_import(request: ImportRequest, work: Work) -> RepeatAction | None:
         roots=import_roots(),
         options=item.options,
         attempt=attempt,
-        progress=work.progress,
+        progress=work.progress if work is not None else no_progress,
     )
     try:
         files = get_importer().run(job)
     except Cancelled:
         log.warning("import %s cancelled on request (attempt %d)", item.pk, attempt)
-        with work.commit():
+        with commit(work):
             finish(outcomes.record_cancelled, item, "cancelled on request", attempts=attempt)
         return None
     except PermanentImportError as error:
         log.warning("import %s failed permanently: %s", item.pk, error)
-        with work.commit():
+        with commit(work):
             finish(outcomes.record_failure, item, str(error), attempts=attempt)
         return None
     except LeaseLost:
@@ -106,10 +109,15 @@ def run_import(request: ImportRequest, work: Work) -> RepeatAction | None:
         log.warning("import %s attempt %d failed: %s", item.pk, attempt, error)
         outcomes.record_attempt(item.pk, describe(error))
         return RepeatAction.RETRY
-    with work.commit():
+    with commit(work):
         finish(outcomes.record_success, item, files, attempts=attempt)
     log.info("import %s succeeded: %d files", item.pk, len(files))
     return None
+
+
+def commit(work: Work | None) -> contextlib.AbstractContextManager:
+    """Return the final short transaction: the work's own (with the message id), or none."""
+    return work.commit() if work is not None else contextlib.nullcontext()
 
 
 def finish(record, item: Import, *args, **kwargs) -> None:

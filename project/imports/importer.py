@@ -66,6 +66,10 @@ class ImportJob:
     )
 
 
+def no_progress(done: int | None, total: int | None, note: str) -> None:
+    """Report progress to nobody (an import run without a ``Work``)."""
+
+
 @dataclass(frozen=True)
 class FileRecord:
     """A file an import found."""
