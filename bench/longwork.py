@@ -51,7 +51,7 @@ def environment(tmp: Path, smtp: SMTPServer, **overrides: str) -> tuple[Path, Pa
         EMAIL_URL=smtp.url,
         IMPORT_ROOTS=str(root),
         IMPORT_IMPORTER="project.imports.testing.ScriptedImporter",
-        KEW_LOG_LEVEL="WARNING",
+        KEW_LOG_LEVEL="INFO",
         **overrides,
     )
     manage(["migrate", "--noinput"], env)
