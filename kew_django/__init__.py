@@ -1,6 +1,6 @@
 """Kew for Django: a transactional outbox, a relay, consumer workers and dead letters.
 
-    from kew_django import Channel, consumer, PermanentError, RepeatAction
+    from kew_django import Channel, consumer, PermanentError, RepeatAction, Work, Cancelled
 
 Names are imported lazily, so importing ``kew_django`` loads no models.
 """
@@ -16,15 +16,18 @@ if TYPE_CHECKING:
     from kew_django.errors import KewImproperlyConfigured, PermanentError
     from kew_django.outbox import Channel
     from kew_django.providers import get_provider
+    from kew_django.workers.progress import Cancelled, Work
     from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec, consumer
 
 __all__ = [
+    "Cancelled",
     "Channel",
     "ConsumerRegistry",
     "ConsumerSpec",
     "KewImproperlyConfigured",
     "PermanentError",
     "RepeatAction",
+    "Work",
     "consumer",
     "get_provider",
 ]
@@ -33,7 +36,9 @@ if not TYPE_CHECKING:  # type checkers see the imports above; unknown names are 
     __getattr__, __dir__ = lazy_exports(
         __name__,
         {
+            "Cancelled": "kew_django.workers.progress",
             "Channel": "kew_django.outbox",
+            "Work": "kew_django.workers.progress",
             "consumer": "kew_django.workers.registry",
             "ConsumerRegistry": "kew_django.workers.registry",
             "ConsumerSpec": "kew_django.workers.registry",

@@ -1,4 +1,4 @@
-"""The outbox, dead letters, processed-message records and the database provider's queue."""
+"""The outbox, dead letters, processed-message records, the database queue, work in progress."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ class DeadLetter(models.Model):
         FAILED = "failed", "Handler failed permanently"
         UNDECODABLE = "undecodable", "Undecodable payload"
         EXHAUSTED = "exhausted", "Retries exhausted"
+        CANCELLED = "cancelled", "Cancelled by an operator"
 
     class State(models.TextChoices):
         DEAD = "dead", "Dead"
@@ -194,3 +195,45 @@ class TaskResultRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_path} {self.id} ({self.status})"
+
+
+class InProgress(models.Model):
+    """A message a worker is handling now: who holds it, since when, how far it got.
+
+    Written by the worker's heartbeat (one short write per beat) and read by
+    the admin's "in progress" view and by applications' status pages. The
+    row is deleted when the delivery is done; a row whose heartbeat is old
+    belongs to a worker that died (its message comes back when the lease
+    ends). ``cancel_requested_at`` is how an operator asks the handler to
+    stop: it learns it at its next progress report.
+    """
+
+    queue = models.CharField(max_length=200)
+    message_id = models.CharField(max_length=64, help_text="The origin id of the message.")
+    attempt = models.PositiveIntegerField(default=1, help_text="The delivery count.")
+    worker = models.CharField(max_length=200, blank=True, help_text="host, process and thread")
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    done = models.PositiveBigIntegerField(null=True, blank=True)
+    total = models.PositiveBigIntegerField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = "message in progress"
+        verbose_name_plural = "messages in progress"
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "message_id"], name="kew_in_progress_once"),
+        ]
+        permissions = [("cancel_inprogress", "Can ask messages in progress to stop")]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.message_id} (attempt {self.attempt})"
+
+    @property
+    def percent(self) -> float | None:
+        """Return how far the handler got, 0-100, if it reported a total."""
+        if self.done is None or not self.total:
+            return None
+        return min(100.0, 100.0 * self.done / self.total)

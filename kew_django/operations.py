@@ -16,7 +16,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from kew.errors import KewError
-from kew_django.models import DeadLetter, OutboxMessage
+from kew_django.models import DeadLetter, InProgress, OutboxMessage
 
 DEAD = Q(state=DeadLetter.State.DEAD)
 KEW_PREFIX = "kew-"  # Kew's own properties (kew.providers.base.DELIVERY_COUNT, ...)
@@ -184,3 +184,22 @@ def _ids(rows: QuerySet | Iterable) -> list:
 
 def _db(model) -> str:
     return router.db_for_write(model)
+
+
+CANCELLABLE = Q(cancel_requested_at__isnull=True)
+
+
+def cancel_in_progress(rows: QuerySet | Iterable, *, by: str = "admin") -> OperationResult:
+    """Ask running messages to stop; each handler learns it at its next progress report.
+
+    The flag is read by the worker's heartbeat (every few seconds); an
+    ``atomic=False`` handler then gets ``Cancelled`` from ``work.progress``.
+    Rows already asked are left alone (skipped).
+    """
+    ids = _ids(rows)
+    objects = InProgress.objects.using(_db(InProgress))
+    changed = list(objects.filter(pk__in=ids).filter(CANCELLABLE))
+    objects.filter(pk__in=[row.pk for row in changed]).update(
+        cancel_requested_at=timezone.now(), cancel_requested_by=by[:150]
+    )
+    return OperationResult(changed=changed, skipped=len(ids) - len(changed))

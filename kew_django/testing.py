@@ -22,17 +22,19 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from kew.providers.base import Provider
+from kew.message import Message
+from kew.providers.base import Delivery, Provider
 from kew.qchan.outcomes import DeliveryOutcome
 from kew.schedule import Schedule
 from kew_django.models import DeadLetter
 from kew_django.outbox.channel import Channel
 from kew_django.providers import get_provider
 from kew_django.relay.publisher import Relay
+from kew_django.workers.progress import Work
 from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec, default_registry
 from kew_django.workers.worker import Worker
 
-__all__ = ["DeliveryOutcome", "dead_letters", "drain"]
+__all__ = ["DeliveryOutcome", "dead_letters", "drain", "work_for"]
 
 
 def drain(
@@ -89,3 +91,36 @@ def dead_letters(queue: str | Channel[Any]) -> QuerySet[DeadLetter]:
 def _without_delays(spec: ConsumerSpec) -> ConsumerSpec:
     zeros = Schedule((timedelta(0),) * len(spec.schedule.intervals))
     return replace(spec, retry=zeros)
+
+
+class _HeldDelivery(Delivery):
+    """A delivery that exists only for ``work_for``: held for ever, acked into nothing."""
+
+    def __init__(self, queue: str, message_id: str | None):
+        self.queue, self.payload, self.message_id = queue, b"", message_id
+        self.properties, self.redelivered = {}, False
+
+    def ack(self) -> None:
+        """Nothing to acknowledge."""
+
+
+def work_for(
+    queue: str, *, message_id: str | None = None, attempt: int = 1, cancelled: bool = False
+) -> Work:
+    """Return a ``Work`` to call an ``atomic=False`` handler directly in a test: ``h(data, work)``.
+
+    Progress is kept in memory (``work.heartbeat``); ``cancelled=True`` makes
+    the first progress report raise ``Cancelled``. ``commit()`` opens a
+    transaction but records no message id.
+    """
+    from django.db import router
+
+    from kew_django.models import ProcessedMessage
+    from kew_django.workers.heartbeat import Heartbeat
+
+    using = router.db_for_write(ProcessedMessage)
+    heartbeat = Heartbeat(_HeldDelivery(queue, message_id), queue=queue, using=using, interval=3600)
+    if cancelled:
+        heartbeat.cancelled.set()
+    message = Message(None, message_id=message_id, delivery_count=attempt)
+    return Work(message, heartbeat, using=using, record=False)

@@ -91,9 +91,22 @@ class Delivery(ABC):
     properties: Mapping[str, str]
     redelivered: bool
 
+    #: Seconds the provider keeps this delivery from other receivers unless it is
+    #: renewed; None: for as long as the receiver's connection lives (a broker).
+    lease: float | None = None
+
     @abstractmethod
     def ack(self) -> None:
         """Acknowledge: the provider forgets the message. Call once."""
+
+    def renew(self) -> bool:
+        """Extend the lease by ``lease`` from now; return False if the delivery is no longer held.
+
+        Called by a heartbeat thread while the handler runs, so it must be
+        thread-safe. The default, for providers that hold a delivery while
+        the connection lives, does nothing.
+        """
+        return True
 
 
 class Producer(ABC):

@@ -3,11 +3,14 @@
 - ``screens``: the ModelAdmins, registered on import (admin autodiscovery);
 - ``actions``: operator actions with confirmation, permissions and audit log;
 - ``forms``: edit-and-requeue, validated against the consumer's payload type;
-- ``dashboard``: per-queue counts, relay lag and a 24-hour chart.
+- ``dashboard``: per-queue counts, relay lag and a 24-hour chart;
+- ``in_progress``: what each worker runs now (attempt, worker, heartbeat,
+  progress), with an action that asks a running message to stop.
 
 The operations themselves are plain functions in ``kew_django.operations``.
 """
 
+from kew_django.admin.in_progress import InProgressAdmin
 from kew_django.admin.screens import DeadLetterAdmin, OutboxMessageAdmin, ProcessedMessageAdmin
 
-__all__ = ["DeadLetterAdmin", "OutboxMessageAdmin", "ProcessedMessageAdmin"]
+__all__ = ["DeadLetterAdmin", "InProgressAdmin", "OutboxMessageAdmin", "ProcessedMessageAdmin"]

@@ -7,6 +7,11 @@ crashed consumer) makes the row deliverable again with ``redelivered``
 set. Several consumers share a queue: claims skip rows locked by others
 on PostgreSQL and are single UPDATE statements, serialised by the
 database, on SQLite.
+
+Leases are short (30 s by default) and renewed: the worker's heartbeat
+calls ``DatabaseDelivery.renew`` (one UPDATE of one row, from its own
+thread) while the handler runs, so a handler may run for hours and keep
+its message, and a crashed worker's message comes back within one lease.
 """
 
 from __future__ import annotations
@@ -53,14 +58,16 @@ def provider_errors():
 
 
 URL_OPTIONS = {"lease", "poll_interval"}
+DEFAULT_LEASE = 30.0
 
 
 class DatabaseProvider(Provider):
     """Queues in the ``QueuedMessage`` table of database ``using``; thread-safe.
 
     ``lease`` is how long a delivery stays invisible to other consumers
-    before it is delivered again (keep it longer than your slowest
-    handler). ``poll_interval`` bounds the wait between claims when no
+    before it is delivered again unless it is renewed (the worker's
+    heartbeat renews it every third of a lease while the handler runs).
+    ``poll_interval`` bounds the wait between claims when no
     notification arrives (PostgreSQL LISTEN/NOTIFY wakes consumers at once).
     """
 
@@ -70,7 +77,7 @@ class DatabaseProvider(Provider):
         self,
         *,
         using: str | None = None,
-        lease: float = 300.0,
+        lease: float = DEFAULT_LEASE,
         poll_interval: float | None = None,
     ):
         self.using = using or router.db_for_write(_model())
@@ -289,6 +296,24 @@ class DatabaseDelivery(Delivery):
         self._pk = row.pk
         self._token = row.lease_token
         self._consumer = consumer
+        self.lease = provider.lease.total_seconds()
+
+    def renew(self) -> bool:
+        """Move the lease's end to ``lease`` from now: one UPDATE of this row (any thread).
+
+        Returns False if the lease ran out and another consumer took the row.
+        """
+        until = timezone.now() + self._provider.lease
+        try:
+            renewed = (
+                _model()
+                .objects.using(self._provider.using)
+                .filter(pk=self._pk, lease_token=self._token)
+                .update(available_at=until, leased_until=until)
+            )
+        except provider_errors() as error:
+            raise ConnectionLost(f"database {self._provider.using!r}: {error}") from error
+        return bool(renewed)
 
     def ack(self) -> None:
         """Delete the row; if its lease ran out and another consumer took it, log and carry on."""

@@ -12,7 +12,7 @@ from kew.schedule import ExhaustedHandler, RepeatAction, RetrySpec, Schedule, as
 from kew_django.errors import KewImproperlyConfigured
 from kew_django.outbox.channel import Channel
 
-Handler = Callable[[Any], "RepeatAction | None"]
+Handler = Callable[..., "RepeatAction | None"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -26,6 +26,7 @@ class ConsumerSpec:
     on_exhausted: ExhaustedHandler[Any] | None = None
     idempotent: bool = False
     prefetch: int = 1
+    atomic: bool = True  # False: long work, run outside a transaction (``workers.long``)
 
     @property
     def name(self) -> str:
@@ -143,6 +144,7 @@ def consumer(
     on_exhausted: ExhaustedHandler[Any] | None = None,
     idempotent: bool = False,
     prefetch: int = 1,
+    atomic: bool = True,
 ) -> Callable[[Handler], Handler]:
     """Register the decorated function as the consumer of ``queue``.
 
@@ -155,6 +157,13 @@ def consumer(
     out the message becomes a DeadLetter and ``on_exhausted(data, error)``
     is called once. ``idempotent=True`` records each message id in the
     handler's transaction and skips messages already recorded.
+
+    ``atomic=False`` is for long work (minutes, hours): the handler is
+    called as ``handler(data, work)`` outside any transaction, reports
+    progress with ``work.progress(done, total, note)`` (which raises
+    ``Cancelled`` once an operator asked it to stop) and commits its final
+    writes in ``with work.commit():``, a short transaction that also
+    records the message id; see ``kew_django.workers.long``.
     """
     return default_registry().consumer(
         queue,
@@ -163,4 +172,5 @@ def consumer(
         on_exhausted=on_exhausted,
         idempotent=idempotent,
         prefetch=prefetch,
+        atomic=atomic,
     )

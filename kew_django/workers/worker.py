@@ -17,6 +17,10 @@ module only says how each step is done in Django:
   transaction, before the ack. A delivery whose ack was lost after that
   finds its dead letter and does not call ``on_exhausted`` again.
 - ``stopped``: the thread's database connections are closed.
+- ``handle``: a ``Heartbeat`` (``workers.heartbeat``) renews the lease and
+  publishes the delivery's state while it is handled, until after the ack.
+- ``atomic=False`` consumers run outside any transaction, with a ``Work``
+  for progress, cancellation and their own short commit (``workers.long``).
 
 Each worker runs on one thread (``kew_django.runner``), which calls the
 handler; never a provider's I/O thread.
@@ -34,9 +38,12 @@ from kew.providers.base import Delivery, Provider
 from kew.qchan.engine import QueueSink
 from kew.qchan.outcomes import DeliveryOutcome, WorkerStats, delivery_count
 from kew.schedule import GiveUpReason, RepeatAction
+from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
 from kew_django.models import DeadLetter, ProcessedMessage
-from kew_django.workers import deadletters
+from kew_django.workers import deadletters, long
+from kew_django.workers.heartbeat import Heartbeat
+from kew_django.workers.progress import Cancelled
 from kew_django.workers.registry import ConsumerSpec
 
 __all__ = ["DeliveryOutcome", "Worker", "WorkerStats"]
@@ -69,9 +76,25 @@ class Worker(QueueSink[Any]):
         )
         self.spec = spec
         self.using = using or router.db_for_write(DeadLetter)
+        self.heartbeat_interval = float(section("CONSUMERS").get("HEARTBEAT", 5.0))
+        self.heartbeat: Heartbeat | None = None
+
+    def handle(self, delivery: Delivery) -> DeliveryOutcome:
+        """Handle one delivery (see the engine) with a heartbeat running until after its ack."""
+        beat = Heartbeat(
+            delivery, queue=self.spec.queue, using=self.using, interval=self.heartbeat_interval
+        )
+        self.heartbeat = beat.start(eager=not self.spec.atomic)
+        try:
+            return super().handle(delivery)
+        finally:
+            self.heartbeat = None
+            beat.stop()
 
     def run_handler(self, message: Message[Any]) -> DeliveryOutcome | None:
         """Run the handler in a transaction, with the idempotency record; None: retry it."""
+        if not self.spec.atomic and self.heartbeat is not None:
+            return long.run_outside(self, message, self.heartbeat)
         with transaction.atomic(using=self.using):
             record = self._record_processed(message) if self.spec.idempotent else None
             if record is False:
@@ -125,7 +148,11 @@ class Worker(QueueSink[Any]):
                 return
             letter = deadletters.record(
                 delivery,
-                reason=DeadLetter.Reason(reason.value),
+                reason=(
+                    DeadLetter.Reason.CANCELLED
+                    if isinstance(error, Cancelled)
+                    else DeadLetter.Reason(reason.value)
+                ),
                 message_id=message_id,
                 attempts=count,
                 error=error,

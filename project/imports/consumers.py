@@ -1,8 +1,14 @@
 """The consumers of the imports app: run an import, then e-mail its outcome.
 
-Both are idempotent: kew_django records each message id in the handler's
-transaction, so a redelivered message has no second effect. The Import's
-state machine (``outcomes``) refuses a second outcome besides.
+Both are idempotent: kew_django records each message id with the
+handler's final writes, so a redelivered message has no second effect.
+The Import's state machine (``outcomes``) refuses a second outcome besides.
+
+The import is long work (``atomic=False``): the importer runs outside any
+database transaction, so the web and the relay keep writing meanwhile
+(on SQLite too), reports its progress per file and per byte through
+``work.progress`` and can be cancelled; its outcome, with the message id,
+is committed in one short ``work.commit()`` transaction.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ from pathlib import Path
 from django.conf import settings
 
 from kew.schedule import RepeatAction
-from kew_django import PermanentError, consumer
+from kew_django import Cancelled, PermanentError, Work, consumer
+from kew_django.workers.progress import LeaseLost
 from project.imports import outcomes
 from project.imports.importer import (
     ImportJob,
     PermanentImportError,
     get_importer,
     import_roots,
+    no_progress,
 )
 from project.imports.messages import (
     IMPORTS_QUEUE,
@@ -55,13 +63,17 @@ def import_exhausted(request: ImportRequest, error: BaseException | None) -> Non
     on_exhausted=import_exhausted,
     idempotent=True,
     prefetch=1,  # imports are long: hold one at a time, leave the rest to other workers
+    # ... and run outside a transaction, committing the outcome in a short one
+    # (IMPORT_IN_ONE_TRANSACTION=true restores the old mode, for bench/longwork.py)
+    atomic=settings.IMPORT_IN_ONE_TRANSACTION,
 )
-def run_import(request: ImportRequest) -> RepeatAction | None:
+def run_import(request: ImportRequest, work: Work | None = None) -> RepeatAction | None:
     """Run the importer once; record the outcome, or ask for a retry if it may yet work.
 
-    A transient failure is counted on the Import (committed with this
-    handler's transaction) and answered with REPEAT, so the attempt and its
-    error show on the status page while the retry waits.
+    A transient failure is counted on the Import (committed at once) and
+    answered with RETRY, so the attempt and its error show on the status
+    page while the retry waits. A cancel (``Cancelled`` from the importer's
+    progress report) ends the import as cancelled, with its one notice.
     """
     item = Import.objects.filter(pk=request.import_id).first()
     if item is None:
@@ -77,20 +89,35 @@ def run_import(request: ImportRequest) -> RepeatAction | None:
         roots=import_roots(),
         options=item.options,
         attempt=attempt,
+        progress=work.progress if work is not None else no_progress,
     )
     try:
         files = get_importer().run(job)
+    except Cancelled:
+        log.warning("import %s cancelled on request (attempt %d)", item.pk, attempt)
+        with commit(work):
+            finish(outcomes.record_cancelled, item, "cancelled on request", attempts=attempt)
+        return None
     except PermanentImportError as error:
         log.warning("import %s failed permanently: %s", item.pk, error)
-        finish(outcomes.record_failure, item, str(error), attempts=attempt)
+        with commit(work):
+            finish(outcomes.record_failure, item, str(error), attempts=attempt)
         return None
+    except LeaseLost:
+        raise  # another worker runs this import now: stop, commit nothing
     except Exception as error:  # transient, or unexpected: both deserve another try
         log.warning("import %s attempt %d failed: %s", item.pk, attempt, error)
         outcomes.record_attempt(item.pk, describe(error))
         return RepeatAction.RETRY
-    finish(outcomes.record_success, item, files, attempts=attempt)
+    with commit(work):
+        finish(outcomes.record_success, item, files, attempts=attempt)
     log.info("import %s succeeded: %d files", item.pk, len(files))
     return None
+
+
+def commit(work: Work | None) -> contextlib.AbstractContextManager:
+    """Return the final short transaction: the work's own (with the message id), or none."""
+    return work.commit() if work is not None else contextlib.nullcontext()
 
 
 def finish(record, item: Import, *args, **kwargs) -> None:

@@ -15,7 +15,7 @@ import fnmatch
 import hashlib
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,16 @@ class ImportJob:
     roots: tuple[Path, ...]
     options: Mapping[str, Any] = field(default_factory=dict)
     attempt: int = 1
+    #: ``progress(done, total, note)``: report how far the import got (cheap: call it per
+    #: chunk). The consumer passes kew_django's ``Work.progress``, which raises
+    #: ``kew_django.Cancelled`` once the import is to stop: let it propagate.
+    progress: Callable[[int | None, int | None, str], None] = field(
+        default=lambda done, total, note: None, compare=False
+    )
+
+
+def no_progress(done: int | None, total: int | None, note: str) -> None:
+    """Report progress to nobody (an import run without a ``Work``)."""
 
 
 @dataclass(frozen=True)
@@ -109,23 +119,46 @@ class FilesystemImporter(Importer):
         return cleaned
 
     def run(self, job: ImportJob) -> list[FileRecord]:
+        """Checksum every file, reporting progress in bytes (and which file) as it goes."""
         source = self.check_source(job)
         include = job.options.get("include")
         limit = job.options.get("max_files")
         records: list[FileRecord] = []
         try:
+            count, total = self.measure(source, include)
+            meter = Meter(job.progress, total, count)
             for opener, relative in self.walk(source):
                 shown = display_name(relative)
                 if include and not fnmatch.fnmatch(shown, include):
                     continue
                 if limit is not None and len(records) >= limit:
                     raise PermanentImportError(f"more than {limit} files under {source}")
-                record = self.record(opener, shown)
+                meter.next_file(shown)
+                self.before_file(job, meter)
+                record = self.record(opener, shown, meter)
                 if record is not None:
                     records.append(record)
+            meter.report()
         except OSError as error:  # from walking the tree
             raise classify(error, display_name(str(error.filename or source))) from error
         return records
+
+    def measure(self, source: Path, include: str | None) -> tuple[int, int]:
+        """Return how many regular files and bytes the import will read (for its progress)."""
+        count = total = 0
+        for opener, relative in self.walk(source):
+            if include and not fnmatch.fnmatch(display_name(relative), include):
+                continue
+            try:
+                info = os.stat(opener.name, dir_fd=opener.dir_fd, follow_symlinks=False)
+            except OSError:
+                continue  # gone meanwhile: the import pass says what became of it
+            if stat.S_ISREG(info.st_mode):
+                count, total = count + 1, total + info.st_size
+        return count, total
+
+    def before_file(self, job: ImportJob, meter: Meter) -> None:
+        """Hook run before each file is read (the scripted test importer waits here)."""
 
     def check_source(self, job: ImportJob) -> Path:
         """Return the source, resolved again: it may have moved since it was requested."""
@@ -159,7 +192,7 @@ class FilesystemImporter(Importer):
                 relative = Path(folder, name).relative_to(source).as_posix()
                 yield Opener(name, dir_fd), relative
 
-    def record(self, opener: Opener, shown: str) -> FileRecord | None:
+    def record(self, opener: Opener, shown: str, meter: Meter | None = None) -> FileRecord | None:
         """Checksum one entry if it is a regular file (else None); OS errors become ImportFailed."""
         try:
             fd = opener.open()
@@ -176,9 +209,42 @@ class FilesystemImporter(Importer):
                 while chunk := stream.read(CHUNK):
                     digest.update(chunk)
                     size += len(chunk)
+                    if meter is not None:
+                        meter.add(len(chunk))
         except OSError as error:
             raise classify(error, shown) from error
         return FileRecord(shown, size, digest.hexdigest())
+
+
+class Meter:
+    """Count the bytes and files an import has read, and report them through ``progress``."""
+
+    def __init__(
+        self, progress: Callable[[int | None, int | None, str], None], total: int, files: int
+    ):
+        self.progress = progress
+        self.total = total
+        self.files = files
+        self.done = 0
+        self.file = 0
+        self.name = ""
+
+    def next_file(self, name: str) -> None:
+        """Start the next file; report."""
+        self.file += 1
+        self.name = name
+        self.report()
+
+    def add(self, size: int) -> None:
+        """Count ``size`` more bytes read; report."""
+        self.done += size
+        self.report()
+
+    def report(self) -> None:
+        """Report bytes done of the total, and which file of how many."""
+        total = max(self.total, self.done)
+        note = f"file {self.file} of {max(self.files, self.file)}: {self.name}" if self.name else ""
+        self.progress(self.done, total, note)
 
 
 @dataclass(frozen=True)

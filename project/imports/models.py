@@ -1,7 +1,9 @@
 """Imports and the files they brought in.
 
 An Import is accepted ``pending`` and ends in exactly one outcome,
-``succeeded`` or ``failed``. The outcome is written by a conditional
+``succeeded``, ``failed`` or ``cancelled``. While a worker runs it, its
+state and progress are kew_django's ``InProgress`` row of its message
+(``message_id``); the status page shows it as ``running``. The outcome is written by a conditional
 UPDATE that only matches a pending row, so a second outcome for the same
 import is refused by the database itself, whichever process tries.
 """
@@ -24,6 +26,7 @@ class Import(models.Model):
         PENDING = "pending", "pending"
         SUCCEEDED = "succeeded", "succeeded"
         FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     requester = models.ForeignKey(
@@ -40,6 +43,9 @@ class Import(models.Model):
     root = models.CharField(max_length=4096, help_text="The import root the path lies in.")
     email = models.EmailField(help_text="Who is told the outcome: the requester's address.")
     options = models.JSONField(default=dict, blank=True)
+    message_id = models.CharField(
+        max_length=64, blank=True, help_text="The id of its message on the imports queue."
+    )
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0, help_text="Runs of the importer so far.")
     last_error = models.TextField(blank=True, help_text="The latest failed attempt's error.")

@@ -1,4 +1,4 @@
-"""The Import state machine: pending -> succeeded | failed, once, with one notice.
+"""The Import state machine: pending -> succeeded | failed | cancelled, once, with one notice.
 
 Every transition is a conditional UPDATE that matches only a pending row,
 so two processes racing to record an outcome cannot both win: the loser
@@ -54,6 +54,15 @@ def record_failure(import_id: str, error: str, *, attempts: int | None = None) -
     """Record that the import failed because of ``error``, and send its notice."""
     with transaction.atomic():
         fields = {"status": Import.Status.FAILED, "error": error}
+        if attempts is not None:
+            fields["attempts"] = attempts
+        _finish(import_id, **fields)
+
+
+def record_cancelled(import_id: str, note: str = "", *, attempts: int | None = None) -> None:
+    """Record that the import was cancelled (by its requester or an operator); send its notice."""
+    with transaction.atomic():
+        fields: dict = {"status": Import.Status.CANCELLED, "error": note or "cancelled on request"}
         if attempts is not None:
             fields["attempts"] = attempts
         _finish(import_id, **fields)

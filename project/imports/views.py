@@ -20,7 +20,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -30,6 +30,8 @@ from project.imports.auth import BadToken, authenticate, csrf_failure
 from project.imports.importer import get_importer, import_roots
 from project.imports.messages import ImportRequest, import_requests
 from project.imports.models import Import
+from project.imports.outcomes import OutcomeAlreadyRecorded
+from project.imports.progress import cancel, running_state
 from project.imports.validation import InvalidRequest, clean_email, parse_import_request
 
 PAGE_SIZE = 20
@@ -120,7 +122,8 @@ def create_import(request: HttpRequest) -> HttpResponse:
             email=email,
             options=spec.options,
         )
-        import_requests.send(ImportRequest(import_id=str(item.pk)))
+        row = import_requests.send(ImportRequest(import_id=str(item.pk)))
+        Import.objects.filter(pk=item.pk).update(message_id=str(row.pk))
     status_url = request.build_absolute_uri(item.get_absolute_url())
     response = JsonResponse(
         {"id": str(item.pk), "status": item.status, "status_url": status_url}, status=202
@@ -140,22 +143,53 @@ def import_detail(request: HttpRequest, pk: str) -> HttpResponse:
         raise Http404("no such import")
     files = list(item.files.all()[:FILES_SHOWN])
     if wants_html(request):
-        return render(request, "imports/detail.html", {"import": item, "files": files})
+        context = {"import": item, "files": files, "run": running_state(item)}
+        return render(request, "imports/detail.html", context)
     body = summary(request, item)
     body["files"] = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
     return JsonResponse(body)
 
 
+@csrf_exempt
+@require_http_methods(["POST"])
+def import_cancel(request: HttpRequest, pk: str) -> HttpResponse:
+    """Ask an import to stop (``POST /imports/<id>/cancel``): 202 running, 200 cancelled, 409 done.
+
+    CSRF-exempt and checked here, as ``POST /imports/`` is.
+    """
+    refused = require_user(request)
+    if refused is not None:
+        return refused
+    failure = csrf_failure(request)
+    if failure is not None:
+        return JsonResponse({"error": failure}, status=403)
+    item = visible_imports(request).filter(pk=pk).first()
+    if item is None:
+        raise Http404("no such import")
+    try:
+        status = cancel(item, by=request.user.get_username())
+    except OutcomeAlreadyRecorded:
+        item.refresh_from_db()
+        body = {"error": f"the import has its outcome already: {item.status}"}
+        return JsonResponse({**body, "status": item.status}, status=409)
+    if wants_html(request):
+        return HttpResponseRedirect(f"{item.get_absolute_url()}?format=html", status=303)
+    answer = {"id": str(item.pk), "status": status, "cancel_requested": True}
+    return JsonResponse(answer, status=202 if status == "running" else 200)
+
+
 def summary(request: HttpRequest, item: Import) -> dict[str, Any]:
-    """Return the JSON form of one import."""
+    """Return the JSON form of one import; ``status`` is ``running`` while a worker runs it."""
+    run = running_state(item)
     return {
         "id": str(item.pk),
         "status_url": request.build_absolute_uri(item.get_absolute_url()),
         "path": item.requested_path,
         "email": item.email,
         "options": item.options,
-        "status": item.status,
+        "status": run.status if run else item.status,
         "attempts": item.attempts,
+        **(run.as_json() if run else {}),
         "last_error": item.last_error or None,
         "error": item.error or None,
         "file_count": item.file_count,

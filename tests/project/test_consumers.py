@@ -11,9 +11,10 @@ from django.core import mail
 from kew.schedule import RepeatAction
 from kew_django import PermanentError
 from kew_django.models import OutboxMessage
+from kew_django.testing import work_for
 from project.imports import outcomes
 from project.imports.consumers import import_exhausted, notify, run_import
-from project.imports.messages import OUTCOMES_QUEUE, ImportRequest, OutcomeNotice
+from project.imports.messages import IMPORTS_QUEUE, OUTCOMES_QUEUE, ImportRequest, OutcomeNotice
 from project.imports.models import Import
 from project.imports.notifications import outcome_message_id
 
@@ -33,8 +34,9 @@ def make(import_root):
     return make
 
 
-def run(item: Import) -> RepeatAction | None:
-    result = run_import(ImportRequest(import_id=str(item.pk)))
+def run(item: Import, *, cancelled: bool = False) -> RepeatAction | None:
+    work = work_for(IMPORTS_QUEUE, cancelled=cancelled)
+    result = run_import(ImportRequest(import_id=str(item.pk)), work)
     item.refresh_from_db()
     return result
 
@@ -50,6 +52,22 @@ def test_a_good_import_succeeds_with_its_files(make):
     assert (item.status, item.attempts, item.file_count) == ("succeeded", 1, 1)
     assert item.files.get().path == "data.txt"
     assert notices(item) == 1
+
+
+def test_a_cancelled_import_stops_at_its_first_progress_report_with_one_notice(make):
+    item = make("fine")
+    assert run(item, cancelled=True) is None
+    assert (item.status, item.error, item.file_count) == ("cancelled", "cancelled on request", 0)
+    assert not item.files.exists()
+    assert notices(item) == 1
+
+
+def test_an_import_reports_its_progress_in_bytes_and_files(make):
+    item = make("fine")
+    work = work_for(IMPORTS_QUEUE)
+    run_import(ImportRequest(import_id=str(item.pk)), work)
+    done, total, note = work.heartbeat._progress
+    assert done == total == 4 and note == "file 1 of 1: data.txt"
 
 
 def test_a_transient_failure_asks_for_a_retry_and_counts_the_attempt(make):
@@ -94,7 +112,10 @@ def test_exhausted_retries_fail_the_import_with_the_last_error(make):
 
 def test_an_unknown_import_is_a_permanent_error():
     with pytest.raises(PermanentError):
-        run_import(ImportRequest(import_id="6f1c2a43-3f43-4f5e-a2b0-000000000000"))
+        run_import(
+            ImportRequest(import_id="6f1c2a43-3f43-4f5e-a2b0-000000000000"),
+            work_for(IMPORTS_QUEUE),
+        )
     with pytest.raises(PermanentError):
         notify(OutcomeNotice(import_id="6f1c2a43-3f43-4f5e-a2b0-000000000000"))
 
