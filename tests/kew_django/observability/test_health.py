@@ -99,8 +99,6 @@ def test_a_port_in_use_is_a_clear_error():
     first = HealthServer(port=0, liveness=Liveness())
     try:
         with pytest.raises(ConfigurationError, match="cannot serve metrics on 127.0.0.1:"):
-            Observability(
-                kind="relay", queues=[], provider=None, port=first.port, heartbeat=False
-            )
+            Observability(kind="relay", queues=[], provider=None, port=first.port, heartbeat=False)
     finally:
         first.server.server_close()

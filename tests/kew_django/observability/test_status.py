@@ -24,7 +24,8 @@ def status_lines() -> list[str]:
 
 def test_kew_status_prints_backlog_oldest_in_progress_dead_letters_and_workers(db, queue):
     Channel(queue, payload=Job).send_many([Job(1), Job(2), Job(3)])
-    OutboxMessage.objects.filter(queue=queue).update(created_at=timezone.now() - timedelta(minutes=90))
+    an_hour_and_a_half_ago = timezone.now() - timedelta(minutes=90)
+    OutboxMessage.objects.filter(queue=queue).update(created_at=an_hour_and_a_half_ago)
     DeadLetter.objects.create(queue=queue, payload=b"{}", reason="exhausted")
     beat = Heartbeat(kind="consume", queues=[queue], in_progress=lambda: {queue: 2})
     beat.beat()

@@ -92,7 +92,10 @@ def test_a_requeued_dead_letter_stays_in_the_original_trace(database_provider, q
     assert requeued.headers["traceparent"].split("-")[1] == f"{trace_id:032x}"
 
 
-@pytest.mark.parametrize("headers", [{}, {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}])
+GIVEN = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+
+
+@pytest.mark.parametrize("headers", [{}, {"traceparent": GIVEN}])
 def test_without_a_current_span_nothing_is_added_and_a_given_context_is_kept(db, queue, headers):
     row = Channel(queue, payload=Job).send(Job(1), properties=headers)
     assert row.headers.get("traceparent") == headers.get("traceparent")
