@@ -10,7 +10,6 @@ the rest works (``/metrics`` says what to install). See docs/operations.md.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,11 @@ log = logging.getLogger(__name__)
 
 def metrics_available() -> bool:
     """Return whether ``prometheus_client`` is installed."""
-    return importlib.util.find_spec("prometheus_client") is not None
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class Observability:
