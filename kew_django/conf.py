@@ -27,7 +27,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "TOKEN": "",  # lets a non-staff scraper read the web view (Authorization: Bearer ...)
         "TRACING": True,  # OpenTelemetry spans, when its API is installed
         "LIVENESS_TIMEOUT": 120.0,  # seconds a loop may go without turning before /healthz fails
-        "HEARTBEAT_INTERVAL": 15.0,  # seconds between writes of the process's KewProcess row
+        "RECORD_INTERVAL": 15.0,  # seconds between writes of the process's KewProcess row
     },
 }
 

@@ -155,8 +155,8 @@ class KewProcess(models.Model):
     """A running relay or consumer process, as it last said it was alive (``kew_status``).
 
     Each long-running Kew command writes its row every
-    ``KEW["OBSERVABILITY"]["HEARTBEAT_INTERVAL"]`` seconds; rows not seen
-    for a day are deleted by the next heartbeat of any process.
+    ``KEW["OBSERVABILITY"]["RECORD_INTERVAL"]`` seconds; rows not seen
+    for a day are deleted by the next write of any process.
     """
 
     name = models.CharField(max_length=200, unique=True)  # host:pid:start

@@ -3,7 +3,7 @@
 ``Observability`` is what one long-running command (kew_relay,
 kew_consume, kew_run) sets up: the observer its relay and workers call,
 the ``/metrics`` ``/healthz`` ``/readyz`` server when a port is given,
-and its heartbeat row for ``kew_status``. Metrics need
+and its process record for ``kew_status``. Metrics need
 ``prometheus_client`` and traces the OpenTelemetry API; without them
 the rest works (``/metrics`` says what to install). See docs/operations.md.
 """
@@ -34,11 +34,11 @@ def metrics_available() -> bool:
 
 
 class Observability:
-    """The observer, health server and heartbeat of one process; ``start`` then ``close``.
+    """The observer, health server and process record of one process; ``start`` then ``close``.
 
     ``port`` (or ``KEW["OBSERVABILITY"]["PORT"]``; 0 picks a free one, see
     ``port`` after ``start``) turns on metrics and the health server;
-    ``heartbeat=False`` leaves no ``KewProcess`` row (tests, ``--once``).
+    ``record=False`` leaves no ``KewProcess`` row (tests, ``--once``).
     """
 
     def __init__(
@@ -48,13 +48,13 @@ class Observability:
         queues: list[str],
         provider: Provider | None,
         port: int | None = None,
-        heartbeat: bool = True,
+        record: bool = True,
         using: str = "default",
     ):
         from kew_django.conf import section
         from kew_django.observability import tracing
         from kew_django.observability.health import HealthServer, Liveness
-        from kew_django.observability.processes import Heartbeat
+        from kew_django.observability.processes import ProcessRecord
 
         config = section("OBSERVABILITY")
         port = config.get("PORT") if port is None else port
@@ -92,14 +92,14 @@ class Observability:
             except OSError as error:
                 where = f"{address}:{port}"
                 raise ConfigurationError(f"cannot serve metrics on {where}: {error}") from None
-        self.heartbeat = (
-            Heartbeat(
+        self.record = (
+            ProcessRecord(
                 kind=kind,
                 queues=queues,
-                interval=float(config["HEARTBEAT_INTERVAL"]),
+                interval=float(config["RECORD_INTERVAL"]),
                 in_progress=lambda: dict(self.liveness.in_progress),
             )
-            if heartbeat
+            if record
             else None
         )
 
@@ -109,25 +109,25 @@ class Observability:
         return self.server.port if self.server is not None else None
 
     def start(self) -> Observability:
-        """Start the health server and the heartbeat; return self."""
+        """Start the health server and the process record; return self."""
         if self.server is not None:
             self.server.start()
             log.info("kew: /metrics /healthz /readyz on port %d", self.server.port)
-        if self.heartbeat is not None:
-            self.heartbeat.start()
+        if self.record is not None:
+            self.record.start()
         return self
 
     def close(self) -> None:
-        """Stop serving and remove the heartbeat row."""
+        """Stop serving and remove the process record."""
         if self.server is not None:
             self.server.close()
-        if self.heartbeat is not None:
-            self.heartbeat.close()
+        if self.record is not None:
+            self.record.close()
 
 
 @contextmanager
 def observed(runner: Any, kind: str, port: int | None) -> Iterator[Observability]:
-    """Give ``runner`` (and its relay) an observer, health server and heartbeat while it runs."""
+    """Give ``runner`` (and its relay) an observer, a health server and a process record."""
     from django.core.management.base import CommandError
 
     queues = [spec.queue for spec in runner.specs]

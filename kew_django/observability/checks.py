@@ -6,7 +6,7 @@ from django.core import checks
 
 from kew_django.conf import DEFAULTS, kew_settings
 
-NUMBERS = ("LIVENESS_TIMEOUT", "HEARTBEAT_INTERVAL")
+NUMBERS = ("LIVENESS_TIMEOUT", "RECORD_INTERVAL")
 
 
 @checks.register("kew")

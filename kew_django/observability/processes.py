@@ -1,6 +1,6 @@
-"""The heartbeat of a long-running Kew process: its ``KewProcess`` row, for ``kew_status``.
+"""The process record of a long-running Kew process: its ``KewProcess`` row, for ``kew_status``.
 
-``Heartbeat`` writes the row at start, then every ``interval`` seconds
+``ProcessRecord`` writes the row at start, then every ``interval`` seconds
 from a daemon thread of its own (one UPDATE; a database error is logged
 and tried again next time), and deletes it at ``close``. A process that
 dies leaves its row, which then ages: ``kew_status`` shows only rows seen
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 FORGET_AFTER = timedelta(days=1)
 
 
-class Heartbeat:
+class ProcessRecord:
     """Keep this process's ``KewProcess`` row fresh; ``in_progress()`` gives queue -> count."""
 
     def __init__(
@@ -45,9 +45,9 @@ class Heartbeat:
         self.interval = interval
         self.in_progress = in_progress
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kew-heartbeat", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="kew-process-record", daemon=True)
 
-    def start(self) -> Heartbeat:
+    def start(self) -> ProcessRecord:
         """Write the row and start the thread; return self."""
         self._thread.start()
         return self
@@ -71,14 +71,14 @@ class Heartbeat:
                 try:
                     self.beat()
                 except Exception as error:  # noqa: BLE001 - tried again next time
-                    log.warning("heartbeat of %s not written: %s", self.name, error)
+                    log.warning("process record %s not written: %s", self.name, error)
                     close_db_connections()
                 if self._stop.wait(self.interval):
                     break
             if self.row.pk is not None:
                 KewProcess.objects.filter(pk=self.row.pk).delete()
         except Exception as error:  # noqa: BLE001 - the row then ages out
-            log.debug("heartbeat of %s not removed: %s", self.name, error)
+            log.debug("process record %s not removed: %s", self.name, error)
         finally:
             close_db_connections()
 

@@ -19,7 +19,7 @@ def test_readyz_turns_unready_while_the_broker_is_stopped_and_ready_when_it_retu
 ):
     provider = kew.connect(artemis_url)
     observability = Observability(
-        kind="consume", queues=[], provider=provider, port=0, heartbeat=False
+        kind="consume", queues=[], provider=provider, port=0, record=False
     ).start()
     port = observability.port
     assert port
@@ -92,13 +92,13 @@ def test_metrics_and_unknown_paths_answer_clearly_without_a_registry():
 @pytest.mark.parametrize("port", [-1, 70000, "9100"])
 def test_a_bad_port_is_a_clear_error(port):
     with pytest.raises(ConfigurationError, match="a metrics port is a number from 0 to 65535"):
-        Observability(kind="relay", queues=[], provider=None, port=port, heartbeat=False)
+        Observability(kind="relay", queues=[], provider=None, port=port, record=False)
 
 
 def test_a_port_in_use_is_a_clear_error():
     first = HealthServer(port=0, liveness=Liveness())
     try:
         with pytest.raises(ConfigurationError, match="cannot serve metrics on 127.0.0.1:"):
-            Observability(kind="relay", queues=[], provider=None, port=first.port, heartbeat=False)
+            Observability(kind="relay", queues=[], provider=None, port=first.port, record=False)
     finally:
         first.server.server_close()

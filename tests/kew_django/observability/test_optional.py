@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(
 
     assert not metrics_available() and not tracing.available()
     assert tracing.outbox_headers("q", {"a": "b"}, 1) == {"a": "b"}
-    obs = Observability(kind="relay", queues=[], provider=None, port=0, heartbeat=False).start()
+    obs = Observability(kind="relay", queues=[], provider=None, port=0, record=False).start()
     answers = {}
     for path in ("/metrics", "/healthz"):
         try:

@@ -26,11 +26,9 @@ def test_prometheus_reads_back_sent_handled_retried_and_dead(provider, queue, pr
 
     jobs = [Job(n) for n in range(7)] + [Job(7, "flaky"), Job(8, "flaky"), Job(9, "dead")]
     Channel(queue, payload=Job).send_many(jobs)
-    relaying = Observability(
-        kind="relay", queues=[queue], provider=provider, port=0, heartbeat=False
-    )
+    relaying = Observability(kind="relay", queues=[queue], provider=provider, port=0, record=False)
     consuming = Observability(
-        kind="consume", queues=[queue], provider=provider, port=0, heartbeat=False
+        kind="consume", queues=[queue], provider=provider, port=0, record=False
     )
     relay = Relay(provider, queues=[queue], poll_interval=0.1, observer=relaying.observer)
     stats = WorkerStats()

@@ -1,4 +1,4 @@
-"""manage.py kew_status, the heartbeat rows it reads, and the web view of the gauges."""
+"""manage.py kew_status, the process records it reads, and the web view of the gauges."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from kew_django import Channel
 from kew_django.models import DeadLetter, KewProcess, OutboxMessage
-from kew_django.observability.processes import Heartbeat
+from kew_django.observability.processes import ProcessRecord
 from tests.kew_django.conftest import Job
 
 
@@ -27,7 +27,7 @@ def test_kew_status_prints_backlog_oldest_in_progress_dead_letters_and_workers(d
     an_hour_and_a_half_ago = timezone.now() - timedelta(minutes=90)
     OutboxMessage.objects.filter(queue=queue).update(created_at=an_hour_and_a_half_ago)
     DeadLetter.objects.create(queue=queue, payload=b"{}", reason="exhausted")
-    beat = Heartbeat(kind="consume", queues=[queue], in_progress=lambda: {queue: 2})
+    beat = ProcessRecord(kind="consume", queues=[queue], in_progress=lambda: {queue: 2})
     beat.beat()
     KewProcess.objects.create(
         name="gone:1:x", kind="relay", host="gone", pid=1, seen_at=timezone.now() - timedelta(1)
@@ -55,8 +55,8 @@ def test_kew_status_refuses_a_bad_window(db):
         call_command("kew_status", recent=0)
 
 
-def test_a_heartbeat_row_comes_and_goes(transactional_db):
-    beat = Heartbeat(kind="relay", queues=[], interval=0.05).start()
+def test_a_process_record_comes_and_goes(transactional_db):
+    beat = ProcessRecord(kind="relay", queues=[], interval=0.05).start()
     try:
         import time
 
