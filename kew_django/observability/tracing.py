@@ -3,8 +3,8 @@
 Nothing happens without the OpenTelemetry API (``pip install kew[tracing]``),
 and next to nothing without an SDK configured by the application.
 
-- ``Channel.send`` starts a short PRODUCER span ``create <queue>`` (a child
-  of whatever span is current: the web request's) and stores its context
+- ``Channel.send``, inside a span (the web request's), starts a short
+  PRODUCER span ``create <queue>``, a child of it, and stores its context
   in the outbox row's headers as ``traceparent`` / ``tracestate``; the
   relay publishes headers as message properties, so they travel through
   any provider. A header the caller set is kept as it is.
@@ -55,6 +55,8 @@ def outbox_headers(queue: str, headers: dict[str, str], count: int) -> dict[str,
     """Return ``headers`` with the trace context of a new ``create`` span, if tracing is on."""
     if trace is None or TRACEPARENT in headers:
         return headers
+    if not trace.get_current_span().get_span_context().is_valid:
+        return headers  # no trace to continue: a message sent outside any span carries none
     tracer = trace.get_tracer(TRACER_NAME)
     attributes: dict[str, Any] = {
         "messaging.destination.name": queue,
