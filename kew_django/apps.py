@@ -29,6 +29,7 @@ class KewConfig(AppConfig):
 
     def ready(self) -> None:
         from kew_django import checks  # noqa: F401 - registers the system checks
+        from kew_django.observability import checks as _  # noqa: F401 - and KEW["OBSERVABILITY"]'s
 
         autodiscover_modules("consumers")
 

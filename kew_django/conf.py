@@ -22,6 +22,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "PROGRESS_INTERVAL": 60.0,
         "HEARTBEAT": 5.0,  # seconds between a running handler's beats (lease/3 at most)
     },
+    "OBSERVABILITY": {  # see docs/operations.md
+        "PORT": None,  # /metrics, /healthz, /readyz of kew_relay/kew_consume/kew_run (None: off)
+        "ADDRESS": "127.0.0.1",  # where that port listens ("0.0.0.0" in a container)
+        "TOKEN": "",  # lets a non-staff scraper read the web view (Authorization: Bearer ...)
+        "TRACING": True,  # OpenTelemetry spans, when its API is installed
+        "LIVENESS_TIMEOUT": 120.0,  # seconds a loop may go without turning before /healthz fails
+        "RECORD_INTERVAL": 15.0,  # seconds between writes of the process's KewProcess row
+    },
 }
 
 
@@ -38,6 +46,6 @@ def kew_settings() -> dict[str, Any]:
 
 
 def section(name: str) -> dict[str, Any]:
-    """Return one section of the KEW setting (RELAY, CONSUMERS, PROVIDERS)."""
+    """Return one section of the KEW setting (RELAY, CONSUMERS, PROVIDERS, OBSERVABILITY)."""
     value = kew_settings().get(name)
     return value if isinstance(value, dict) else dict(DEFAULTS[name])

@@ -237,3 +237,28 @@ class InProgress(models.Model):
         if self.done is None or not self.total:
             return None
         return min(100.0, 100.0 * self.done / self.total)
+
+
+class KewProcess(models.Model):
+    """A running relay or consumer process, as it last said it was alive (``kew_status``).
+
+    Each long-running Kew command writes its row every
+    ``KEW["OBSERVABILITY"]["RECORD_INTERVAL"]`` seconds; rows not seen
+    for a day are deleted by the next write of any process.
+    """
+
+    name = models.CharField(max_length=200, unique=True)  # host:pid:start
+    kind = models.CharField(max_length=16)  # relay, consume, run
+    host = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list, blank=True)
+    in_progress = models.JSONField(default=dict, blank=True)  # queue -> deliveries in hand
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = "Kew process"
+        verbose_name_plural = "Kew processes"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"

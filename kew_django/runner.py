@@ -11,6 +11,7 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any
 
+from kew.qchan.observe import EngineObserver
 from kew.schedule import parse_interval
 from kew_django.conf import section
 from kew_django.providers import get_provider
@@ -49,6 +50,7 @@ class Runner:
         concurrency: int | None = None,
         poll_interval: float | None = None,
         progress_interval: float | None = None,
+        observer: EngineObserver | None = None,
     ):
         config = section("CONSUMERS")
         self.specs = specs
@@ -59,6 +61,7 @@ class Runner:
         interval = config["PROGRESS_INTERVAL"] if progress_interval is None else progress_interval
         self.progress_interval = float(interval)
         self.stats = {spec.queue: WorkerStats() for spec in specs}
+        self.observer = observer  # given to every worker (kew_django.observability)
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
 
@@ -74,6 +77,7 @@ class Runner:
                     self.provider,
                     poll_interval=self.poll_interval,
                     stats=self.stats[spec.queue],
+                    observer=self.observer,
                 )
                 self._spawn(f"kew-consume-{spec.queue}-{n}", worker.run)
         queues = ", ".join(s.queue for s in self.specs) or "no queues"

@@ -168,6 +168,12 @@ KEW = {
         "RETENTION": env.str("KEW_RELAY_RETENTION", default="7d"),
     },
     "CONSUMERS": {"CONCURRENCY": env.int("KEW_CONSUMER_CONCURRENCY", default=1)},
+    "OBSERVABILITY": {
+        # /metrics /healthz /readyz of the Kew commands (unset: off); docs/operations.md
+        "PORT": env.int("KEW_METRICS_PORT", default=None),
+        "ADDRESS": env.str("KEW_METRICS_ADDRESS", default="127.0.0.1"),
+        "TOKEN": env.str("KEW_METRICS_TOKEN", default=""),  # for /kew/metrics without a login
+    },
 }
 
 # Error pages (DEBUG) and error e-mails: Django's filter, plus passwords in URLs masked.

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from kew_django.observability.views import metrics as kew_metrics
 from project import views
 
 urlpatterns = [
@@ -10,4 +11,5 @@ urlpatterns = [
     path("imports/", include("project.imports.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("kew/metrics", kew_metrics, name="kew-metrics"),  # staff or KEW_METRICS_TOKEN
 ]

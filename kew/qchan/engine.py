@@ -44,6 +44,7 @@ from kew.codecs import Codec, JsonCodec
 from kew.errors import DecodeError, KewError, PermanentError
 from kew.message import Message
 from kew.providers.base import Delivery, Provider, Receiver
+from kew.qchan.observe import NO_OBSERVER, EngineObserver, Handling
 from kew.qchan.outcomes import (
     AckMode,
     DeliveryOutcome,
@@ -95,6 +96,7 @@ class QueueSink(Generic[T]):
         poll_interval: float = 0.5,
         backoff_max: float = 30.0,
         stats: WorkerStats | None = None,
+        observer: EngineObserver | None = None,
     ):
         self.provider = provider
         self.queue = queue
@@ -110,6 +112,7 @@ class QueueSink(Generic[T]):
         self.poll_interval = poll_interval
         self.backoff_max = backoff_max
         self.stats = stats or WorkerStats()
+        self.observer = observer or NO_OBSERVER  # metrics, traces, liveness (kew.qchan.observe)
         self._receiver: Receiver | None = None
         self._producers = LazyProducer(provider)
 
@@ -257,12 +260,16 @@ class QueueSink(Generic[T]):
 
     def poll(self, timeout: float | None = None) -> bool:
         """Handle at most one delivery, waiting up to ``timeout``; return whether one came."""
+        self.observer.turned(self.queue)
         if self._receiver is None:
             self._receiver = self.provider.receiver(self.queue, prefetch=self.prefetch)
         delivery = self._receiver.receive(timeout)
         if delivery is None:
             return False
-        self.stats.add(self.handle(delivery))
+        seen = Handling(self.queue, delivery)
+        with self.observer.handling(seen):
+            seen.outcome = self.handle(delivery)
+        self.stats.add(seen.outcome)
         return True
 
     def run(self, stop: threading.Event) -> None:

@@ -22,6 +22,10 @@ stopped at the end of the session):
     a started live/backup :class:`~kew.testing.artemis.ha.ArtemisPair`
     (``artemis_pair_options``).
 
+``prometheus_factory`` (per test) starts a real Prometheus
+(:class:`~kew.testing.prometheus.PrometheusServer`) scraping the
+``host:port`` targets it is called with, and stops it after the test.
+
 ``postgres_server_options`` / ``artemis_server_options`` (session, ``{}``) are
 the constructor keyword arguments; override them in a conftest.py to change
 e.g. the broker's credentials or ``artemis create`` arguments.
@@ -38,7 +42,7 @@ session each server is closed: stopped, and everything made for it removed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -48,6 +52,7 @@ from kew.testing.artemis.cluster import ArtemisCluster
 from kew.testing.artemis.ha import ArtemisPair
 from kew.testing.lifecycle import Server
 from kew.testing.postgres import PostgresServer
+from kew.testing.prometheus import PrometheusServer
 from kew.testing.services import ServiceUnavailable, service_missing
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url"})
@@ -220,3 +225,22 @@ def artemis_pair(
     pair = ArtemisPair(**artemis_pair_options)
     with _registered(request, "artemis_pair", pair):
         yield pair
+
+
+@pytest.fixture
+def prometheus_factory() -> Iterator[Callable[[list[str]], PrometheusServer]]:
+    """Return ``start(targets)``: a started Prometheus scraping them every second."""
+    started: list[PrometheusServer] = []
+
+    def start(targets: list[str]) -> PrometheusServer:
+        server = PrometheusServer(targets)
+        try:
+            server.start()
+        except ServiceUnavailable as exc:
+            service_missing(exc.name, exc.install_hint)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()

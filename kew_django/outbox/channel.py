@@ -12,6 +12,7 @@ from django.utils import timezone
 from kew.codecs import JsonCodec
 from kew.errors import ConfigurationError
 from kew.providers.base import DeliveryOptions, validate_properties
+from kew_django.observability.tracing import outbox_headers
 
 T = TypeVar("T")
 
@@ -94,7 +95,8 @@ class Channel(Generic[T]):
         from kew_django.providers import get_provider
 
         message_id = str(uuid.uuid4())
-        options = DeliveryOptions(message_id=message_id, properties=dict(properties or {}))
+        properties = outbox_headers(self.queue, dict(properties or {}), 1)
+        options = DeliveryOptions(message_id=message_id, properties=properties)
         provider = get_provider(self.provider)
         provider.require(options)
         with provider.producer() as producer:
@@ -106,6 +108,7 @@ class Channel(Generic[T]):
 
         headers = dict(properties or {})
         validate_properties(headers)
+        headers = outbox_headers(self.queue, headers, len(items))  # the trace context, if any
         now = timezone.now()
         # Rows of one batch get increasing created_at so the relay keeps their order.
         rows = [

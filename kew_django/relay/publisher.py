@@ -34,6 +34,7 @@ from kew.qchan.producers import LazyProducer
 from kew_django.db.connections import close_db_connections
 from kew_django.db.notify import OUTBOX, Listener
 from kew_django.models import OutboxMessage
+from kew_django.observability.observer import NO_OBSERVER, Observer
 from kew_django.relay.claims import claim
 from kew_django.relay.order import EarlierBatchFailed, PublishOrder
 from kew_django.relay.waiting import wait
@@ -95,6 +96,7 @@ class Relay:
         retention: timedelta = timedelta(days=7),
         progress_interval: float = 60.0,
         threads: int | None = None,
+        observer: Observer | None = None,
     ):
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be at least 1, got {batch_size}")
@@ -108,6 +110,7 @@ class Relay:
         self.retention = retention
         self.progress_interval = progress_interval
         self.stats = RelayStats()
+        self.observer = observer or NO_OBSERVER  # metrics, traces, liveness (observability)
         skip_locked = connections[self.using].features.has_select_for_update_skip_locked
         self.threads = threads or (2 if skip_locked else 1)
         self._order = PublishOrder()
@@ -139,6 +142,7 @@ class Relay:
             for row, error in rejected:
                 self._reject(row, error)
         self.stats.add(sent=len(sent))
+        self.observer.published(sent)
         return len(sent) + len(rejected)
 
     def relay_all(self) -> int:
@@ -202,7 +206,8 @@ class Relay:
         if not batch:
             return [], refused
         try:
-            self._producers.get().send_many([outgoing for _, outgoing in batch])
+            with self.observer.publishing([row for row, _ in batch]):
+                self._producers.get().send_many([outgoing for _, outgoing in batch])
         except ConnectionLost:
             self._producers.drop()
             raise
@@ -235,6 +240,7 @@ class Relay:
             attempts=attempts, last_error=str(error)[:10000], status=status
         )
         self.stats.add(rejected=1, failed=int(permanent))
+        self.observer.rejected(row, failed=permanent)
         if permanent:
             log.error(
                 "outbox message %s to %s failed after %d attempt(s): %s",
@@ -291,6 +297,7 @@ class Relay:
 
         def publish_thread() -> None:
             while not stop.is_set():
+                self.observer.relay_turned()
                 generation = listener.generation()
                 try:
                     settled = self.relay_batch()

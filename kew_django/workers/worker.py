@@ -36,6 +36,7 @@ from django.db import IntegrityError, connections, router, transaction
 from kew.message import Message
 from kew.providers.base import Delivery, Provider
 from kew.qchan.engine import QueueSink
+from kew.qchan.observe import EngineObserver
 from kew.qchan.outcomes import DeliveryOutcome, WorkerStats, delivery_count
 from kew.schedule import GiveUpReason, RepeatAction
 from kew_django.conf import section
@@ -62,6 +63,7 @@ class Worker(QueueSink[Any]):
         using: str | None = None,
         poll_interval: float = 1.0,
         stats: WorkerStats | None = None,
+        observer: EngineObserver | None = None,
     ):
         super().__init__(
             provider,
@@ -73,6 +75,7 @@ class Worker(QueueSink[Any]):
             prefetch=spec.prefetch,
             poll_interval=poll_interval,
             stats=stats,
+            observer=observer,
         )
         self.spec = spec
         self.using = using or router.db_for_write(DeadLetter)

@@ -70,6 +70,8 @@ def test_a_plain_install_requires_nothing(metadata):
         ("django", {"django": ">=5.2,<7"}),
         ("postgres", {"psycopg": None}),
         ("testing", {"pytest": None}),
+        ("metrics", {"prometheus-client": None}),
+        ("tracing", {"opentelemetry-api": None}),
     ],
 )
 def test_each_extra_requires_what_its_part_imports(metadata, extra, expected):
@@ -85,7 +87,7 @@ def test_each_extra_requires_what_its_part_imports(metadata, extra, expected):
 
 def test_dev_extra_has_every_other_extra_and_the_tools(metadata):
     dev = requirements(metadata, "dev")
-    for extra in ("artemis", "django", "postgres", "testing"):
+    for extra in ("artemis", "django", "postgres", "testing", "metrics", "tracing"):
         assert set(requirements(metadata, extra)) <= set(dev), extra
     tools = {"django-environ", "pytest-django", "mypy", "django-stubs", "hypothesis", "build"}
     assert tools <= set(dev)

@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from kew_django.apps import kew_config
+from kew_django.observability import observed
 from kew_django.runner import Runner, stop_on_signals
 
 
@@ -25,8 +26,13 @@ class Command(BaseCommand):
         parser.add_argument("queues", nargs="*", metavar="QUEUE")
         parser.add_argument("--concurrency", type=int, help="worker threads per queue")
         parser.add_argument("--provider", default="default", help="KEW['PROVIDERS'] alias")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            help="serve /metrics /healthz /readyz on this port (0: any free one)",
+        )
 
-    def handle(self, *args, queues, concurrency, provider, **options):
+    def handle(self, *args, queues, concurrency, provider, metrics_port=None, **options):
         specs = select_specs(queues)
         if not specs:
             raise CommandError(
@@ -35,4 +41,5 @@ class Command(BaseCommand):
             )
         runner = Runner(specs, provider=provider, concurrency=concurrency)
         stop_on_signals(runner.stop)
-        runner.run()
+        with observed(runner, "consume", metrics_port):
+            runner.run()

@@ -3,9 +3,11 @@
 import logging
 import threading
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from kew.errors import ConfigurationError
 from kew_django.db.connections import close_db_connections
+from kew_django.observability import Observability
 from kew_django.runner import relay_from_settings, stop_on_signals
 
 log = logging.getLogger("kew_django.relay.publisher")
@@ -27,8 +29,13 @@ class Command(BaseCommand):
             help="relay only this queue (repeatable)",
         )
         parser.add_argument("--provider", default="default", help="KEW['PROVIDERS'] alias")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            help="serve /metrics /healthz /readyz on this port (0: any free one)",
+        )
 
-    def handle(self, *args, once, batch_size, queues, provider, **options):
+    def handle(self, *args, once, batch_size, queues, provider, metrics_port=None, **options):
         relay = relay_from_settings(provider=provider, batch_size=batch_size, queues=queues)
         if once:
             try:
@@ -40,5 +47,15 @@ class Command(BaseCommand):
         stop = threading.Event()
         stop_on_signals(stop)
         log.info("relay: started (batch size %d)", relay.batch_size)
-        relay.run(stop)
+        try:
+            observability = Observability(
+                kind="relay", queues=queues or [], provider=relay.provider, port=metrics_port
+            ).start()
+        except ConfigurationError as error:
+            raise CommandError(str(error)) from None
+        relay.observer = observability.observer
+        try:
+            relay.run(stop)
+        finally:
+            observability.close()
         log.info("%s; stopped", relay.progress_line())

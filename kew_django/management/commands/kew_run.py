@@ -1,6 +1,7 @@
 """manage.py kew_run: the relay and every consumer in one process (development, embedded)."""
 
 from kew_django.management.commands import kew_consume
+from kew_django.observability import observed
 from kew_django.runner import Runner, relay_from_settings, stop_on_signals
 
 
@@ -9,7 +10,7 @@ class Command(kew_consume.Command):
 
     help = "Run the outbox relay and all registered consumers in one process."
 
-    def handle(self, *args, queues, concurrency, provider, **options):
+    def handle(self, *args, queues, concurrency, provider, metrics_port=None, **options):
         relay = relay_from_settings(provider=provider)
         runner = Runner(
             kew_consume.select_specs(queues),
@@ -18,4 +19,5 @@ class Command(kew_consume.Command):
             concurrency=concurrency,
         )
         stop_on_signals(runner.stop)
-        runner.run()
+        with observed(runner, "run", metrics_port):
+            runner.run()

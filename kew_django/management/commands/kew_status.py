@@ -1,0 +1,29 @@
+"""manage.py kew_status: backlog, oldest pending, in progress and dead letters per queue."""
+
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+
+from kew_django.observability.status import format_status, read_status
+
+
+class Command(BaseCommand):
+    help = (
+        "Print per queue: outbox backlog, oldest pending row, deliveries in progress, "
+        "dead letters, failed rows; then the relay and consumer processes seen recently."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--recent",
+            type=float,
+            default=120.0,
+            help="seconds: show processes seen within this time (default 120)",
+        )
+
+    def handle(self, *args, recent, **options):
+        if recent <= 0:
+            raise CommandError(f"--recent must be a positive number of seconds, not {recent}")
+        window = timedelta(seconds=recent)
+        for line in format_status(read_status(recent=window), recent=window):
+            self.stdout.write(line)

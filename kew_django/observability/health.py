@@ -1,0 +1,173 @@
+"""Liveness, readiness and ``/metrics`` on one small HTTP server thread.
+
+- ``/healthz`` (live): 200 while every relay and worker thread of the
+  process went round its loop within ``timeout`` seconds; a thread busy
+  with a delivery counts as alive however long its handler runs (NOTE: so
+  a handler stuck for ever is not detected here; the database provider's
+  lease, or Artemis's redelivery after the process restarts, is what
+  recovers its message). 503 otherwise, naming the stale loops.
+- ``/readyz`` (ready): 200 when the database answers ``SELECT 1`` and the
+  provider accepts a connection (a producer is opened and closed); 503
+  with the reason otherwise. Checked at each request, on the request's
+  thread, whose database connection is closed afterwards.
+- ``/metrics``: the Prometheus text format of a registry (needs
+  ``prometheus_client``; 501 saying so without it).
+
+The server listens on ``address:port`` (port 0: a free one, see ``port``)
+in a daemon thread; ``close`` stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from django.db import connections
+
+from kew.providers.base import Provider
+from kew.qchan.observe import Handling
+from kew_django.db.connections import close_db_connections
+from kew_django.observability.observer import Observer
+
+log = logging.getLogger(__name__)
+
+
+class Liveness(Observer):
+    """Remember when each loop thread last turned, and whether it is handling a delivery."""
+
+    def __init__(self, *, timeout: float = 120.0):
+        self.timeout = timeout
+        self._turned: dict[str, float] = {}
+        self._busy: dict[str, int] = {}
+        self.in_progress: dict[str, int] = {}  # queue -> deliveries in hand now
+
+    def _beat(self) -> None:
+        self._turned[threading.current_thread().name] = time.monotonic()
+
+    def turned(self, queue: str) -> None:
+        self._beat()
+
+    def relay_turned(self) -> None:
+        self._beat()
+
+    def handling(self, seen: Handling) -> Any:
+        return _Busy(self, threading.current_thread().name, seen.queue)
+
+    def stale(self) -> list[str]:
+        """Return the loops (thread names) that have not turned within ``timeout``."""
+        now = time.monotonic()
+        return sorted(
+            name
+            for name, at in list(self._turned.items())
+            if now - at > self.timeout and not self._busy.get(name)
+        )
+
+
+class _Busy:
+    """Count a delivery in hand for its thread and queue (each key is one thread's, or locked)."""
+
+    lock = threading.Lock()
+
+    def __init__(self, liveness: Liveness, name: str, queue: str):
+        self.liveness, self.name, self.queue = liveness, name, queue
+
+    def __enter__(self) -> None:
+        busy, counts = self.liveness._busy, self.liveness.in_progress
+        busy[self.name] = busy.get(self.name, 0) + 1
+        with self.lock:  # several threads share a queue
+            counts[self.queue] = counts.get(self.queue, 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.liveness._busy[self.name] -= 1
+        with self.lock:
+            self.liveness.in_progress[self.queue] -= 1
+
+
+def readiness(provider: Provider | None, using: str = "default") -> str | None:
+    """Return why the process is not ready (database or provider unreachable), or None."""
+    try:
+        try:
+            with connections[using].cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception as error:  # noqa: BLE001 - any failure means not ready
+            return f"database {using!r} unreachable: {error}"
+        if provider is not None:
+            try:
+                provider.producer().close()
+            except Exception as error:  # noqa: BLE001
+                return f"provider unreachable: {error}"
+        return None
+    finally:
+        close_db_connections()
+
+
+class HealthServer:
+    """Serve /healthz, /readyz and /metrics for one process, on a daemon thread."""
+
+    def __init__(
+        self,
+        *,
+        port: int,
+        address: str = "127.0.0.1",
+        liveness: Liveness,
+        provider: Provider | None = None,
+        registry: Any = None,
+        using: str = "default",
+    ):
+        self.liveness, self.provider, self.registry = liveness, provider, registry
+        self.using = using
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                status, kind, body = owner.answer(self.path.split("?")[0])
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("health: " + format, *args)
+
+        self.server = ThreadingHTTPServer((address, port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="kew-health", daemon=True
+        )
+
+    def start(self) -> HealthServer:
+        """Start serving; return self."""
+        self.thread.start()
+        return self
+
+    def answer(self, path: str) -> tuple[int, str, bytes]:
+        """Return (status, content type, body) for a GET of ``path``."""
+        if path == "/healthz":
+            stale = self.liveness.stale()
+            return _json(503 if stale else 200, {"live": not stale, "stale": stale})
+        if path == "/readyz":
+            reason = readiness(self.provider, self.using)
+            return _json(503 if reason else 200, {"ready": reason is None, "reason": reason})
+        if path == "/metrics":
+            if self.registry is None:
+                text = b"metrics need prometheus_client: pip install 'kew[metrics]'\n"
+                return 501, "text/plain; charset=utf-8", text
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+        return 404, "text/plain; charset=utf-8", b"not found: try /metrics, /healthz, /readyz\n"
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _json(status: int, body: dict[str, Any]) -> tuple[int, str, bytes]:
+    return status, "application/json", json.dumps(body).encode()

@@ -1,0 +1,84 @@
+"""manage.py kew_status, the process records it reads, and the web view of the gauges."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from kew_django import Channel
+from kew_django.models import DeadLetter, KewProcess, OutboxMessage
+from kew_django.observability.processes import ProcessRecord
+from tests.kew_django.conftest import Job
+
+
+def status_lines() -> list[str]:
+    out = StringIO()
+    call_command("kew_status", stdout=out)
+    return out.getvalue().splitlines()
+
+
+def test_kew_status_prints_backlog_oldest_in_progress_dead_letters_and_workers(db, queue):
+    Channel(queue, payload=Job).send_many([Job(1), Job(2), Job(3)])
+    an_hour_and_a_half_ago = timezone.now() - timedelta(minutes=90)
+    OutboxMessage.objects.filter(queue=queue).update(created_at=an_hour_and_a_half_ago)
+    DeadLetter.objects.create(queue=queue, payload=b"{}", reason="exhausted")
+    beat = ProcessRecord(kind="consume", queues=[queue], in_progress=lambda: {queue: 2})
+    beat.beat()
+    KewProcess.objects.create(
+        name="gone:1:x", kind="relay", host="gone", pid=1, seen_at=timezone.now() - timedelta(1)
+    )
+    lines = status_lines()
+    assert lines[0].split() == ["queue", "backlog", "oldest", "pending", "in", "progress"] + [
+        "dead",
+        "letters",
+        "failed",
+    ]
+    (row,) = [line for line in lines if line.startswith(queue)]
+    assert row.split() == [queue, "3", "90.0m", "2", "1", "0"]
+    workers = lines[lines.index("processes seen in the last 2.0m:") + 1 :]
+    assert len(workers) == 1 and beat.name in workers[0] and f"in progress: {queue} 2" in workers[0]
+
+
+def test_kew_status_with_nothing_to_show(db):
+    lines = status_lines()
+    assert "(no queue has messages, dead letters or workers)" in lines
+    assert lines[-1] == "  none"
+
+
+def test_kew_status_refuses_a_bad_window(db):
+    with pytest.raises(CommandError, match="--recent must be a positive number"):
+        call_command("kew_status", recent=0)
+
+
+def test_a_process_record_comes_and_goes(transactional_db):
+    beat = ProcessRecord(kind="relay", queues=[], interval=0.05).start()
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while not KewProcess.objects.filter(name=beat.name).exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        beat.close()
+    assert not KewProcess.objects.filter(name=beat.name).exists()
+
+
+def test_the_metrics_view_serves_staff_and_the_token_only(db, queue, django_user_model):
+    Channel(queue, payload=Job).send(Job(1))
+    client = Client()
+    assert client.get("/kew/metrics").status_code == 403
+    with override_settings(KEW={"OBSERVABILITY": {"TOKEN": "s3cret"}}):
+        assert client.get("/kew/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+        answer = client.get("/kew/metrics", HTTP_AUTHORIZATION="Bearer s3cret")
+        assert answer.status_code == 200
+        text = answer.content.decode()
+        assert f'kew_outbox_backlog_messages{{messaging_destination_name="{queue}"}} 1.0' in text
+    client.force_login(django_user_model.objects.create_user("staff", is_staff=True))
+    assert client.get("/kew/metrics").status_code == 200
+    assert client.post("/kew/metrics").status_code == 405
