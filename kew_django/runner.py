@@ -11,6 +11,7 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any
 
+from kew.errors import KewError
 from kew.schedule import parse_interval
 from kew_django.conf import section
 from kew_django.providers import get_provider
@@ -37,8 +38,17 @@ def relay_from_settings(*, provider: str = "default", **overrides: Any) -> Relay
     return Relay(get_provider(provider), **options)
 
 
+class ComponentDied(KewError):
+    """A relay or worker thread ended while the runner was not stopping."""
+
+
 class Runner:
-    """Threads for a relay (optional) and ``concurrency`` workers per consumer."""
+    """Threads for a relay (optional) and ``concurrency`` workers per consumer.
+
+    ``run`` raises ``ComponentDied`` when any thread ends by itself (the
+    commands then exit with status 1, for a supervisor to restart them):
+    a process must never go on with its relay or a worker missing.
+    """
 
     def __init__(
         self,
@@ -97,8 +107,13 @@ class Runner:
             if self.progress_interval and time.monotonic() >= next_line:
                 self.log_progress()
                 next_line += self.progress_interval
-            if not any(t.is_alive() for t in self.threads):
-                break
+            dead = [t.name for t in self.threads if not t.is_alive()]
+            if dead and not self.stop.is_set():
+                self.join()
+                raise ComponentDied(
+                    f"kew: thread(s) {', '.join(dead)} ended unexpectedly; exiting so that "
+                    "the process supervisor restarts this process"
+                )
         self.join()
 
     def log_progress(self) -> None:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from kew.codecs import JsonCodec
 from kew.errors import ConfigurationError
 from kew.providers.base import DeliveryOptions, validate_properties
+from kew_django.outbox.validation import validate_outgoing
 
 T = TypeVar("T")
 
@@ -106,6 +107,13 @@ class Channel(Generic[T]):
 
         headers = dict(properties or {})
         validate_properties(headers)
+        validate_outgoing(  # the provider's own rules too: the relay must be able to send it
+            self.provider,
+            self.queue,
+            headers=headers,
+            content_type=self.codec.content_type,
+            deliver_at=deliver_at,
+        )
         now = timezone.now()
         # Rows of one batch get increasing created_at so the relay keeps their order.
         rows = [

@@ -34,7 +34,9 @@ from kew.qchan.producers import LazyProducer
 from kew_django.db.connections import close_db_connections
 from kew_django.db.notify import OUTBOX, Listener
 from kew_django.models import OutboxMessage
+from kew_django.outbox.validation import relay_options
 from kew_django.relay.claims import claim
+from kew_django.relay.isolate import send_one_by_one
 from kew_django.relay.order import EarlierBatchFailed, PublishOrder
 from kew_django.relay.waiting import wait
 
@@ -211,6 +213,9 @@ class Relay:
             ordered = [row for row, _ in batch]
             index = min(error.index or 0, len(ordered) - 1)
             return ordered[:index], [*refused, (ordered[index], error)]
+        except ConfigurationError:  # refused before sending: find the row, send the others
+            sent, alone = send_one_by_one(self._producers, batch)
+            return sent, [*refused, *alone]
         return [row for row, _ in batch], refused
 
     def _outgoing(self, row) -> Outgoing:
@@ -218,14 +223,16 @@ class Relay:
         if row.headers:
             validate_properties(row.headers)
         # A provider without scheduled delivery only gets rows already due (see claimable).
-        deliver_at = row.deliver_at if self._scheduled else None
-        properties = dict(row.headers)
-        if row.content_type != JSON:  # consumers assume JSON when the property is absent
-            properties[CONTENT_TYPE] = row.content_type
-        options = DeliveryOptions(
-            deliver_at=deliver_at, message_id=str(row.id), properties=properties
+        options = relay_options(
+            message_id=str(row.id),
+            headers=row.headers,
+            content_type=row.content_type,
+            deliver_at=row.deliver_at,
+            scheduled=self._scheduled,
         )
-        return Outgoing(row.queue, bytes(row.payload), options)
+        outgoing = Outgoing(row.queue, bytes(row.payload), options)
+        self.provider.validate(outgoing)  # the provider's own rules: one bad row fails alone
+        return outgoing
 
     def _reject(self, row, error: Exception) -> None:
         attempts = row.attempts + 1
@@ -302,6 +309,13 @@ class Relay:
                     database.failed(error)
                     connections[self.using].close_if_unusable_or_obsolete()
                     wait(stop, database.delay())
+                    continue
+                except Exception as error:  # noqa: BLE001 - no error may end a relay thread
+                    log.exception("relay: unexpected error; backing off and going on")
+                    backoff.failed(error)
+                    self._producers.drop()
+                    connections[self.using].close_if_unusable_or_obsolete()
+                    wait(stop, backoff.delay())
                     continue
                 backoff.succeeded()
                 database.succeeded()

@@ -16,9 +16,9 @@ import weakref
 
 from kew.errors import ConfigurationError
 from kew.providers.artemis.config import ArtemisConfig, parse_url
-from kew.providers.artemis.producer import ArtemisProducer
+from kew.providers.artemis.producer import ArtemisProducer, send_headers
 from kew.providers.artemis.receiver import ArtemisDelivery, ArtemisReceiver
-from kew.providers.base import Capability, Producer, Provider, Receiver
+from kew.providers.base import Capability, Outgoing, Producer, Provider, Receiver
 
 __all__ = [
     "ArtemisConfig",
@@ -66,6 +66,11 @@ class ArtemisProvider(Provider):
 
     def __repr__(self) -> str:
         return f"<ArtemisProvider {self.config.url}>"
+
+    def validate(self, outgoing: Outgoing) -> None:
+        """Raise ConfigurationError for what Artemis never takes (reserved names, NUL, size)."""
+        super().validate(outgoing)
+        send_headers(outgoing.queue, outgoing.options, max_bytes=self.config.max_header_bytes)
 
     def producer(self) -> Producer:
         """Return a producer with its own connection (opened now: bad settings fail here)."""

@@ -145,7 +145,12 @@ class Wire(stomp.ConnectionListener):
     # -- called on the caller's thread --
 
     def open(self, user: str | None, password: str | None, timeout: float) -> None:
-        """Open the TCP connection and STOMP session; raise Unreachable or ConfigurationError."""
+        """Open the TCP connection and STOMP session.
+
+        Raises ConfigurationError only for a refused login (wrong user or
+        password); any other ERROR in answer to CONNECT, like a refused or
+        silent socket, raises Unreachable, which callers retry.
+        """
         try:
             self.conn.connect(user, password, wait=False)
         except (stomp.exception.StompException, OSError):
@@ -167,7 +172,8 @@ class Wire(stomp.ConnectionListener):
                 raise ConfigurationError(
                     f"login refused by broker at {self} for user {user!r}: {self.error}"
                 )
-            raise ConfigurationError(f"broker at {self} refused the STOMP session: {self.error}")
+            # Anything else (starting up, paging, out of connections) may pass: try again later.
+            raise Unreachable(f"{self}: refused the STOMP session: {self.error}")
         if not self.connected:
             self.abort()
             why = "closed the connection" if self.lost else f"did not answer within {timeout:g}s"
