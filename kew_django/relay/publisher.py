@@ -37,7 +37,8 @@ from kew_django.models import OutboxMessage
 from kew_django.outbox.validation import relay_options
 from kew_django.relay.claims import claim
 from kew_django.relay.isolate import send_one_by_one
-from kew_django.relay.order import EarlierBatchFailed, PublishOrder
+from kew_django.relay.order import EarlierBatchFailed, HeldBack, PublishOrder
+from kew_django.relay.rejections import retry_at, retry_backoff_over
 from kew_django.relay.waiting import wait
 
 log = logging.getLogger(__name__)
@@ -125,14 +126,33 @@ class Relay:
         Raises ``ConnectionLost`` (nothing marked, no attempts spent) when
         the provider is unreachable.
         """
+        while True:
+            try:
+                return self._relay_batch()
+            except HeldBack:  # rolled back: an earlier batch's rows are pending again
+                time.sleep(0.005)  # let that batch settle
+
+    def _relay_batch(self) -> int:
+        placed: list[int] = []  # this batch's place in the publish order, once claimed
+        try:
+            return self._claim_and_publish(placed)
+        finally:
+            if placed:  # committed or rolled back: claims may see its rows again
+                self._order.settled(placed[0])
+
+    def _claim_and_publish(self, placed: list[int]) -> int:
         with transaction.atomic(using=self.using):
             with self._order.claim_lock:
+                epoch = self._order.epoch()
                 rows = claim(self.claimable(), self.batch_size, self.using)  # marked sent
                 if not rows:
                     return 0
-                place = self._order.reserve()
+                place = self._order.reserve(epoch)
+                placed.append(place)
             with self._order.publishing(place):  # batches publish in the order they were claimed
                 sent, rejected = self._publish(rows)
+                if len(sent) + len(rejected) < len(rows):  # later batches must not overtake
+                    self._order.hold_back_later(place)
             if len(sent) < len(rows):  # those after a rejection stay pending, unchanged
                 unsent = {row.id for row in rows} - {row.id for row in sent}
                 OutboxMessage.objects.using(self.using).filter(pk__in=unsent).update(
@@ -189,6 +209,7 @@ class Relay:
         pending = OutboxMessage.objects.using(self.using).filter(status=PENDING)
         if self.queues:
             pending = pending.filter(queue__in=self.queues)
+        pending = pending.filter(retry_backoff_over())
         if not self._scheduled:  # hold scheduled rows back until they are due
             pending = pending.filter(Q(deliver_at__isnull=True) | Q(deliver_at__lte=timezone.now()))
         return pending.order_by("created_at", "id")
@@ -239,7 +260,10 @@ class Relay:
         permanent = isinstance(error, ConfigurationError) or attempts >= self.max_attempts
         status = FAILED if permanent else PENDING
         OutboxMessage.objects.using(self.using).filter(pk=row.id).update(
-            attempts=attempts, last_error=str(error)[:10000], status=status
+            attempts=attempts,
+            last_error=str(error)[:10000],
+            status=status,
+            retry_at=None if permanent else retry_at(attempts, self.backoff_max),
         )
         self.stats.add(rejected=1, failed=int(permanent))
         if permanent:
