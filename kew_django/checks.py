@@ -80,6 +80,15 @@ def _check_options() -> list[checks.CheckMessage]:
                         id="kew.E007",
                     )
                 )
+            elif key == "BROKER_DEAD_LETTERS":
+                if value is not None and (not isinstance(value, str) or not value):
+                    errors.append(
+                        checks.Error(
+                            f"{where} must name a queue or be None, not {value!r}",
+                            hint="e.g. 'DLQ', the dead-letter address of Artemis's broker.xml",
+                            id="kew.E007",
+                        )
+                    )
             elif key == "RETENTION":
                 try:
                     if not isinstance(value, timedelta):

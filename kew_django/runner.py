@@ -16,6 +16,7 @@ from kew.schedule import parse_interval
 from kew_django.conf import section
 from kew_django.providers import get_provider
 from kew_django.relay.publisher import Relay
+from kew_django.workers.broker_dead_letters import BrokerDeadLetters
 from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import Worker, WorkerStats
 
@@ -36,6 +37,14 @@ def relay_from_settings(*, provider: str = "default", **overrides: Any) -> Relay
     }
     options.update({k: v for k, v in overrides.items() if v is not None})
     return Relay(get_provider(provider), **options)
+
+
+def broker_dead_letters_for(provider: Any, specs: list[ConsumerSpec]) -> BrokerDeadLetters | None:
+    """Return a drainer of the broker's dead-letter queue for ``specs``' queues, if wanted."""
+    queue = section("CONSUMERS").get("BROKER_DEAD_LETTERS")
+    if not specs or not queue or not getattr(provider, "has_dead_letter_address", False):
+        return None
+    return BrokerDeadLetters(provider, [spec.queue for spec in specs], dead_letter_queue=queue)
 
 
 class ComponentDied(KewError):
@@ -86,6 +95,9 @@ class Runner:
                     stats=self.stats[spec.queue],
                 )
                 self._spawn(f"kew-consume-{spec.queue}-{n}", worker.run)
+        drainer = broker_dead_letters_for(self.provider, self.specs)
+        if drainer is not None:
+            self._spawn("kew-broker-dead-letters", drainer.run)
         queues = ", ".join(s.queue for s in self.specs) or "no queues"
         log.info(
             "kew: started %s%s (%d thread(s) per queue)",

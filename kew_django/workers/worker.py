@@ -17,6 +17,9 @@ module only says how each step is done in Django:
   transaction, before the ack. A delivery whose ack was lost after that
   finds its dead letter and does not call ``on_exhausted`` again.
 - ``stopped``: the thread's database connections are closed.
+- A database outage (a database error while the database cannot be
+  reached) is not the handler's failure: the delivery is held and the
+  step run again when the database is back (``workers.outage``).
 
 Each worker runs on one thread (``kew_django.runner``), which calls the
 handler; never a provider's I/O thread.
@@ -25,6 +28,7 @@ handler; never a provider's I/O thread.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
@@ -37,6 +41,7 @@ from kew.schedule import GiveUpReason, RepeatAction
 from kew_django.db.connections import close_db_connections
 from kew_django.models import DeadLetter, ProcessedMessage
 from kew_django.workers import deadletters
+from kew_django.workers.outage import DatabaseGate
 from kew_django.workers.registry import ConsumerSpec
 
 __all__ = ["DeliveryOutcome", "Worker", "WorkerStats"]
@@ -69,9 +74,22 @@ class Worker(QueueSink[Any]):
         )
         self.spec = spec
         self.using = using or router.db_for_write(DeadLetter)
+        self.gate = DatabaseGate(self.using, what=f"consumer of {spec.queue!r}")
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set (``QueueSink.run``); a database outage is waited out."""
+        self.gate.stop = stop
+        super().run(stop)
 
     def run_handler(self, message: Message[Any]) -> DeliveryOutcome | None:
-        """Run the handler in a transaction, with the idempotency record; None: retry it."""
+        """Run the handler in a transaction, with the idempotency record; None: retry it.
+
+        While the database is down the delivery is held and the handler run
+        again when it is back (``kew_django.workers.outage``): no attempt spent.
+        """
+        return self.gate.through(lambda: self._run_in_transaction(message))
+
+    def _run_in_transaction(self, message: Message[Any]) -> DeliveryOutcome | None:
         with transaction.atomic(using=self.using):
             record = self._record_processed(message) if self.spec.idempotent else None
             if record is False:
@@ -113,6 +131,15 @@ class Worker(QueueSink[Any]):
         error: BaseException | None,
     ) -> None:
         """Write a dead letter and call ``on_exhausted``, in one transaction (the ack follows)."""
+        self.gate.through(lambda: self._write_dead_letter(delivery, message, reason, error))
+
+    def _write_dead_letter(
+        self,
+        delivery: Delivery,
+        message: Message[Any] | None,
+        reason: GiveUpReason,
+        error: BaseException | None,
+    ) -> None:
         message_id = (message.origin_id if message else None) or delivery.message_id
         count = message.delivery_count if message else delivery_count(delivery)
         with transaction.atomic(using=self.using):

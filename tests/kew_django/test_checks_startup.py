@@ -55,6 +55,7 @@ from kew_django.checks import check_settings
         ({"RELAY": {"POLL_INTERVAL": 0}}, "kew.E007", "positive"),
         ({"RELAY": {"POLL_INTERVAL": float("nan")}}, "kew.E007", "positive"),
         ({"CONSUMERS": {"POLL_INTERVAL": 0.0}}, "kew.E007", "positive"),
+        ({"CONSUMERS": {"BROKER_DEAD_LETTERS": 3}}, "kew.E007", "must name a queue"),
     ],
 )
 def test_bad_settings_are_check_errors_with_an_id_and_a_hint(settings, kew, expected, text):

@@ -49,6 +49,10 @@ class ArtemisProvider(Provider):
         }
     )
 
+    # The broker moves a message delivered max-delivery-attempts times to its
+    # dead-letter address (kew_django drains it into DeadLetter rows).
+    has_dead_letter_address = True
+
     def __init__(self, url: str | ArtemisConfig, **options: object):
         if isinstance(url, ArtemisConfig):
             if options:
@@ -76,9 +80,15 @@ class ArtemisProvider(Provider):
         """Return a producer with its own connection (opened now: bad settings fail here)."""
         return self._keep(ArtemisProducer(self, self.config))
 
-    def receiver(self, queue: str, *, prefetch: int = 1) -> Receiver:
-        """Return a subscribed consumer; ``prefetch=1`` takes one message at a time."""
-        return self._keep(ArtemisReceiver(self.config, queue, prefetch=prefetch))
+    def receiver(self, queue: str, *, prefetch: int = 1, selector: str | None = None) -> Receiver:
+        """Return a subscribed consumer; ``prefetch=1`` takes one message at a time.
+
+        ``selector`` (Artemis only) is a filter expression on message
+        properties, e.g. ``"_AMQ_ORIG_QUEUE IN ('imports')"``: other
+        messages stay in the queue for other consumers.
+        """
+        receiver = ArtemisReceiver(self.config, queue, prefetch=prefetch, selector=selector)
+        return self._keep(receiver)
 
     def _keep(self, client):
         with self._lock:
