@@ -29,7 +29,6 @@ pytestmark = [pytest.mark.postgresql_only, pytest.mark.slow]
 
 
 def dlq_is_empty_of(provider, queues) -> bool:
-    drainer = BrokerDeadLetters(provider, queues)
     receiver = provider.receiver("DLQ", selector=drainer_selector(queues))
     try:
         return receiver.receive(1.0) is None
@@ -48,7 +47,6 @@ def test_a_database_outage_spends_no_attempts(
 ):
     assert connection.vendor == "postgresql"
     artemis = kew.connect(artemis_url)
-    seen_lock = threading.Lock()
 
     def handle(job: Job) -> None:
         ProcessedMessage.objects.create(consumer=f"{queue}.effect", message_id=str(job.n))
@@ -84,7 +82,7 @@ def test_a_database_outage_spends_no_attempts(
             thread.join(30)
         if not postgres_server.is_running():
             postgres_server.start()
-    with seen_lock:
+    if True:
         effects = ProcessedMessage.objects.filter(consumer=f"{queue}.effect")
         assert sorted(int(m) for m in effects.values_list("message_id", flat=True)) == list(
             range(100)
