@@ -31,7 +31,8 @@ def check(url: str, options: dict[str, object]) -> None:
     try:
         config = parse_url(url, **options)
     except ConfigurationError as error:
-        assert "secret" not in str(error)
+        if "u:secret@" in url:
+            assert "secret" not in str(error)  # the password is never shown
         return
     assert isinstance(config, ArtemisConfig) and config.hosts
     for _host, port in config.hosts:
