@@ -28,6 +28,14 @@ class ConnectionLost(ProviderError):
     """
 
 
+class StorageUnavailable(KewError):
+    """The application's own storage (its database) is down: not the message's fault.
+
+    Raised out of an engine hook, it leaves the delivery unacknowledged
+    and spends no attempt; the engine's loop backs off and carries on.
+    """
+
+
 class SendError(ProviderError):
     """The broker refused a message; sending it again unchanged will fail again."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,7 +15,13 @@ from kew.providers import redact
 from kew.schedule import parse_interval
 from kew_django.apps import kew_config
 from kew_django.conf import DEFAULTS, kew_settings
-from kew_django.providers import KNOWN_BACKENDS, _hint, build_provider, known_schemes
+from kew_django.providers import (
+    KNOWN_BACKENDS,
+    ProviderNotConfigured,
+    _hint,
+    build_provider,
+    known_schemes,
+)
 
 
 @checks.register("kew")
@@ -32,6 +39,15 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         for key in config
         if key not in DEFAULTS
     ]
+    for name in ("RELAY", "CONSUMERS"):
+        if name in config and not isinstance(config[name], dict):
+            errors.append(
+                checks.Error(
+                    f"KEW[{name!r}] must be a dict, not {type(config[name]).__name__}",
+                    hint=f"e.g. KEW[{name!r}] = {DEFAULTS[name]!r} (every key is optional)",
+                    id="kew.E001",
+                )
+            )
     providers = kew_settings()["PROVIDERS"]
     if not isinstance(providers, dict) or "default" not in providers:
         errors.append(
@@ -52,6 +68,8 @@ def _check_options() -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     config = kew_settings()
     for name in ("RELAY", "CONSUMERS"):
+        if not isinstance(config[name], dict):
+            continue  # reported as kew.E001
         for key, value in config[name].items():
             where = f"KEW[{name!r}][{key!r}]"
             if key not in DEFAULTS[name]:
@@ -62,6 +80,15 @@ def _check_options() -> list[checks.CheckMessage]:
                         id="kew.E007",
                     )
                 )
+            elif key == "BROKER_DEAD_LETTERS":
+                if value is not None and (not isinstance(value, str) or not value):
+                    errors.append(
+                        checks.Error(
+                            f"{where} must name a queue or be None, not {value!r}",
+                            hint="e.g. 'DLQ', the dead-letter address of Artemis's broker.xml",
+                            id="kew.E007",
+                        )
+                    )
             elif key == "RETENTION":
                 try:
                     if not isinstance(value, timedelta):
@@ -74,9 +101,18 @@ def _check_options() -> list[checks.CheckMessage]:
                             id="kew.E007",
                         )
                     )
-            elif not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            elif (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
                 errors.append(
-                    checks.Error(f"{where} must be a positive number, not {value!r}", id="kew.E007")
+                    checks.Error(
+                        f"{where} must be a positive number, not {value!r}",
+                        hint=f"e.g. {key!r}: {DEFAULTS[name][key]!r} (the default)",
+                        id="kew.E007",
+                    )
                 )
     return errors
 
@@ -104,9 +140,14 @@ def _check_provider(alias: str, entry: Any) -> list[checks.CheckMessage]:
                     id="kew.E003",
                 )
             ]
-        return _check_memory(where, backend.__name__ == "MemoryProvider")
+        return _check_built(alias, entry) or _check_memory(
+            where, backend.__name__ == "MemoryProvider"
+        )
     url = entry["URL"]
-    scheme = urlsplit(url).scheme if isinstance(url, str) else ""
+    try:
+        scheme = urlsplit(url).scheme if isinstance(url, str) else ""
+    except ValueError:
+        scheme = url.partition("://")[0]
     if scheme not in known_schemes():
         return [
             checks.Error(
@@ -115,7 +156,29 @@ def _check_provider(alias: str, entry: Any) -> list[checks.CheckMessage]:
                 id="kew.E002",
             )
         ]
-    return _check_memory(where, scheme == "memory")
+    return _check_built(alias, entry) or _check_memory(where, scheme == "memory")
+
+
+def _check_built(alias: str, entry: dict[str, Any]) -> list[checks.CheckMessage]:
+    """Build the provider (no connection is opened) and report why it cannot be built."""
+    try:
+        provider = build_provider(alias, entry)
+    except Exception as error:  # noqa: BLE001 - any failure here is a configuration error
+        message = str(error)
+        if not isinstance(error, ProviderNotConfigured):  # e.g. a TypeError from OPTIONS
+            message = (
+                f"KEW['PROVIDERS'][{alias!r}] cannot be built: {type(error).__name__}: {error}"
+            )
+        return [
+            checks.Error(
+                message,
+                hint="Fix the URL or OPTIONS of this provider; docs/django.md lists the "
+                "options of database:// and docs/artemis.md those of artemis://.",
+                id="kew.E008",
+            )
+        ]
+    provider.close()
+    return []
 
 
 def _check_memory(where: str, is_memory: bool) -> list[checks.CheckMessage]:

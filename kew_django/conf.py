@@ -20,6 +20,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "CONCURRENCY": 1,  # worker threads per queue
         "POLL_INTERVAL": 1.0,  # longest wait in one receive()
         "PROGRESS_INTERVAL": 60.0,
+        "BROKER_DEAD_LETTERS": "DLQ",  # the broker's dead-letter queue to drain (None: off)
         "HEARTBEAT": 5.0,  # seconds between a running handler's beats (lease/3 at most)
     },
     "OBSERVABILITY": {  # see docs/operations.md

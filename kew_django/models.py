@@ -33,6 +33,8 @@ class OutboxMessage(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # A rejected row backs off: the relay does not claim it again before this time.
+    retry_at = models.DateTimeField(null=True, blank=True)
     requeue_of = models.CharField(max_length=64, blank=True)
 
     class Meta:

@@ -11,11 +11,13 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any
 
+from kew.errors import KewError
 from kew.qchan.observe import EngineObserver
 from kew.schedule import parse_interval
 from kew_django.conf import section
 from kew_django.providers import get_provider
 from kew_django.relay.publisher import Relay
+from kew_django.workers.broker_dead_letters import BrokerDeadLetters
 from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import Worker, WorkerStats
 
@@ -38,8 +40,25 @@ def relay_from_settings(*, provider: str = "default", **overrides: Any) -> Relay
     return Relay(get_provider(provider), **options)
 
 
+def broker_dead_letters_for(provider: Any, specs: list[ConsumerSpec]) -> BrokerDeadLetters | None:
+    """Return a drainer of the broker's dead-letter queue for ``specs``' queues, if wanted."""
+    queue = section("CONSUMERS").get("BROKER_DEAD_LETTERS")
+    if not specs or not queue or not getattr(provider, "has_dead_letter_address", False):
+        return None
+    return BrokerDeadLetters(provider, [spec.queue for spec in specs], dead_letter_queue=queue)
+
+
+class ComponentDied(KewError):
+    """A relay or worker thread ended while the runner was not stopping."""
+
+
 class Runner:
-    """Threads for a relay (optional) and ``concurrency`` workers per consumer."""
+    """Threads for a relay (optional) and ``concurrency`` workers per consumer.
+
+    ``run`` raises ``ComponentDied`` when any thread ends by itself (the
+    commands then exit with status 1, for a supervisor to restart them):
+    a process must never go on with its relay or a worker missing.
+    """
 
     def __init__(
         self,
@@ -80,6 +99,9 @@ class Runner:
                     observer=self.observer,
                 )
                 self._spawn(f"kew-consume-{spec.queue}-{n}", worker.run)
+        drainer = broker_dead_letters_for(self.provider, self.specs)
+        if drainer is not None:
+            self._spawn("kew-broker-dead-letters", drainer.run)
         queues = ", ".join(s.queue for s in self.specs) or "no queues"
         log.info(
             "kew: started %s%s (%d thread(s) per queue)",
@@ -101,8 +123,13 @@ class Runner:
             if self.progress_interval and time.monotonic() >= next_line:
                 self.log_progress()
                 next_line += self.progress_interval
-            if not any(t.is_alive() for t in self.threads):
-                break
+            dead = [t.name for t in self.threads if not t.is_alive()]
+            if dead and not self.stop.is_set():
+                self.join()
+                raise ComponentDied(
+                    f"kew: thread(s) {', '.join(dead)} ended unexpectedly; exiting so that "
+                    "the process supervisor restarts this process"
+                )
         self.join()
 
     def log_progress(self) -> None:

@@ -36,9 +36,18 @@ def connect(url: str, **options: object) -> Provider:
 
 
 def redact(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Return ``url`` with any password replaced by ``***``, for logs and errors.
+
+    A URL too malformed to split loses everything between ``//`` and the
+    last ``@`` instead (it may hold a password); this never raises.
+    """
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        head, sep, rest = url.partition("//")
+        return f"{head}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
+    if password is None:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()

@@ -183,6 +183,19 @@ class Provider(ABC):
             raise UnsupportedCapability(f"{type(self).__name__} does not support {what}")
         validate_properties(options.properties)
 
+    def validate(self, outgoing: Outgoing) -> None:
+        """Raise ConfigurationError if this provider can never send ``outgoing``.
+
+        The capabilities and the generic property rules, plus whatever the
+        provider itself refuses (providers extend it: Artemis checks its
+        reserved header names, NUL characters and the header size). Called
+        before anything is stored (``kew_django``'s ``Channel.send``), so
+        that a message accepted is one the provider will take.
+        """
+        if not outgoing.queue:
+            raise ConfigurationError("a queue needs a name")
+        self.require(outgoing.options)
+
     def __enter__(self) -> Provider:
         return self
 

@@ -25,7 +25,8 @@ provider's I/O thread):
    so the provider delivers it again as after a crash (RELEASED).
 
 ``handle`` raises, leaving the delivery unacked so that it comes back, only
-when a retry or a give-up cannot be stored; ``run`` then backs off, reopens
+when a retry or a give-up cannot be stored, or a hook raises
+``StorageUnavailable`` (the application's database is down); ``run`` then backs off, reopens
 the receiver and carries on: nothing outside the handler spends an attempt.
 """
 
@@ -41,7 +42,7 @@ from typing import Generic, TypeVar
 from kew.backoff import Backoff
 from kew.channels import ChannelSink, DataSink, MessageSink
 from kew.codecs import Codec, JsonCodec
-from kew.errors import DecodeError, KewError, PermanentError
+from kew.errors import DecodeError, KewError, PermanentError, StorageUnavailable
 from kew.message import Message
 from kew.providers.base import Delivery, Provider, Receiver
 from kew.qchan.observe import NO_OBSERVER, EngineObserver, Handling
@@ -180,6 +181,8 @@ class QueueSink(Generic[T]):
         started = time.monotonic()
         try:
             outcome = self.run_handler(message)
+        except StorageUnavailable:  # not the handler's failure: no attempt spent
+            raise
         except Exception as failure:
             error, outcome = failure, None
             self.recover(failure)

@@ -1,4 +1,4 @@
-"""System check of KEW["OBSERVABILITY"] (kew.E008)."""
+"""System check of KEW["OBSERVABILITY"] (kew.E009)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def check_observability(app_configs=None, **kwargs) -> list[checks.CheckMessage]
     """Check the keys and values of KEW['OBSERVABILITY']."""
     config = kew_settings().get("OBSERVABILITY")
     if not isinstance(config, dict):
-        return [checks.Error("KEW['OBSERVABILITY'] must be a dict", id="kew.E008")]
+        return [checks.Error("KEW['OBSERVABILITY'] must be a dict", id="kew.E009")]
     known = DEFAULTS["OBSERVABILITY"]
     errors = []
     for key, value in config.items():
@@ -27,7 +27,7 @@ def check_observability(app_configs=None, **kwargs) -> list[checks.CheckMessage]
             errors.append(f"{where} must be a positive number, not {value!r}")
         elif key in ("ADDRESS", "TOKEN") and not isinstance(value, str):
             errors.append(f"{where} must be a string, not {value!r}")
-    return [checks.Error(text, id="kew.E008") for text in errors]
+    return [checks.Error(text, id="kew.E009") for text in errors]
 
 
 def _port(value: object) -> bool:

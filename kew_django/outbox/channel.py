@@ -13,6 +13,7 @@ from kew.codecs import JsonCodec
 from kew.errors import ConfigurationError
 from kew.providers.base import DeliveryOptions, validate_properties
 from kew_django.observability.tracing import outbox_headers
+from kew_django.outbox.validation import validate_outgoing
 
 T = TypeVar("T")
 
@@ -109,6 +110,13 @@ class Channel(Generic[T]):
         headers = dict(properties or {})
         validate_properties(headers)
         headers = outbox_headers(self.queue, headers, len(items))  # the trace context, if any
+        validate_outgoing(  # the provider's own rules too: the relay must be able to send it
+            self.provider,
+            self.queue,
+            headers=headers,
+            content_type=self.codec.content_type,
+            deliver_at=deliver_at,
+        )
         now = timezone.now()
         # Rows of one batch get increasing created_at so the relay keeps their order.
         rows = [

@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
-from urllib.parse import parse_qsl, urlsplit
 
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.db.models import Case, Min, Subquery, Value, When
@@ -39,6 +38,7 @@ from kew.providers.base import (
     Receiver,
 )
 from kew_django.db.notify import QUEUE, Listener
+from kew_django.providers import database_options
 
 log = logging.getLogger(__name__)
 MAX_ID_LENGTH = 100
@@ -57,7 +57,7 @@ def provider_errors():
     return (OperationalError, InterfaceError)
 
 
-URL_OPTIONS = {"lease", "poll_interval"}
+URL_OPTIONS = set(database_options.OPTIONS)
 DEFAULT_LEASE = 30.0
 
 
@@ -83,8 +83,10 @@ class DatabaseProvider(Provider):
         self.using = using or router.db_for_write(_model())
         if self.using not in connections:
             raise ConfigurationError(f"database:// names unknown database {self.using!r}")
-        self.lease = timedelta(seconds=lease)
+        self.lease = timedelta(seconds=database_options.seconds("lease", lease))
         listens = connections[self.using].vendor == "postgresql"
+        if poll_interval is not None:
+            poll_interval = database_options.seconds("poll_interval", poll_interval)
         self.poll_interval = poll_interval or (1.0 if listens else 0.05)
         self._listener: Listener | None = None
         self._lock = threading.Lock()
@@ -96,21 +98,7 @@ class DatabaseProvider(Provider):
         ALIAS is a DATABASES key (the default database when absent); query
         options and keyword options are the constructor's, keywords winning.
         """
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        unknown = sorted(set(query) - URL_OPTIONS)
-        if unknown:
-            known = ", ".join(sorted(URL_OPTIONS))
-            raise ConfigurationError(
-                f"unknown database:// option(s) {', '.join(unknown)} (known: {known})"
-            )
-        try:
-            parsed = {name: float(value) for name, value in query.items()}
-        except ValueError as error:
-            raise ConfigurationError(f"database:// options take seconds: {error}") from error
-        if any(value <= 0 for value in parsed.values()):
-            raise ConfigurationError("database:// lease and poll_interval must be positive")
-        return cls(using=parts.netloc or None, **{**parsed, **options})
+        return cls(**database_options.parse(url, options))
 
     def producer(self) -> Producer:
         return DatabaseProducer(self)

@@ -35,8 +35,11 @@ from kew_django.db.connections import close_db_connections
 from kew_django.db.notify import OUTBOX, Listener
 from kew_django.models import OutboxMessage
 from kew_django.observability.observer import NO_OBSERVER, Observer
+from kew_django.outbox.validation import relay_options
 from kew_django.relay.claims import claim
-from kew_django.relay.order import EarlierBatchFailed, PublishOrder
+from kew_django.relay.isolate import send_one_by_one
+from kew_django.relay.order import EarlierBatchFailed, HeldBack, PublishOrder
+from kew_django.relay.rejections import retry_at, retry_backoff_over
 from kew_django.relay.waiting import wait
 
 log = logging.getLogger(__name__)
@@ -126,14 +129,33 @@ class Relay:
         Raises ``ConnectionLost`` (nothing marked, no attempts spent) when
         the provider is unreachable.
         """
+        while True:
+            try:
+                return self._relay_batch()
+            except HeldBack:  # rolled back: an earlier batch's rows are pending again
+                time.sleep(0.005)  # let that batch settle
+
+    def _relay_batch(self) -> int:
+        placed: list[int] = []  # this batch's place in the publish order, once claimed
+        try:
+            return self._claim_and_publish(placed)
+        finally:
+            if placed:  # committed or rolled back: claims may see its rows again
+                self._order.settled(placed[0])
+
+    def _claim_and_publish(self, placed: list[int]) -> int:
         with transaction.atomic(using=self.using):
             with self._order.claim_lock:
+                epoch = self._order.epoch()
                 rows = claim(self.claimable(), self.batch_size, self.using)  # marked sent
                 if not rows:
                     return 0
-                place = self._order.reserve()
+                place = self._order.reserve(epoch)
+                placed.append(place)
             with self._order.publishing(place):  # batches publish in the order they were claimed
                 sent, rejected = self._publish(rows)
+                if len(sent) + len(rejected) < len(rows):  # later batches must not overtake
+                    self._order.hold_back_later(place)
             if len(sent) < len(rows):  # those after a rejection stay pending, unchanged
                 unsent = {row.id for row in rows} - {row.id for row in sent}
                 OutboxMessage.objects.using(self.using).filter(pk__in=unsent).update(
@@ -191,6 +213,7 @@ class Relay:
         pending = OutboxMessage.objects.using(self.using).filter(status=PENDING)
         if self.queues:
             pending = pending.filter(queue__in=self.queues)
+        pending = pending.filter(retry_backoff_over())
         if not self._scheduled:  # hold scheduled rows back until they are due
             pending = pending.filter(Q(deliver_at__isnull=True) | Q(deliver_at__lte=timezone.now()))
         return pending.order_by("created_at", "id")
@@ -216,6 +239,9 @@ class Relay:
             ordered = [row for row, _ in batch]
             index = min(error.index or 0, len(ordered) - 1)
             return ordered[:index], [*refused, (ordered[index], error)]
+        except ConfigurationError:  # refused before sending: find the row, send the others
+            sent, alone = send_one_by_one(self._producers, batch)
+            return sent, [*refused, *alone]
         return [row for row, _ in batch], refused
 
     def _outgoing(self, row) -> Outgoing:
@@ -223,21 +249,26 @@ class Relay:
         if row.headers:
             validate_properties(row.headers)
         # A provider without scheduled delivery only gets rows already due (see claimable).
-        deliver_at = row.deliver_at if self._scheduled else None
-        properties = dict(row.headers)
-        if row.content_type != JSON:  # consumers assume JSON when the property is absent
-            properties[CONTENT_TYPE] = row.content_type
-        options = DeliveryOptions(
-            deliver_at=deliver_at, message_id=str(row.id), properties=properties
+        options = relay_options(
+            message_id=str(row.id),
+            headers=row.headers,
+            content_type=row.content_type,
+            deliver_at=row.deliver_at,
+            scheduled=self._scheduled,
         )
-        return Outgoing(row.queue, bytes(row.payload), options)
+        outgoing = Outgoing(row.queue, bytes(row.payload), options)
+        self.provider.validate(outgoing)  # the provider's own rules: one bad row fails alone
+        return outgoing
 
     def _reject(self, row, error: Exception) -> None:
         attempts = row.attempts + 1
         permanent = isinstance(error, ConfigurationError) or attempts >= self.max_attempts
         status = FAILED if permanent else PENDING
         OutboxMessage.objects.using(self.using).filter(pk=row.id).update(
-            attempts=attempts, last_error=str(error)[:10000], status=status
+            attempts=attempts,
+            last_error=str(error)[:10000],
+            status=status,
+            retry_at=None if permanent else retry_at(attempts, self.backoff_max),
         )
         self.stats.add(rejected=1, failed=int(permanent))
         self.observer.rejected(row, failed=permanent)
@@ -309,6 +340,13 @@ class Relay:
                     database.failed(error)
                     connections[self.using].close_if_unusable_or_obsolete()
                     wait(stop, database.delay())
+                    continue
+                except Exception as error:  # noqa: BLE001 - no error may end a relay thread
+                    log.exception("relay: unexpected error; backing off and going on")
+                    backoff.failed(error)
+                    self._producers.drop()
+                    connections[self.using].close_if_unusable_or_obsolete()
+                    wait(stop, backoff.delay())
                     continue
                 backoff.succeeded()
                 database.succeeded()

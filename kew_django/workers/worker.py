@@ -21,6 +21,9 @@ module only says how each step is done in Django:
   publishes the delivery's state while it is handled, until after the ack.
 - ``atomic=False`` consumers run outside any transaction, with a ``Work``
   for progress, cancellation and their own short commit (``workers.long``).
+- A database outage (a database error while the database cannot be
+  reached) is not the handler's failure: the delivery is held and the
+  step run again when the database is back (``workers.outage``).
 
 Each worker runs on one thread (``kew_django.runner``), which calls the
 handler; never a provider's I/O thread.
@@ -29,6 +32,7 @@ handler; never a provider's I/O thread.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
@@ -44,6 +48,7 @@ from kew_django.db.connections import close_db_connections
 from kew_django.models import DeadLetter, ProcessedMessage
 from kew_django.workers import deadletters, long
 from kew_django.workers.heartbeat import Heartbeat
+from kew_django.workers.outage import DatabaseGate
 from kew_django.workers.progress import Cancelled
 from kew_django.workers.registry import ConsumerSpec
 
@@ -81,6 +86,7 @@ class Worker(QueueSink[Any]):
         self.using = using or router.db_for_write(DeadLetter)
         self.heartbeat_interval = float(section("CONSUMERS").get("HEARTBEAT", 5.0))
         self.heartbeat: Heartbeat | None = None
+        self.gate = DatabaseGate(self.using, what=f"consumer of {spec.queue!r}")
 
     def handle(self, delivery: Delivery) -> DeliveryOutcome:
         """Handle one delivery (see the engine) with a heartbeat running until after its ack."""
@@ -94,10 +100,22 @@ class Worker(QueueSink[Any]):
             self.heartbeat = None
             beat.stop()
 
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set (``QueueSink.run``); a database outage is waited out."""
+        self.gate.stop = stop
+        super().run(stop)
+
     def run_handler(self, message: Message[Any]) -> DeliveryOutcome | None:
-        """Run the handler in a transaction, with the idempotency record; None: retry it."""
+        """Run the handler in a transaction, with the idempotency record; None: retry it.
+
+        While the database is down the delivery is held and the handler run
+        again when it is back (``kew_django.workers.outage``): no attempt spent.
+        """
         if not self.spec.atomic and self.heartbeat is not None:
             return long.run_outside(self, message, self.heartbeat)
+        return self.gate.through(lambda: self._run_in_transaction(message))
+
+    def _run_in_transaction(self, message: Message[Any]) -> DeliveryOutcome | None:
         with transaction.atomic(using=self.using):
             record = self._record_processed(message) if self.spec.idempotent else None
             if record is False:
@@ -139,6 +157,15 @@ class Worker(QueueSink[Any]):
         error: BaseException | None,
     ) -> None:
         """Write a dead letter and call ``on_exhausted``, in one transaction (the ack follows)."""
+        self.gate.through(lambda: self._write_dead_letter(delivery, message, reason, error))
+
+    def _write_dead_letter(
+        self,
+        delivery: Delivery,
+        message: Message[Any] | None,
+        reason: GiveUpReason,
+        error: BaseException | None,
+    ) -> None:
         message_id = (message.origin_id if message else None) or delivery.message_id
         count = message.delivery_count if message else delivery_count(delivery)
         with transaction.atomic(using=self.using):

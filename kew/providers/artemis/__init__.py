@@ -16,9 +16,9 @@ import weakref
 
 from kew.errors import ConfigurationError
 from kew.providers.artemis.config import ArtemisConfig, parse_url
-from kew.providers.artemis.producer import ArtemisProducer
+from kew.providers.artemis.producer import ArtemisProducer, send_headers
 from kew.providers.artemis.receiver import ArtemisDelivery, ArtemisReceiver
-from kew.providers.base import Capability, Producer, Provider, Receiver
+from kew.providers.base import Capability, Outgoing, Producer, Provider, Receiver
 
 __all__ = [
     "ArtemisConfig",
@@ -49,6 +49,10 @@ class ArtemisProvider(Provider):
         }
     )
 
+    # The broker moves a message delivered max-delivery-attempts times to its
+    # dead-letter address (kew_django drains it into DeadLetter rows).
+    has_dead_letter_address = True
+
     def __init__(self, url: str | ArtemisConfig, **options: object):
         if isinstance(url, ArtemisConfig):
             if options:
@@ -67,13 +71,24 @@ class ArtemisProvider(Provider):
     def __repr__(self) -> str:
         return f"<ArtemisProvider {self.config.url}>"
 
+    def validate(self, outgoing: Outgoing) -> None:
+        """Raise ConfigurationError for what Artemis never takes (reserved names, NUL, size)."""
+        super().validate(outgoing)
+        send_headers(outgoing.queue, outgoing.options, max_bytes=self.config.max_header_bytes)
+
     def producer(self) -> Producer:
         """Return a producer with its own connection (opened now: bad settings fail here)."""
         return self._keep(ArtemisProducer(self, self.config))
 
-    def receiver(self, queue: str, *, prefetch: int = 1) -> Receiver:
-        """Return a subscribed consumer; ``prefetch=1`` takes one message at a time."""
-        return self._keep(ArtemisReceiver(self.config, queue, prefetch=prefetch))
+    def receiver(self, queue: str, *, prefetch: int = 1, selector: str | None = None) -> Receiver:
+        """Return a subscribed consumer; ``prefetch=1`` takes one message at a time.
+
+        ``selector`` (Artemis only) is a filter expression on message
+        properties, e.g. ``"_AMQ_ORIG_QUEUE IN ('imports')"``: other
+        messages stay in the queue for other consumers.
+        """
+        receiver = ArtemisReceiver(self.config, queue, prefetch=prefetch, selector=selector)
+        return self._keep(receiver)
 
     def _keep(self, client):
         with self._lock:

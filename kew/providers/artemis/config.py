@@ -10,6 +10,7 @@ arguments (keywords win); unknown options are an error with a hint.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, cast
@@ -31,11 +32,15 @@ def _boolean(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (use true or false)")
 
 
-def _non_negative(kind: Callable[[str], int | float]) -> Callable[[str], int | float]:
+def _non_negative(
+    kind: Callable[[str], int | float], *, positive: bool = False
+) -> Callable[[str], int | float]:
     def convert(text: str) -> int | float:
         value = kind(text)
-        if value < 0:
-            raise ValueError(f"{text!r} is negative")
+        if not math.isfinite(value):
+            raise ValueError(f"{text!r} is not a finite number")
+        if value < 0 or (positive and value == 0):
+            raise ValueError(f"{text!r} must be {'above zero' if positive else 'zero or more'}")
         return value
 
     return convert
@@ -79,8 +84,8 @@ _OPTIONS: dict[str, Callable[[str], object]] = {
     "tls_ca": str,
     "tls_verify": _boolean,
     "heartbeat": _non_negative(int),
-    "connect_timeout": _non_negative(float),
-    "receipt_timeout": _non_negative(float),
+    "connect_timeout": _non_negative(float, positive=True),
+    "receipt_timeout": _non_negative(float, positive=True),
     "reconnect_attempts": _non_negative(int),
     "reconnect_delay": _non_negative(float),
     "reconnect_delay_max": _non_negative(float),
@@ -93,6 +98,8 @@ assert set(_OPTIONS) <= {f.name for f in fields(ArtemisConfig)}
 
 def parse_url(url: str, **options: object) -> ArtemisConfig:
     """Return the configuration named by ``url`` and ``options``; raise ConfigurationError."""
+    if not isinstance(url, str):
+        raise ConfigurationError(f"a broker URL must be a string, not {type(url).__name__}")
     shown = redact(url)
     try:
         parts = urlsplit(url)
@@ -108,11 +115,14 @@ def parse_url(url: str, **options: object) -> ArtemisConfig:
         )
     hosts = _hosts(parts.netloc, shown)
     settings: dict[str, object] = {"tls": parts.scheme == "artemis+ssl"}
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    try:
+        query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False))
+        user = unquote(parts.username) if parts.username is not None else None
+        password = unquote(parts.password) if parts.password is not None else None
+    except ValueError as error:
+        raise ConfigurationError(f"malformed broker URL {shown!r}: {error}") from None
     settings.update(_converted(query, shown, from_query=True))
     settings.update(_converted(options, shown, from_query=False))
-    user = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
     # Each value was converted by its option's converter in _OPTIONS, so it fits its field.
     typed = cast(dict[str, Any], settings)
     config = ArtemisConfig(hosts=hosts, user=user, password=password, url=shown, **typed)
@@ -139,6 +149,8 @@ def _hosts(netloc: str, shown: str) -> tuple[tuple[str, int], ...]:
             ) from None
         if not one.hostname:
             raise ConfigurationError(f"empty host in broker URL {shown!r}")
+        if port == 0:
+            raise ConfigurationError(f"port 0 in broker URL {shown!r}: name the broker's port")
         hosts.append((one.hostname, port or DEFAULT_PORT))
     return tuple(hosts)
 

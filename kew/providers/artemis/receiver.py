@@ -59,12 +59,15 @@ def properties_of(headers: Mapping[str, str]) -> dict[str, str]:
 class ArtemisReceiver(Receiver):
     """Receive from one queue on a connection of its own. Not thread-safe."""
 
-    def __init__(self, config: ArtemisConfig, queue: str, *, prefetch: int = 1):
+    def __init__(
+        self, config: ArtemisConfig, queue: str, *, prefetch: int = 1, selector: str | None = None
+    ):
         if not queue:
             raise ConfigurationError("a queue needs a name")
         self.queue = queue
         self.config = config
         self.window = window_for(prefetch, config)
+        self.selector = selector  # an Artemis filter expression: only matching messages come
         self._inbox: queues.Queue = queues.Queue()
         self._connection = FailoverConnection(
             config, on_message=self._arrived, on_lost=lambda: self._inbox.put(_LOST)
@@ -89,6 +92,8 @@ class ArtemisReceiver(Receiver):
             "consumer-window-size": str(self.window),
             "receipt": receipt,
         }
+        if self.selector:
+            headers["selector"] = self.selector
         wire.subscribe(self.queue, self._subscription, headers)
         try:
             wire.wait_receipt(
@@ -175,6 +180,7 @@ class ArtemisDelivery(Delivery):
         self.payload = body if isinstance(body, bytes) else (body or "").encode()
         self.message_id = headers.get(MESSAGE_ID) or headers.get(DUPLICATE_ID)
         self.properties = properties_of(headers)
+        self.headers = dict(headers)  # every header of the MESSAGE frame, Artemis's own too
         self.redelivered = headers.get("redelivered") == "true"
         self._consumer = consumer
         self._wire = wire

@@ -145,7 +145,12 @@ class Wire(stomp.ConnectionListener):
     # -- called on the caller's thread --
 
     def open(self, user: str | None, password: str | None, timeout: float) -> None:
-        """Open the TCP connection and STOMP session; raise Unreachable or ConfigurationError."""
+        """Open the TCP connection and STOMP session.
+
+        Raises ConfigurationError only for a refused login (wrong user or
+        password); any other ERROR in answer to CONNECT, like a refused or
+        silent socket, raises Unreachable, which callers retry.
+        """
         try:
             self.conn.connect(user, password, wait=False)
         except (stomp.exception.StompException, OSError):
@@ -167,7 +172,8 @@ class Wire(stomp.ConnectionListener):
                 raise ConfigurationError(
                     f"login refused by broker at {self} for user {user!r}: {self.error}"
                 )
-            raise ConfigurationError(f"broker at {self} refused the STOMP session: {self.error}")
+            # Anything else (starting up, paging, out of connections) may pass: try again later.
+            raise Unreachable(f"{self}: refused the STOMP session: {self.error}")
         if not self.connected:
             self.abort()
             why = "closed the connection" if self.lost else f"did not answer within {timeout:g}s"
@@ -221,6 +227,22 @@ class Wire(stomp.ConnectionListener):
                 chunk, size = [], 0
         if chunk:
             self._write_bytes(b"".join(chunk))
+
+    def ask_receipt(self, receipt: str) -> None:
+        """Ask for ``receipt`` after the frames written so far, with frames that store nothing.
+
+        Artemis copies every unknown SEND header into the message, so a
+        ``receipt`` header on the last SEND of a batch would be stored as a
+        property of that message. Instead an empty transaction is begun and
+        aborted, the ABORT carrying the receipt: frames on one connection
+        are handled in order, and Artemis sends a RECEIPT only after the
+        storage operations before it have completed, so it confirms the batch.
+        """
+        transaction = f"kew-{receipt}"
+        self._write(lambda: self.conn.send_frame("BEGIN", {"transaction": transaction}))
+        self._write(
+            lambda: self.conn.send_frame("ABORT", {"transaction": transaction, "receipt": receipt})
+        )
 
     def _no_delay(self) -> None:
         """Turn Nagle's algorithm off for this (producer's) connection.

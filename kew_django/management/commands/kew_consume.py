@@ -4,7 +4,15 @@ from django.core.management.base import BaseCommand, CommandError
 
 from kew_django.apps import kew_config
 from kew_django.observability import observed
-from kew_django.runner import Runner, stop_on_signals
+from kew_django.runner import ComponentDied, Runner, stop_on_signals
+
+
+def run_or_exit(runner: Runner) -> None:
+    """Run ``runner``; if one of its threads dies, exit with status 1 (CommandError)."""
+    try:
+        runner.run()
+    except ComponentDied as error:
+        raise CommandError(str(error), returncode=1) from error
 
 
 def select_specs(queues: list[str]):
@@ -42,4 +50,4 @@ class Command(BaseCommand):
         runner = Runner(specs, provider=provider, concurrency=concurrency)
         stop_on_signals(runner.stop)
         with observed(runner, "consume", metrics_port):
-            runner.run()
+            run_or_exit(runner)

@@ -1,6 +1,7 @@
 """manage.py kew_run: the relay and every consumer in one process (development, embedded)."""
 
 from kew_django.management.commands import kew_consume
+from kew_django.management.commands.kew_consume import run_or_exit
 from kew_django.observability import observed
 from kew_django.runner import Runner, relay_from_settings, stop_on_signals
 
@@ -20,4 +21,4 @@ class Command(kew_consume.Command):
         )
         stop_on_signals(runner.stop)
         with observed(runner, "run", metrics_port):
-            runner.run()
+            run_or_exit(runner)

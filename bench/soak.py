@@ -1,0 +1,351 @@
+"""Soak: messages sent in transactions while relays, consumers, the broker and the database crash.
+
+Usage::
+
+    .venv/bin/python bench/soak.py [--count 10000] [--relay-kills 20] [--consumer-kills 20]
+        [--broker-crashes 3] [--db-crashes 1] [--db-outage 0] [--provider artemis|database]
+
+It starts PostgreSQL (and Artemis) with ``kew.testing``, migrates a fresh
+database, and runs one ``kew_relay`` and two ``kew_consume`` processes
+(``bench/soak_app``: each message adds a row to ``soak_effect``). A sender
+writes ``--count`` messages in transactions of 10: some transactions are
+rolled back, some messages are poison (``PermanentError``), some answer
+RETRY once. Meanwhile, at random moments, the relay and the consumers are
+SIGKILLed and restarted, the broker is SIGKILLed and restarted, and the
+database is SIGKILLed and restarted (``--db-outage S`` also stops it for S
+seconds, e.g. 180). At the end it counts:
+
+- lost: committed, not poison, and no effect;
+- duplicated: more than one effect for one message;
+- ghosts: an effect for a message whose transaction rolled back;
+- stuck: outbox rows not sent, dead letters of good messages, poison
+  messages without a dead letter;
+
+and prints how long each kind of crash took to recover from (until the
+next effect). The harness's PostgreSQL runs with ``synchronous_commit=off``
+(a kill may lose the last commits); the soak turns it on for its database.
+A script, not a test: figures are printed as measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--relay-kills", type=int, default=20)
+    parser.add_argument("--consumer-kills", type=int, default=20)
+    parser.add_argument("--broker-crashes", type=int, default=3)
+    parser.add_argument("--db-crashes", type=int, default=1)
+    parser.add_argument("--db-outage", type=float, default=0.0, help="seconds; 0: none")
+    parser.add_argument("--interval", type=float, default=3.0, help="seconds between crashes")
+    parser.add_argument("--settle", type=float, default=300.0, help="seconds to wait at the end")
+    parser.add_argument("--provider", choices=["artemis", "database"], default="artemis")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--logs", type=Path, default=None, help="keep the processes' logs here")
+    args = parser.parse_args()
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    random.seed(seed)
+
+    from kew.testing.artemis import ArtemisServer
+    from kew.testing.postgres import PostgresServer
+
+    with contextlib.ExitStack() as stack:
+        postgres = stack.enter_context(PostgresServer())
+        artemis = stack.enter_context(ArtemisServer()) if args.provider == "artemis" else None
+        dbname = f"kew_soak_{uuid.uuid4().hex[:8]}"
+        postgres.create_database(dbname)
+        # The harness runs PostgreSQL with synchronous_commit=off, so a kill() may lose the
+        # last ~0.6 s of commits (its docs say so); a soak of crash safety needs it on.
+        durable(postgres.url_for(dbname), dbname)
+        os.environ["DATABASE_URL"] = postgres.url_for(dbname)
+        import environ
+
+        config = environ.Env.db_url_config(postgres.url_for(dbname))
+        database = {k: config.get(k, "") for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST")}
+        database["PORT"] = config.get("PORT", "")
+        os.environ["KEW_SOAK_DB"] = json.dumps(database)
+        os.environ["KEW_SOAK_PROVIDER"] = artemis.url if artemis else "database://"
+        os.environ["DJANGO_SETTINGS_MODULE"] = "bench.soak_settings"
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+        from django.db import connection
+
+        call_command("migrate", verbosity=0)
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE soak_effect (n integer NOT NULL, at timestamptz)")
+            cursor.execute("CREATE TABLE soak_failed (n integer PRIMARY KEY)")
+        where = f"PostgreSQL ({postgres.mode})" + (
+            f" + Artemis {artemis.version} ({artemis.mode})" if artemis else ", database provider"
+        )
+        print(f"soak on {where}, seed {seed}", flush=True)
+        logs = args.logs or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        logs.mkdir(parents=True, exist_ok=True)
+        Soak(args, postgres, artemis, logs).run()
+
+
+def durable(url: str, dbname: str) -> None:
+    """Turn synchronous_commit on for the soak's database: a commit survives a kill."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f'ALTER DATABASE "{dbname}" SET synchronous_commit = on')
+
+
+class Soak:
+    def __init__(self, args, postgres, artemis, logs: Path):
+        self.args, self.postgres, self.artemis, self.logs = args, postgres, artemis, logs
+        self.relay: subprocess.Popen | None = None
+        self.consumers: list[subprocess.Popen | None] = [None, None]
+        self.rolled_back: set[int] = set()
+        self.recoveries: dict[str, list[float]] = {}
+        self.sending_done = threading.Event()
+        self.lock = threading.Lock()
+
+    def spawn(self, *command: str) -> subprocess.Popen:
+        log = open(self.logs / f"{command[0]}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), *command],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def run(self) -> None:
+        self.relay = self.spawn("kew_relay")
+        self.consumers = [self.spawn("kew_consume"), self.spawn("kew_consume")]
+        sender = threading.Thread(target=self.send_all)
+        started = time.monotonic()
+        sender.start()
+        try:
+            self.chaos()
+            sender.join()
+            sent_at = time.monotonic() - started
+            settled = self.settle()
+            print(
+                f"sending took {sent_at:.0f}s; "
+                + (
+                    f"all done after {time.monotonic() - started:.0f}s"
+                    if settled
+                    else f"NOT all done after {time.monotonic() - started:.0f}s"
+                )
+            )
+        finally:
+            for process in [self.relay, *self.consumers]:
+                if process is not None and process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for process in [self.relay, *self.consumers]:
+                if process is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        process.wait(30)
+        self.report()
+
+    # -- the sender --
+
+    def send_all(self) -> None:
+        from django.db import InterfaceError, OperationalError, connection, transaction
+
+        from bench.soak_app.consumers import Item, items
+
+        n = 0
+        while n < self.args.count:
+            batch = list(range(n, min(n + 10, self.args.count)))
+            roll_back = random.random() < 0.05
+            try:
+                with transaction.atomic():
+                    for i in batch:
+                        items.send(
+                            Item(i, poison=random.random() < 0.01, fail_once=random.random() < 0.02)
+                        )
+                    if roll_back:
+                        raise _RollBack
+            except _RollBack:
+                self.rolled_back.update(batch)
+            except (OperationalError, InterfaceError):
+                connection.close()
+                time.sleep(0.5)
+                continue  # committed or not: the outbox says, at the end
+            n += len(batch)
+            time.sleep(0.002)
+        self.sending_done.set()
+
+    # -- the chaos --
+
+    def chaos(self) -> None:
+        events = (
+            ["relay"] * self.args.relay_kills
+            + ["consumer"] * self.args.consumer_kills
+            + (["broker"] * self.args.broker_crashes if self.artemis else [])
+            + ["database"] * self.args.db_crashes
+        )
+        random.shuffle(events)
+        if self.args.db_outage:
+            events.insert(len(events) // 2, "outage")
+        for event in events:
+            time.sleep(random.uniform(0.5, 1.5) * self.args.interval)
+            before = self.effects()
+            began = time.monotonic()
+            getattr(self, f"crash_{event}")()
+            self.watch_recovery(event, before, began)
+
+    def crash_relay(self) -> None:
+        self.relay = self.kill_and_restart(self.relay, "kew_relay")
+
+    def crash_consumer(self) -> None:
+        index = random.randrange(len(self.consumers))
+        self.consumers[index] = self.kill_and_restart(self.consumers[index], "kew_consume")
+
+    def kill_and_restart(self, process, command: str) -> subprocess.Popen:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        return self.spawn(command)
+
+    def crash_broker(self) -> None:
+        self.artemis.kill()
+        self.artemis.start()
+
+    def crash_database(self) -> None:
+        self.postgres.kill()
+        time.sleep(1.0)
+        self.postgres.start()
+
+    def crash_outage(self) -> None:
+        self.postgres.stop()
+        time.sleep(self.args.db_outage)
+        self.postgres.start()
+
+    def watch_recovery(self, event: str, before: int | None, began: float) -> None:
+        """Record the time from the crash until the next effect (in the background)."""
+
+        def watch() -> None:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                now = self.effects()
+                if now is not None and before is not None and now > before:
+                    with self.lock:
+                        self.recoveries.setdefault(event, []).append(time.monotonic() - began)
+                    return
+                if self.sending_done.is_set() and now is not None and now >= self.expected():
+                    return  # nothing left to do: no recovery to time
+                time.sleep(0.1)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    # -- counting --
+
+    def query(self, sql: str, params=()) -> list[tuple] | None:
+        from django.db import DatabaseError, connections
+
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall()
+        except DatabaseError:
+            connections["default"].close()
+            return None
+
+    def effects(self) -> int | None:
+        rows = self.query("SELECT count(*) FROM soak_effect")
+        return rows[0][0] if rows else None
+
+    def committed(self) -> dict[int, bool]:
+        rows = self.query("SELECT payload FROM kew_django_outboxmessage") or []
+        items = [json.loads(bytes(payload)) for (payload,) in rows]
+        return {item["n"]: item["poison"] for item in items}
+
+    def expected(self) -> int:
+        return sum(not poison for poison in self.committed().values())
+
+    def settle(self) -> bool:
+        deadline = time.monotonic() + self.args.settle
+        while time.monotonic() < deadline:
+            rows = self.query("SELECT count(DISTINCT n) FROM soak_effect")
+            pending = self.query(
+                "SELECT count(*) FROM kew_django_outboxmessage WHERE status = 'pending'"
+            )
+            if rows and pending and rows[0][0] >= self.expected() and pending[0][0] == 0:
+                time.sleep(3.0)  # let duplicates, if any, arrive
+                return True
+            time.sleep(1.0)
+        return False
+
+    def report(self) -> None:
+        committed = self.committed()
+        good = {n for n, poison in committed.items() if not poison}
+        poison = {n for n, p in committed.items() if p}
+        counts: dict[int, int] = {}
+        for (n,) in self.query("SELECT n FROM soak_effect") or []:
+            counts[n] = counts.get(n, 0) + 1
+        letters = self.query("SELECT payload, error FROM kew_django_deadletter") or []
+        lettered = {json.loads(bytes(p))["n"]: e for p, e in letters}
+        unsent = self.query(
+            "SELECT status, count(*) FROM kew_django_outboxmessage "
+            "WHERE status <> 'sent' GROUP BY status"
+        )
+        lost = sorted(good - set(counts))
+        duplicated = sorted(n for n, c in counts.items() if c > 1)
+        ghosts = sorted(set(counts) - set(committed))
+        stuck_letters = sorted(n for n in lettered if n in good)
+        stuck = sum(c for _, c in unsent or []) + len(stuck_letters) + len(poison - set(lettered))
+        print(
+            f"messages: {self.args.count} sent, {len(committed)} committed "
+            f"({len(poison)} poison), {len(self.rolled_back)} rolled back"
+        )
+        print(
+            f"crashes: {self.args.relay_kills} relay kills, {self.args.consumer_kills} consumer "
+            f"kills, {self.args.broker_crashes if self.artemis else 0} broker crashes, "
+            f"{self.args.db_crashes} database crashes"
+            + (f", one {self.args.db_outage:.0f}s database outage" if self.args.db_outage else "")
+        )
+        print(
+            f"lost {len(lost)}, duplicated {len(duplicated)}, ghosts {len(ghosts)}, stuck {stuck}"
+        )
+        for name, values in (
+            ("lost", lost),
+            ("duplicated", duplicated),
+            ("ghosts", ghosts),
+            ("stuck dead letters", stuck_letters),
+        ):
+            if values:
+                print(f"  {name}: {values[:20]}")
+        if unsent:
+            print(f"  outbox rows not sent: {dict(unsent)}")
+        if lost:
+            failed_once = {n for (n,) in self.query("SELECT n FROM soak_failed") or []}
+            retried = [n for n in lost if n in failed_once]
+            print(f"  of the lost, {len(retried)} had answered RETRY once: {retried[:20]}")
+        for event, times in sorted(self.recoveries.items()):
+            print(
+                f"recovery after {event}: median {statistics.median(times):.1f}s, "
+                f"max {max(times):.1f}s ({len(times)} timed)"
+            )
+
+
+class _RollBack(Exception):
+    """Raised to roll a sender's transaction back on purpose."""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""One queue: each message adds one row to ``soak_effect``; poison ones fail for good.
+
+A message marked ``fail_once`` answers RETRY the first time (recording that
+in ``soak_failed``) and has its effect the second time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import connection
+
+from kew_django import Channel, PermanentError, RepeatAction, consumer
+
+
+@dataclass
+class Item:
+    n: int
+    poison: bool = False
+    fail_once: bool = False
+
+
+items = Channel("soak.items", payload=Item)
+
+
+@consumer(items, retry="1s 1s 2s 5s", idempotent=True, prefetch=20)
+def handle(item: Item) -> RepeatAction | None:
+    if item.poison:
+        raise PermanentError(f"item {item.n} is poison (soak)")
+    with connection.cursor() as cursor:
+        if item.fail_once:
+            cursor.execute("SELECT 1 FROM soak_failed WHERE n = %s", [item.n])
+            if cursor.fetchone() is None:
+                cursor.execute("INSERT INTO soak_failed (n) VALUES (%s)", [item.n])
+                return RepeatAction.RETRY
+        cursor.execute("INSERT INTO soak_effect (n, at) VALUES (%s, now())", [item.n])
+    return None

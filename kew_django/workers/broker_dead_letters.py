@@ -1,0 +1,132 @@
+"""Bring back what the broker itself dead-lettered: its dead-letter queue becomes DeadLetter rows.
+
+Artemis moves a message that was delivered ``max-delivery-attempts``
+times (10 by default) without an ack to its dead-letter address (``DLQ``
+in the default ``broker.xml``), keeping where it came from in
+``_AMQ_ORIG_ADDRESS`` / ``_AMQ_ORIG_QUEUE``. Kew's own retries never get
+there, but a consumer process that keeps dying on a message does. The
+drainer consumes that queue over STOMP, with a selector that takes only
+messages of Kew's queues (others stay for whoever else reads the DLQ),
+writes each as a ``DeadLetter`` (reason ``exhausted``) and acks it after
+the row is committed: a crash in between writes the row once more at
+worst (it is skipped if the same message is already recorded).
+
+``kew_consume`` and ``kew_run`` start one on its own thread when the
+provider declares ``has_dead_letter_address`` (Artemis) and
+``KEW["CONSUMERS"]["BROKER_DEAD_LETTERS"]`` names the queue (``None``
+turns it off).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from django.db import router, transaction
+
+from kew.backoff import Backoff
+from kew.providers.base import DELIVERY_COUNT, Delivery, Provider, Receiver
+from kew_django.db.connections import close_db_connections
+from kew_django.models import DeadLetter
+from kew_django.workers import deadletters
+
+log = logging.getLogger(__name__)
+ORIGINAL_QUEUE = "_AMQ_ORIG_QUEUE"
+ORIGINAL_ADDRESS = "_AMQ_ORIG_ADDRESS"
+
+
+def selector(queues: Sequence[str]) -> str:
+    """Return the Artemis filter that takes the messages of ``queues`` only."""
+    quoted = ", ".join("'" + queue.replace("'", "''") + "'" for queue in queues)
+    return f"{ORIGINAL_ADDRESS} IN ({quoted})"
+
+
+class BrokerDeadLetters:
+    """Turn the broker's dead letters for ``queues`` into DeadLetter rows. One per thread."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        queues: Sequence[str],
+        *,
+        dead_letter_queue: str = "DLQ",
+        using: str | None = None,
+        poll_interval: float = 1.0,
+    ):
+        self.provider = provider
+        self.queues = list(queues)
+        self.dead_letter_queue = dead_letter_queue
+        self.using = using or router.db_for_write(DeadLetter)
+        self.poll_interval = poll_interval
+        self._receiver: Receiver | None = None
+
+    def drain(self, timeout: float = 0.0) -> int:
+        """Record every dead letter waiting (the first wait up to ``timeout``); return how many."""
+        count = 0
+        while (delivery := self._receive(timeout if count == 0 else 0.2)) is not None:
+            self.record(delivery)
+            delivery.ack()
+            count += 1
+        return count
+
+    def _receive(self, timeout: float) -> Delivery | None:
+        if self._receiver is None:
+            self._receiver = self.provider.receiver(  # type: ignore[call-arg]
+                self.dead_letter_queue, selector=selector(self.queues)
+            )
+        return self._receiver.receive(timeout)
+
+    def record(self, delivery: Delivery) -> DeadLetter | None:
+        """Write the dead letter of one DLQ delivery (not again if it is recorded already)."""
+        headers = getattr(delivery, "headers", {})
+        queue = headers.get(ORIGINAL_ADDRESS) or headers.get(ORIGINAL_QUEUE) or delivery.queue
+        message_id = (delivery.message_id or "").split("#")[0] or None
+        attempts = int(delivery.properties.get(DELIVERY_COUNT, "1") or 1)
+        with transaction.atomic(using=self.using):
+            known = DeadLetter.objects.using(self.using).filter(
+                queue=queue, message_id=message_id or "", error__startswith="moved by the broker"
+            )
+            if message_id and known.exists():
+                return None
+            letter = deadletters.record(
+                delivery,
+                reason=DeadLetter.Reason.EXHAUSTED,
+                message_id=message_id,
+                attempts=attempts,
+                error=(
+                    f"moved by the broker to its dead-letter queue {self.dead_letter_queue!r} "
+                    f"after its max-delivery-attempts (from {queue!r}): a consumer kept "
+                    "ending without acknowledging it (crashed, killed, or disconnected)"
+                ),
+                using=self.using,
+            )
+            letter.queue = queue
+            letter.save(update_fields=["queue"])
+        log.error("%s: the broker dead-lettered message %s; recorded", queue, message_id)
+        return letter
+
+    def run(self, stop: threading.Event) -> None:
+        """Drain until ``stop`` is set; errors back off and never end the thread."""
+        backoff = Backoff(30.0, what=f"dead-letter queue {self.dead_letter_queue!r}", logger=log)
+        try:
+            while not stop.is_set():
+                try:
+                    self.drain(self.poll_interval)
+                    backoff.succeeded()
+                except Exception as error:  # noqa: BLE001 - the loop outlives any one message
+                    backoff.failed(error)
+                    self.close()
+                    stop.wait(backoff.delay())
+        finally:
+            self.close()
+            close_db_connections()
+
+    def close(self) -> None:
+        """Close the receiver; a delivery not acked goes back to the DLQ."""
+        receiver, self._receiver = self._receiver, None
+        if receiver is not None:
+            try:
+                receiver.close()
+            except Exception:  # noqa: BLE001 - a broken receiver may fail to close
+                log.debug("closing the dead-letter receiver failed", exc_info=True)
