@@ -104,6 +104,9 @@ def test_no_error_ends_a_relay_thread(database_provider, queue, monkeypatch):
 class DyingRelay:
     """A relay whose thread ends at once, as if an error had escaped it."""
 
+    provider = None  # what kew_run's observability reads from a relay
+    observer = None
+
     def run(self, stop):
         raise RuntimeError("relay thread died (test)")
 
