@@ -1,9 +1,27 @@
 """manage.py kew_consume [QUEUE ...]: run the registered consumers."""
 
+import os
+import signal
+
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from kew_django.apps import kew_config
 from kew_django.runner import Runner, stop_on_signals
+from kew_django.workers.processes import Supervisor, consume_command
+
+
+def supervise(queues: list[str], *, concurrency, provider: str, processes: int) -> None:
+    """Run ``processes`` kew_consume children; exit non-zero if one dies unexpectedly."""
+    if processes < 1:
+        raise CommandError(f"--processes must be at least 1, got {processes}")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE}
+    command = consume_command(queues, concurrency=concurrency, provider=provider)
+    supervisor = Supervisor(command, processes, env=env)
+    signal.signal(signal.SIGTERM, lambda signum, frame: supervisor.stop())
+    signal.signal(signal.SIGINT, lambda signum, frame: supervisor.stop())
+    if supervisor.run() != 0:
+        raise CommandError("a consumer process exited unexpectedly", returncode=1)
 
 
 def select_specs(queues: list[str]):
@@ -25,14 +43,20 @@ class Command(BaseCommand):
         parser.add_argument("queues", nargs="*", metavar="QUEUE")
         parser.add_argument("--concurrency", type=int, help="worker threads per queue")
         parser.add_argument("--provider", default="default", help="KEW['PROVIDERS'] alias")
+        parser.add_argument(
+            "--processes", type=int, default=1, help="consumer processes (for CPU-bound handlers)"
+        )
 
-    def handle(self, *args, queues, concurrency, provider, **options):
+    def handle(self, *args, queues, concurrency, provider, processes=1, **options):
         specs = select_specs(queues)
         if not specs:
             raise CommandError(
                 "no consumers registered: declare them with @consumer "
                 "in an installed app's consumers.py"
             )
+        if processes != 1:
+            supervise(queues, concurrency=concurrency, provider=provider, processes=processes)
+            return
         runner = Runner(specs, provider=provider, concurrency=concurrency)
         stop_on_signals(runner.stop)
         runner.run()
