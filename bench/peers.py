@@ -201,7 +201,7 @@ class Bench:
         self.kew_python = str(ROOT / ".venv" / "bin" / "python")
         self.logs = Path(tempfile.mkdtemp(prefix="kew-bench-peers-"))
 
-    def consumers(self, system: str, processes: int) -> list[subprocess.Popen[bytes]]:
+    def consumers(self, system: str, processes: int, kind: str) -> list[subprocess.Popen[bytes]]:
         manage = [self.kew_python, str(ROOT / "manage.py")]
         if system == "kew":
             commands = [[*manage, "kew_relay"]] + [
@@ -222,7 +222,8 @@ class Bench:
             ]
         procs = []
         for i, command in enumerate(commands):
-            command = self.profiled(f"{system}-{processes}-{i}", command)
+            role = "relay" if system == "kew" and i == 0 else f"consumer{i}"
+            command = self.profiled(f"{system}-{kind}-{processes}p-{role}", command)
             log = open(self.logs / f"{system}-{processes}-{i}.log", "ab")  # noqa: SIM115
             procs.append(
                 subprocess.Popen(
@@ -258,7 +259,8 @@ class Bench:
     def run(self, system: str, processes: int, count: int, interval: float) -> dict:
         """One run: consumers up, the sender sends, wait for every effect; return the figures."""
         self.db.query("delete from peers_effect")
-        procs = self.consumers(system, processes)
+        kind = "latency" if interval else "throughput"
+        procs = self.consumers(system, processes, kind)
         time.sleep(6)  # every process imported Django and subscribed
         for proc in procs:
             if proc.poll() is not None:
@@ -267,7 +269,7 @@ class Bench:
         out = self.logs / f"sent-{uuid.uuid4().hex}.json"
         python = self.kew_python if system == "kew" else str(self.peers / "python")
         subprocess.run(
-            self.profiled(f"{system}-sender", [python, "-m", "bench.peers.produce"])
+            self.profiled(f"{system}-{kind}-sender", [python, "-m", "bench.peers.produce"])
             + [system, str(count), str(interval), str(out)],
             cwd=ROOT,
             env=self.env,
@@ -291,9 +293,10 @@ class Bench:
         rows = self.db.query(
             "select n, started from peers_effect where system = %s and n >= 0", system
         )
+        stop = signal.SIGINT if self.args.profile else signal.SIGTERM  # py-spy writes on SIGINT
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, stop)
         for proc in procs:
             try:
                 proc.wait(30)
@@ -450,7 +453,7 @@ def summarize_profiles(logs: Path, top: int = 12) -> None:
                 below[frame] = below.get(frame, 0) + samples
         if not total:
             continue
-        print(f"\n{path.name}: {total} samples (idle threads included)")
+        print(f"\n{path.name}: {total} samples of busy threads (py-spy leaves idle ones out)")
         print("  own time:")
         for frame, samples in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
             print(f"    {samples / total:6.1%}  {frame[:110]}")
