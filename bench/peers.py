@@ -350,13 +350,15 @@ class Bench:
         print(
             f"\n{self.args.count:,} messages per run, medians of {self.args.rounds} interleaved "
             "rounds; latency: "
-            f"{self.args.latency} messages 10 ms apart, send/commit -> handler start\n"
+            f"{self.args.latency} messages 10 ms apart, hand-off -> handler start\n"
         )
         print(
-            f"| {'':<48} | 1 process | 2 processes | cpu s/1000 msg (1 / 2) | latency p50 / p99 |"
+            f"| {'':<48} | 1 process   | 2 processes   | cpu s/1000 msg (1 / 2)  "
+            "| latency p50 / p99 |"
         )
         print(
-            f"|{'-' * 50}|-----------|-------------|------------------------|-------------------|"
+            f"|{'-' * 50}|-------------|---------------|-------------------------"
+            "|-------------------|"
         )
         for s in systems:
             p50 = med(a for a, _ in lat[s])
