@@ -1,10 +1,15 @@
 """manage.py kew_consume [QUEUE ...]: run the registered consumers."""
 
+import os
+import signal
+
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from kew_django.apps import kew_config
 from kew_django.observability import observed
 from kew_django.runner import ComponentDied, Runner, stop_on_signals
+from kew_django.workers.processes import Supervisor, consume_command
 
 
 def run_or_exit(runner: Runner) -> None:
@@ -13,6 +18,19 @@ def run_or_exit(runner: Runner) -> None:
         runner.run()
     except ComponentDied as error:
         raise CommandError(str(error), returncode=1) from error
+
+
+def supervise(queues: list[str], *, concurrency, provider: str, processes: int) -> None:
+    """Run ``processes`` kew_consume children; exit non-zero if one dies unexpectedly."""
+    if processes < 1:
+        raise CommandError(f"--processes must be at least 1, got {processes}")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE}
+    command = consume_command(queues, concurrency=concurrency, provider=provider)
+    supervisor = Supervisor(command, processes, env=env)
+    signal.signal(signal.SIGTERM, lambda signum, frame: supervisor.stop())
+    signal.signal(signal.SIGINT, lambda signum, frame: supervisor.stop())
+    if supervisor.run() != 0:
+        raise CommandError("a consumer process exited unexpectedly", returncode=1)
 
 
 def select_specs(queues: list[str]):
@@ -39,14 +57,22 @@ class Command(BaseCommand):
             type=int,
             help="serve /metrics /healthz /readyz on this port (0: any free one)",
         )
+        parser.add_argument(
+            "--processes", type=int, default=1, help="consumer processes (for CPU-bound handlers)"
+        )
 
-    def handle(self, *args, queues, concurrency, provider, metrics_port=None, **options):
+    def handle(
+        self, *args, queues, concurrency, provider, metrics_port=None, processes=1, **options
+    ):
         specs = select_specs(queues)
         if not specs:
             raise CommandError(
                 "no consumers registered: declare them with @consumer "
                 "in an installed app's consumers.py"
             )
+        if processes != 1:
+            supervise(queues, concurrency=concurrency, provider=provider, processes=processes)
+            return
         runner = Runner(specs, provider=provider, concurrency=concurrency)
         stop_on_signals(runner.stop)
         with observed(runner, "consume", metrics_port):

@@ -1,0 +1,11 @@
+"""The one table every system's handler inserts into."""
+
+from django.db import models
+
+
+class Effect(models.Model):
+    """One handled message: which system, its number, when its handler started (epoch s)."""
+
+    system = models.CharField(max_length=16)
+    n = models.IntegerField()
+    started = models.FloatField()

@@ -1,0 +1,21 @@
+"""Settings of every peer-bench process: DATABASE_URL and KEW_BROKER_URL from the environment.
+
+The project's settings (django-environ) read both; this only swaps the
+apps for the kew app and the bench's one table.
+"""
+
+from project.settings import *  # noqa: F403
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "kew_django",
+    "bench.peers.app.apps.PeersConfig",
+]
+KEW = {
+    **KEW,  # noqa: F405
+    "RELAY": {"PROGRESS_INTERVAL": 3600.0},
+    "CONSUMERS": {"PROGRESS_INTERVAL": 3600.0},
+}
+ROOT_URLCONF = "bench.peers.settings"
+urlpatterns: list = []
