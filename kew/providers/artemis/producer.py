@@ -151,10 +151,17 @@ class ArtemisProducer(Producer):
         return item.queue, payload, headers
 
     def _transmit(self, wire: Wire, frames: Sequence[tuple[str, bytes, Mapping[str, str]]]) -> None:
-        """Write every frame, ask for one receipt after them, and wait for it."""
+        """Write every frame, the last with a receipt, and wait for that receipt.
+
+        NOTE: Artemis stores that ``receipt`` header as a property of the last
+        message (consumers through Kew never see it: the name is reserved).
+        Asking for the receipt on an empty BEGIN/ABORT instead kept it off the
+        message, but once lost 13 of 2000 confirmed messages to a broker
+        SIGKILLed right after the receipt, so the batch's own SEND carries it.
+        """
         receipt = new_receipt()
-        wire.send_many(frames)
-        wire.ask_receipt(receipt)  # not a header of the last SEND: Artemis would store it
+        last = frames[-1]
+        wire.send_many([*frames[:-1], (last[0], last[1], {**last[2], "receipt": receipt})])
         queues = sorted({queue for queue, _, _ in frames})
         what = f"{len(frames)} message(s) for {', '.join(map(repr, queues))}"
         wire.wait_receipt(receipt, self.config.receipt_timeout, what)

@@ -228,22 +228,6 @@ class Wire(stomp.ConnectionListener):
         if chunk:
             self._write_bytes(b"".join(chunk))
 
-    def ask_receipt(self, receipt: str) -> None:
-        """Ask for ``receipt`` after the frames written so far, with frames that store nothing.
-
-        Artemis copies every unknown SEND header into the message, so a
-        ``receipt`` header on the last SEND of a batch would be stored as a
-        property of that message. Instead an empty transaction is begun and
-        aborted, the ABORT carrying the receipt: frames on one connection
-        are handled in order, and Artemis sends a RECEIPT only after the
-        storage operations before it have completed, so it confirms the batch.
-        """
-        transaction = f"kew-{receipt}"
-        self._write(lambda: self.conn.send_frame("BEGIN", {"transaction": transaction}))
-        self._write(
-            lambda: self.conn.send_frame("ABORT", {"transaction": transaction, "receipt": receipt})
-        )
-
     def _no_delay(self) -> None:
         """Turn Nagle's algorithm off for this (producer's) connection.
 
