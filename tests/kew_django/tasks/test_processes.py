@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from kew_django.models import TaskResultRecord
 from kew_django.relay.publisher import Relay
 from kew_django.tasks.compat import TaskResultStatus
 from tests.kew_django.tasks import tasks
+from tests.kew_django.test_commands import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
@@ -43,13 +43,6 @@ def django_process(*args: str, broker_url: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture(params=["database", pytest.param("artemis", marks=pytest.mark.artemis)])
