@@ -54,6 +54,8 @@ class ArtemisConfig:
     ``window`` is the consumer window in bytes used when a consumer asks
     for ``prefetch`` > 1 (``None``: 1 KiB per prefetched message); a
     prefetch of 1 always means window 0, one message at a time.
+    ``receipt_address`` is the MULTICAST address, without subscribers,
+    of the marker frame that carries each send's receipt (see producer).
     """
 
     hosts: tuple[tuple[str, int], ...]
@@ -70,6 +72,7 @@ class ArtemisConfig:
     reconnect_delay_max: float = 5.0
     window: int | None = None
     max_header_bytes: int = 65_536
+    receipt_address: str = "kew.receipts"
     url: str = ""  # redacted, for messages
 
     @property
@@ -91,6 +94,7 @@ _OPTIONS: dict[str, Callable[[str], object]] = {
     "reconnect_delay_max": _non_negative(float),
     "window": int,
     "max_header_bytes": _non_negative(int),
+    "receipt_address": str,
 }
 _OPTIONAL = {"tls_ca", "window"}  # may be given as None in keyword options
 assert set(_OPTIONS) <= {f.name for f in fields(ArtemisConfig)}
@@ -128,6 +132,10 @@ def parse_url(url: str, **options: object) -> ArtemisConfig:
     config = ArtemisConfig(hosts=hosts, user=user, password=password, url=shown, **typed)
     if config.heartbeat and config.heartbeat < 500:
         raise ConfigurationError(f"heartbeat={config.heartbeat}: Artemis needs at least 500 ms")
+    if not config.receipt_address or "\x00" in config.receipt_address:
+        raise ConfigurationError(
+            f"receipt_address={config.receipt_address!r}: name an address, e.g. kew.receipts"
+        )
     if config.window is not None and config.window < -1:
         raise ConfigurationError(f"window={config.window}: use -1 (unlimited), 0 or a byte count")
     return config

@@ -1,19 +1,24 @@
 """Sending to Artemis: durable, scheduled, deduplicated SEND frames confirmed by a receipt.
 
 ``send`` and ``send_many`` return only after the broker's RECEIPT, which
-Artemis sends once the frame's effects are stored (journal synced for a
-persistent message). ``send_many`` writes the whole batch and asks for
-one receipt, on the last frame: frames on a connection are handled in
-order, so that receipt confirms the batch. Both run on the caller's
-thread; stomp.py's I/O thread only records the receipt.
+Artemis sends once the storage operations of the connection's session
+so far are complete (journal synced for a persistent message). The
+frames of a batch go without a receipt; after them comes one small
+marker SEND to ``receipt_address``, a MULTICAST address nobody
+subscribes to, which asks for the receipt. The marker is routed nowhere
+and stored nowhere, so no message carries a ``receipt`` property, and
+its receipt confirms every frame written before it. Both run on the
+caller's thread; stomp.py's I/O thread only records the receipt.
 
 Failures: an ERROR from the broker raises ``SendError`` naming the queue
 and the broker's reason (Artemis then closes the connection; the next
-send reconnects). A receipt that does not come within
-``receipt_timeout``, or a connection lost mid-send, raises
-``ConnectionLost`` -- except that a batch whose every message has a
-message id is sent once more on a new connection first, since
-``_AMQ_DUPL_ID`` makes the broker drop what it had already stored.
+send reconnects); an ERROR for the marker itself (the broker may not
+create or send to ``receipt_address``) raises ``ProviderError``.
+A receipt that does not come within ``receipt_timeout``, or a connection
+lost mid-send, raises ``ConnectionLost`` -- except that a batch whose
+every message has a message id is sent once more on a new connection
+first, since ``_AMQ_DUPL_ID`` makes the broker drop what it had already
+stored.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from kew.errors import ConfigurationError, ConnectionLost, SendError
+from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
 from kew.providers.artemis.config import ArtemisConfig
 from kew.providers.artemis.connection import FailoverConnection
 from kew.providers.artemis.wire import BrokerRefused, Wire, new_receipt
@@ -66,6 +71,9 @@ RESERVED_HEADERS = frozenset(
     }
 )
 RESERVED_PREFIXES = ("_AMQ", "__AMQ", "AMQ_", "_HQ", "JMS")
+
+# The marker after each batch: non-persistent, to an address without queues.
+MARKER_HEADERS = {"destination-type": "MULTICAST", "persistent": "false", "content-length": "0"}
 
 
 def is_reserved(name: str) -> bool:
@@ -151,20 +159,32 @@ class ArtemisProducer(Producer):
         return item.queue, payload, headers
 
     def _transmit(self, wire: Wire, frames: Sequence[tuple[str, bytes, Mapping[str, str]]]) -> None:
-        """Write every frame, the last with a receipt, and wait for that receipt.
+        """Write every frame, then the receipt marker, and wait for its receipt.
 
-        NOTE: Artemis stores that ``receipt`` header as a property of the last
-        message (consumers through Kew never see it: the name is reserved).
-        Asking for the receipt on an empty BEGIN/ABORT instead kept it off the
-        message, but once lost 13 of 2000 confirmed messages to a broker
-        SIGKILLed right after the receipt, so the batch's own SEND carries it.
+        An ERROR that carries the marker's receipt id is the marker's own:
+        ``ProviderError`` (a broker setting, not a message, is at fault, so
+        a relay backs off and tries again rather than failing rows). NOTE: asking for the receipt on
+        an empty BEGIN/ABORT instead once lost 13 of 2000 confirmed messages
+        to a broker SIGKILLed right after the receipt: a transaction has a
+        session of its own in Artemis, whose receipt does not wait for this
+        session's storage. The marker goes on the same session as the batch.
         """
         receipt = new_receipt()
-        last = frames[-1]
-        wire.send_many([*frames[:-1], (last[0], last[1], {**last[2], "receipt": receipt})])
-        queues = sorted({queue for queue, _, _ in frames})
-        what = f"{len(frames)} message(s) for {', '.join(map(repr, queues))}"
-        wire.wait_receipt(receipt, self.config.receipt_timeout, what)
+        marker = (self.config.receipt_address, b"", {**MARKER_HEADERS, "receipt": receipt})
+        try:
+            wire.send_many([*frames, marker])
+            queues = sorted({queue for queue, _, _ in frames})
+            what = f"{len(frames)} message(s) for {', '.join(map(repr, queues))}"
+            wire.wait_receipt(receipt, self.config.receipt_timeout, what)
+        except BrokerRefused as refused:
+            if refused.receipt_id == receipt:
+                raise ProviderError(
+                    f"Artemis refused the receipt marker sent to address "
+                    f"{self.config.receipt_address!r}: {refused}. Let this user send to it "
+                    f"(and auto-create it, or create it as a MULTICAST address), or name "
+                    f"another with ?receipt_address="
+                ) from None
+            raise
 
     def _locate_refusal(
         self,
@@ -175,14 +195,13 @@ class ArtemisProducer(Producer):
         """Raise SendError for the frame the broker refused, with its index.
 
         An ERROR carries the receipt id of its frame only if that frame had
-        a receipt, i.e. only for the last frame of a batch. Otherwise, if
-        every message has an id, the batch is sent again one frame at a
-        time (duplicates are dropped) to find the refused one; if all of it
-        is stored this time, nothing is raised. Without ids the index is 0.
+        a receipt, and only the marker has one (its refusal is raised by
+        ``_transmit``). So for a batch, if every message has an id, it is
+        sent again one frame at a time (duplicates are dropped) to find the
+        refused one; if all of it is stored this time, nothing is raised.
+        Without ids the index is 0.
         """
-        if len(frames) == 1 or refused.receipt_id is not None:
-            index = len(frames) - 1
-        elif not retry_safe:
+        if len(frames) == 1 or not retry_safe:
             index = 0
         else:
             first = self._first_refused(frames)

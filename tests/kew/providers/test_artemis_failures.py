@@ -1,4 +1,4 @@
-"""Failures a real broker will not stage on cue: silence, and a connection cut mid-send.
+"""Failures a real broker will not stage on cue: silence, a cut, a refused receipt marker.
 
 A stand-in server on 127.0.0.1 answers CONNECT with CONNECTED and then
 misbehaves; the provider must raise ``ConnectionLost`` within its
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from kew.errors import ConnectionLost
+from kew.errors import ConnectionLost, ProviderError, SendError
 from kew.providers import connect
 from kew.providers.base import DeliveryOptions, Outgoing
 
@@ -21,7 +21,7 @@ CONNECTED = b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\x00"
 
 
 class Misbehaving:
-    """Accept STOMP sessions; then stay silent, or hang up at the first SEND."""
+    """Accept STOMP sessions; then stay silent, hang up at the first SEND, or refuse receipts."""
 
     def __init__(self, mode: str):
         self.mode = mode
@@ -54,6 +54,11 @@ class Misbehaving:
                 if self.mode == "hang-up" and self.sends:
                     conn.shutdown(socket.SHUT_RDWR)
                     return
+                if self.mode == "refuse-receipts" and b"\nreceipt:" in chunk:
+                    receipt = chunk.split(b"\nreceipt:")[1].split(b"\n")[0]
+                    conn.sendall(b"ERROR\nreceipt-id:" + receipt + b"\nmessage:not allowed\n\n\x00")
+                    conn.shutdown(socket.SHUT_RDWR)
+                    return
 
     def close(self):
         self.listener.close()
@@ -64,6 +69,13 @@ class Misbehaving:
 @pytest.fixture
 def silent():
     server = Misbehaving("silent")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def refuse_receipts():
+    server = Misbehaving("refuse-receipts")
     yield server
     server.close()
 
@@ -110,4 +122,24 @@ def test_a_batch_with_ids_is_sent_once_more_before_giving_up(hang_up):
     with pytest.raises(ConnectionLost):
         producer.send("q", b"x", DeliveryOptions(message_id="m-1"))
     assert len(hang_up.connections) == 2  # the first try, and one resend on a new connection
+    broker.close()
+
+
+def test_a_refused_receipt_marker_is_a_provider_error_that_names_the_setting(refuse_receipts):
+    # Only the marker after the batch asks for a receipt, so the ERROR is the marker's: a broker
+    # setting is at fault, not a message (a relay backs off instead of failing rows).
+    broker = connect(
+        f"artemis://u:p@127.0.0.1:{refuse_receipts.port}/?receipt_address=kew.marks",
+        heartbeat=0,
+        reconnect_attempts=1,
+        reconnect_delay=0,
+    )
+    producer = broker.producer()
+    with pytest.raises(ProviderError, match="receipt_address") as caught:
+        producer.send_many(
+            [Outgoing("q", b"x", DeliveryOptions(message_id=f"m-{i}")) for i in range(3)]
+        )
+    assert not isinstance(caught.value, (SendError, ConnectionLost))
+    assert "'kew.marks'" in str(caught.value) and "not allowed" in str(caught.value)
+    assert refuse_receipts.sends == 4  # three messages and the marker
     broker.close()
