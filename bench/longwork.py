@@ -132,12 +132,12 @@ from kew_django.models import InProgress
 from kew_django.providers.database import DatabaseProvider
 from kew_django.outbox.channel import Channel
 from kew_django.relay.publisher import Relay
-from kew_django.workers import heartbeat
+from kew_django.workers import pacemaker
 from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import Worker
 
 counts = {"statements": 0, "writes": 0}
-loop = heartbeat.Heartbeat._loop
+loop = pacemaker.Pacemaker._loop
 def counted(self):
     def wrapper(execute, sql, params, many, context):
         counts["statements"] += 1
@@ -145,7 +145,7 @@ def counted(self):
         return execute(sql, params, many, context)
     with connection.execute_wrapper(wrapper):
         loop(self)
-heartbeat.Heartbeat._loop = counted
+pacemaker.Pacemaker._loop = counted
 
 provider = DatabaseProvider()  # the default lease
 Channel("bench.long").send({"n": 1})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -131,11 +132,17 @@ def _build(tp: Any, value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=1024)
+def _dataclass_shape(tp: Any) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    """Return the type hints and the init fields of dataclass ``tp`` (computed once per class)."""
+    hints = typing.get_type_hints(tp)
+    return hints, {f.name: f for f in dataclasses.fields(tp) if f.init}
+
+
 def _build_dataclass(tp: Any, value: Any) -> Any:
     if not isinstance(value, dict):
         raise TypeError(f"expected an object for {tp.__name__}, got {type(value).__name__}")
-    hints = typing.get_type_hints(tp)
-    fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
+    hints, fields = _dataclass_shape(tp)
     unknown = sorted(set(value) - set(fields))
     if unknown:
         raise ValueError(f"unknown field(s) {', '.join(unknown)}")

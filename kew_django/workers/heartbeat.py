@@ -1,8 +1,9 @@
 """The heartbeat of a running delivery: renew its lease, publish its state, hear a cancel.
 
-While a worker handles a delivery, a thread of its own beats every
-``interval`` seconds (``KEW["CONSUMERS"]["HEARTBEAT"]``, 5 s by default,
-at most a third of the provider's lease). Each beat is one short write
+While a worker handles a delivery, its ``Pacemaker`` (one thread per
+worker, ``workers.pacemaker``) beats every ``interval`` seconds
+(``KEW["CONSUMERS"]["HEARTBEAT"]``, 5 s by default, at most a third of
+the provider's lease). Each beat is one short write
 transaction: ``Delivery.renew()`` (the database provider moves the lease
 end; brokers need nothing), and an UPDATE of the delivery's
 ``InProgress`` row (last heartbeat, the latest progress) that also reads
@@ -18,6 +19,7 @@ handler's own thread, at the handler's progress reports.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -31,16 +33,21 @@ from django.utils import timezone
 from kew.message import Message
 from kew.providers.base import Delivery
 from kew.qchan.outcomes import delivery_count
-from kew_django.db.connections import close_db_connections
 from kew_django.models import InProgress
+from kew_django.workers.pacemaker import Pacemaker
 
 log = logging.getLogger(__name__)
 NOTE_LENGTH = 200
 
 
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()  # once: a system call per delivery cost the worker the GIL
+
+
 def worker_name() -> str:
     """Return who holds a delivery: host, process id and thread name."""
-    return f"{socket.gethostname()}:{os.getpid()}/{threading.current_thread().name}"[:200]
+    return f"{_host()}:{os.getpid()}/{threading.current_thread().name}"[:200]
 
 
 class Heartbeat:
@@ -61,21 +68,29 @@ class Heartbeat:
         self.beats = 0
         self._progress: tuple[int | None, int | None, str] = (None, None, "")
         self._row_pk: int | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._pacemaker: Pacemaker | None = None
+        self._own_pacemaker: Pacemaker | None = None
         self._inline = connections[using].in_atomic_block
         self._last = time.monotonic()
 
-    def start(self, *, eager: bool = False) -> Heartbeat:
-        """Start beating; ``eager`` writes the state row now, on the caller's thread."""
+    def start(self, *, eager: bool = False, pacemaker: Pacemaker | None = None) -> Heartbeat:
+        """Start beating; ``eager`` writes the state row now, on the caller's thread.
+
+        Beats run on ``pacemaker``'s thread (the worker's); without one, on
+        a pacemaker of this heartbeat's own, closed by ``stop``.
+        """
         if eager:
             self.beat(renew=False)
         if not self._inline:
-            self._thread = threading.Thread(
-                target=self._loop, name=f"kew-heartbeat-{self.queue}", daemon=True
-            )
-            self._thread.start()
+            if pacemaker is None:
+                pacemaker = self._own_pacemaker = Pacemaker(f"kew-heartbeat-{self.queue}")
+            self._pacemaker = pacemaker
+            pacemaker.attach(self)
         return self
+
+    def due(self) -> float:
+        """Return when (``time.monotonic()``) the next beat is due."""
+        return self._last + self.interval
 
     def report(self, done: int | None, total: int | None, note: str) -> None:
         """Keep the latest progress in memory (no write: the next beat writes it)."""
@@ -85,13 +100,6 @@ class Heartbeat:
         """Beat now if one is due and there is no thread to do it (an outer transaction)."""
         if self._inline and time.monotonic() - self._last >= self.interval:
             self.beat()
-
-    def _loop(self) -> None:
-        try:
-            while not self._stop.wait(self.interval):
-                self.beat()
-        finally:
-            close_db_connections()
 
     def beat(self, *, renew: bool = True) -> None:
         """Renew the lease and write the state, in one short transaction; never raises."""
@@ -148,9 +156,12 @@ class Heartbeat:
 
     def stop(self) -> None:
         """Stop beating and delete the state row (the delivery is done, or given back)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._pacemaker is not None:
+            self._pacemaker.detach(self)
+            self._pacemaker = None
+        if self._own_pacemaker is not None:
+            self._own_pacemaker.close()
+            self._own_pacemaker = None
         if self._row_pk is None:
             return
         try:

@@ -18,7 +18,8 @@ module only says how each step is done in Django:
   finds its dead letter and does not call ``on_exhausted`` again.
 - ``stopped``: the thread's database connections are closed.
 - ``handle``: a ``Heartbeat`` (``workers.heartbeat``) renews the lease and
-  publishes the delivery's state while it is handled, until after the ack.
+  publishes the delivery's state while it is handled, until after the ack;
+  its beats run on the worker's one ``Pacemaker`` thread (``run``).
 - ``atomic=False`` consumers run outside any transaction, with a ``Work``
   for progress, cancellation and their own short commit (``workers.long``).
 - A database outage (a database error while the database cannot be
@@ -49,6 +50,7 @@ from kew_django.models import DeadLetter, ProcessedMessage
 from kew_django.workers import deadletters, long
 from kew_django.workers.heartbeat import Heartbeat
 from kew_django.workers.outage import DatabaseGate
+from kew_django.workers.pacemaker import Pacemaker
 from kew_django.workers.progress import Cancelled
 from kew_django.workers.registry import ConsumerSpec
 
@@ -86,6 +88,7 @@ class Worker(QueueSink[Any]):
         self.using = using or router.db_for_write(DeadLetter)
         self.heartbeat_interval = float(section("CONSUMERS").get("HEARTBEAT", 5.0))
         self.heartbeat: Heartbeat | None = None
+        self.pacemaker: Pacemaker | None = None  # while ``run`` runs
         self.gate = DatabaseGate(self.using, what=f"consumer of {spec.queue!r}")
 
     def handle(self, delivery: Delivery) -> DeliveryOutcome:
@@ -93,7 +96,7 @@ class Worker(QueueSink[Any]):
         beat = Heartbeat(
             delivery, queue=self.spec.queue, using=self.using, interval=self.heartbeat_interval
         )
-        self.heartbeat = beat.start(eager=not self.spec.atomic)
+        self.heartbeat = beat.start(eager=not self.spec.atomic, pacemaker=self.pacemaker)
         try:
             return super().handle(delivery)
         finally:
@@ -103,7 +106,12 @@ class Worker(QueueSink[Any]):
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set (``QueueSink.run``); a database outage is waited out."""
         self.gate.stop = stop
-        super().run(stop)
+        self.pacemaker = Pacemaker(f"kew-heartbeat-{self.spec.queue}")
+        try:
+            super().run(stop)
+        finally:
+            self.pacemaker.close()
+            self.pacemaker = None
 
     def run_handler(self, message: Message[Any]) -> DeliveryOutcome | None:
         """Run the handler in a transaction, with the idempotency record; None: retry it.

@@ -1,0 +1,78 @@
+"""One pacemaker thread beats each delivery a worker handles, when due, and never after detach."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from kew_django.workers.pacemaker import Pacemaker
+
+
+class Beating:
+    """A heartbeat stand-in: due every ``interval`` seconds; records the threads that beat it."""
+
+    def __init__(self, interval: float, hold: float = 0.0):
+        self.interval, self.hold = interval, hold
+        self.last = time.monotonic()
+        self.threads: list[str] = []
+        self.beating = threading.Event()
+
+    def due(self) -> float:
+        return self.last + self.interval
+
+    def beat(self) -> None:
+        self.beating.set()
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.hold)
+        self.last = time.monotonic()
+
+
+def test_one_thread_beats_successive_deliveries_when_due():
+    pacemaker = Pacemaker("kew-heartbeat-test")
+    try:
+        first, second = Beating(0.05), Beating(0.05)
+        pacemaker.attach(first)  # type: ignore[arg-type]
+        time.sleep(0.3)
+        pacemaker.detach(first)  # type: ignore[arg-type]
+        beats = len(first.threads)
+        pacemaker.attach(second)  # type: ignore[arg-type]
+        time.sleep(0.3)
+        pacemaker.detach(second)  # type: ignore[arg-type]
+        time.sleep(0.1)
+        assert 2 <= beats <= 7 and len(first.threads) == beats  # none after detach
+        assert len(second.threads) >= 2
+        assert set(first.threads) == set(second.threads) == {"kew-heartbeat-test"}
+    finally:
+        pacemaker.close()
+
+
+def test_a_short_delivery_is_never_beaten_and_starts_no_thread():
+    pacemaker = Pacemaker("kew-heartbeat-short")
+    try:
+        before = threading.active_count()
+        pacemaker.attach(Beating(5.0))  # type: ignore[arg-type]
+        running = threading.active_count()
+        for _ in range(200):
+            short = Beating(5.0)
+            pacemaker.attach(short)  # type: ignore[arg-type]
+            pacemaker.detach(short)  # type: ignore[arg-type]
+            assert short.threads == []
+        assert running == before + 1 and threading.active_count() == running
+    finally:
+        pacemaker.close()
+
+
+def test_detach_waits_for_a_beat_in_progress():
+    pacemaker = Pacemaker("kew-heartbeat-slow")
+    try:
+        slow = Beating(0.0, hold=0.3)
+        pacemaker.attach(slow)  # type: ignore[arg-type]
+        assert slow.beating.wait(2)
+        began = time.monotonic()
+        pacemaker.detach(slow)  # type: ignore[arg-type]
+        assert time.monotonic() - began >= 0.1  # it waited for the beat to end
+        count = len(slow.threads)
+        time.sleep(0.2)
+        assert len(slow.threads) == count
+    finally:
+        pacemaker.close()
