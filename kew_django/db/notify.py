@@ -28,6 +28,13 @@ class Listener:
     ``wait(key, generation, timeout)`` if they found none, so a
     notification that arrives in between is not missed. ``active`` is
     False on databases without LISTEN/NOTIFY; ``wait`` then just sleeps.
+
+    Threads that are interchangeable (the relay's, each claiming whatever
+    is pending) share one baseline instead: each calls ``looking()`` just
+    before it looks for work, and ``wait_unseen(timeout)`` when it found
+    too little. A notification wakes one of them, which takes it; the
+    others sleep on, since the look it triggers covers them too. Every
+    notification is followed by a look that began after it.
     """
 
     def __init__(self, channel: str, *, using: str = "default"):
@@ -35,6 +42,7 @@ class Listener:
         self.using = using
         self.active = connections[using].vendor == "postgresql"
         self._counts: Counter[str | None] = Counter()
+        self._seen = 0  # notifications (any key) that a look has begun after
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -60,6 +68,22 @@ class Listener:
             return False
         with self._cond:
             return self._cond.wait_for(lambda: self._counts[key] != generation, timeout)
+
+    def looking(self) -> None:
+        """Say that a look for work begins now: it covers every notification so far."""
+        with self._cond:
+            self._seen = self._counts[None]
+
+    def wait_unseen(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for a notification no look has covered; take it if one came."""
+        if not self.active:
+            self._stop.wait(timeout)
+            return False
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._counts[None] != self._seen, timeout):
+                return False
+            self._seen = self._counts[None]
+            return True
 
     def close(self) -> None:
         """Stop the listening thread."""
@@ -101,4 +125,4 @@ class Listener:
             self._counts[None] += 1
             if key is not None:
                 self._counts[key] += 1
-            self._cond.notify_all()
+            self._cond.notify_all()  # waiters on other keys, or whose look covered it, sleep on

@@ -329,7 +329,7 @@ class Relay:
         def publish_thread() -> None:
             while not stop.is_set():
                 self.observer.relay_turned()
-                generation = listener.generation()
+                listener.looking()  # this claim covers every notification so far
                 try:
                     settled = self.relay_batch()
                 except ProviderError as error:  # ConnectionLost, or an unexpected broker error
@@ -356,7 +356,7 @@ class Relay:
                     finally:
                         chores.release()
                 if settled < self.batch_size:
-                    wait(stop, self.poll_interval, listener, generation)
+                    wait(stop, self.poll_interval, listener)
 
         try:
             self._on_threads(publish_thread)

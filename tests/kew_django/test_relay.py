@@ -15,6 +15,7 @@ from kew.errors import ConnectionLost
 from kew.providers.base import DeliveryOptions
 from kew_django import Channel
 from kew_django.models import OutboxMessage, ProcessedMessage
+from kew_django.relay.claims import claim
 from kew_django.relay.publisher import Relay
 from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import DeliveryOutcome, Worker
@@ -220,6 +221,39 @@ def test_relay_wakes_on_notify_at_once(provider, queue):
         while OutboxMessage.objects.get(pk=row.pk).status != "sent":
             assert time.monotonic() < deadline, "the relay did not wake on NOTIFY"
             time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+@pytest.mark.postgresql_only
+def test_one_notification_wakes_one_relay_thread(provider, queue, monkeypatch):
+    # Two publishing threads wait; a commit's NOTIFY must cost one claim, not one per thread.
+    import kew_django.relay.publisher as publisher
+
+    claims: list[int] = []
+
+    def counted(*args, **kwargs):
+        rows = claim(*args, **kwargs)
+        claims.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(publisher, "claim", counted)
+    relay = Relay(provider, poll_interval=30.0, threads=2, queues=[queue])
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,))
+    thread.start()
+    try:
+        time.sleep(0.5)  # both threads made their first (empty) claim and wait
+        before = len(claims)
+        for n in range(3):
+            row = Channel(queue, payload=Job).send(Job(n))
+            deadline = time.monotonic() + 5
+            while OutboxMessage.objects.get(pk=row.pk).status != "sent":
+                assert time.monotonic() < deadline, "the relay did not wake on NOTIFY"
+                time.sleep(0.01)
+            time.sleep(0.6)  # longer than a waiter's 0.25 s re-check
+        assert claims[before:] == [1, 1, 1]
     finally:
         stop.set()
         thread.join(10)
