@@ -4,12 +4,14 @@ Usage::
 
     .venv/bin/python bench/soak.py [--count 10000] [--relay-kills 20] [--consumer-kills 20]
         [--broker-crashes 3] [--db-crashes 1] [--db-outage 0] [--provider artemis|database]
+        [--database postgresql|sqlite]
 
 It starts PostgreSQL (and Artemis) with ``kew.testing``, migrates a fresh
-database, and runs one ``kew_relay`` and two ``kew_consume`` processes
-(``bench/soak_app``: each message adds a row to ``soak_effect``). A sender
-writes ``--count`` messages in transactions of 10: some transactions are
-rolled back, some messages are poison (``PermanentError``), some answer
+database (``--database sqlite``: a fresh SQLite file, with the embedded
+default's settings, instead of PostgreSQL), and runs one ``kew_relay`` and
+two ``kew_consume`` processes (``bench/soak_app``: each message adds a row
+to ``soak_effect``). A sender writes ``--count`` messages in transactions of
+10: some transactions are rolled back, some messages are poison (``PermanentError``), some answer
 RETRY once. Meanwhile, at random moments, the relay and the consumers are
 SIGKILLed and restarted, the broker is SIGKILLed and restarted, and the
 database is SIGKILLed and restarted (``--db-outage S`` also stops it for S
@@ -24,7 +26,10 @@ seconds, e.g. 180). At the end it counts:
 and prints how long each kind of crash took to recover from (until the
 next effect). The harness's PostgreSQL runs with ``synchronous_commit=off``
 (a kill may lose the last commits); the soak turns it on for its database.
-A script, not a test: figures are printed as measured.
+SQLite has no server to crash: with it there are no database crashes, and
+a writer's crash is what the relay and consumer kills are (each may die
+inside a write transaction). A script, not a test: figures are printed as
+measured.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between crashes")
     parser.add_argument("--settle", type=float, default=300.0, help="seconds to wait at the end")
     parser.add_argument("--provider", choices=["artemis", "database"], default="artemis")
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--logs", type=Path, default=None, help="keep the processes' logs here")
     args = parser.parse_args()
@@ -69,20 +75,22 @@ def main() -> None:
     from kew.testing.postgres import PostgresServer
 
     with contextlib.ExitStack() as stack:
-        postgres = stack.enter_context(PostgresServer())
+        if args.database == "sqlite":
+            postgres = None
+            if args.db_crashes or args.db_outage:
+                print("SQLite has no server to crash: no database crashes or outage", flush=True)
+                args.db_crashes, args.db_outage = 0, 0.0
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            # project.settings gives an SQLite DATABASE_URL the embedded default's options
+            # (WAL, IMMEDIATE transactions, a 20 s busy timeout); soak_settings keeps them.
+            os.environ["DATABASE_URL"] = f"sqlite:///{folder / 'soak.sqlite3'}"
+            os.environ.pop("KEW_SOAK_DB", None)
+            where = "SQLite (WAL file)"
+        else:
+            postgres = stack.enter_context(PostgresServer())
+            use_postgres(postgres)
+            where = f"PostgreSQL ({postgres.mode})"
         artemis = stack.enter_context(ArtemisServer()) if args.provider == "artemis" else None
-        dbname = f"kew_soak_{uuid.uuid4().hex[:8]}"
-        postgres.create_database(dbname)
-        # The harness runs PostgreSQL with synchronous_commit=off, so a kill() may lose the
-        # last ~0.6 s of commits (its docs say so); a soak of crash safety needs it on.
-        durable(postgres.url_for(dbname), dbname)
-        os.environ["DATABASE_URL"] = postgres.url_for(dbname)
-        import environ
-
-        config = environ.Env.db_url_config(postgres.url_for(dbname))
-        database = {k: config.get(k, "") for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST")}
-        database["PORT"] = config.get("PORT", "")
-        os.environ["KEW_SOAK_DB"] = json.dumps(database)
         os.environ["KEW_SOAK_PROVIDER"] = artemis.url if artemis else "database://"
         os.environ["DJANGO_SETTINGS_MODULE"] = "bench.soak_settings"
         import django
@@ -93,15 +101,31 @@ def main() -> None:
 
         call_command("migrate", verbosity=0)
         with connection.cursor() as cursor:
-            cursor.execute("CREATE TABLE soak_effect (n integer NOT NULL, at timestamptz)")
+            cursor.execute("CREATE TABLE soak_effect (n integer NOT NULL, at timestamp)")
             cursor.execute("CREATE TABLE soak_failed (n integer PRIMARY KEY)")
-        where = f"PostgreSQL ({postgres.mode})" + (
+        where += (
             f" + Artemis {artemis.version} ({artemis.mode})" if artemis else ", database provider"
         )
         print(f"soak on {where}, seed {seed}", flush=True)
         logs = args.logs or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         logs.mkdir(parents=True, exist_ok=True)
         Soak(args, postgres, artemis, logs).run()
+
+
+def use_postgres(postgres) -> None:
+    """Create the soak's database on the harness's PostgreSQL and point the settings at it."""
+    import environ
+
+    dbname = f"kew_soak_{uuid.uuid4().hex[:8]}"
+    postgres.create_database(dbname)
+    # The harness runs PostgreSQL with synchronous_commit=off, so a kill() may lose the
+    # last ~0.6 s of commits (its docs say so); a soak of crash safety needs it on.
+    durable(postgres.url_for(dbname), dbname)
+    os.environ["DATABASE_URL"] = postgres.url_for(dbname)
+    config = environ.Env.db_url_config(postgres.url_for(dbname))
+    database = {k: config.get(k, "") for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST")}
+    database["PORT"] = config.get("PORT", "")
+    os.environ["KEW_SOAK_DB"] = json.dumps(database)
 
 
 def durable(url: str, dbname: str) -> None:

@@ -11,7 +11,8 @@ INSTALLED_APPS = [
     "kew_django",
     "bench.soak_app",
 ]
-DATABASES = {"default": json.loads(os.environ["KEW_SOAK_DB"])}
+if "KEW_SOAK_DB" in os.environ:  # PostgreSQL; without it, project.settings' SQLite DATABASES
+    DATABASES = {"default": json.loads(os.environ["KEW_SOAK_DB"])}
 KEW = {
     "PROVIDERS": {"default": {"URL": os.environ["KEW_SOAK_PROVIDER"]}},
     "RELAY": {"PROGRESS_INTERVAL": 30.0, "POLL_INTERVAL": 0.2, "BACKOFF_MAX": 2.0},

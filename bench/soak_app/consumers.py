@@ -33,5 +33,5 @@ def handle(item: Item) -> RepeatAction | None:
             if cursor.fetchone() is None:
                 cursor.execute("INSERT INTO soak_failed (n) VALUES (%s)", [item.n])
                 return RepeatAction.RETRY
-        cursor.execute("INSERT INTO soak_effect (n, at) VALUES (%s, now())", [item.n])
+        cursor.execute("INSERT INTO soak_effect (n, at) VALUES (%s, CURRENT_TIMESTAMP)", [item.n])
     return None
