@@ -15,6 +15,9 @@ fresh database and prints:
 - consumer throughput: deliveries handled (each in its own transaction) and
   acked per second; and, with a one-insert handler, the Django worker next
   to the provider's raw consume + decode + the same insert + ack loop;
+- the database provider's consumer throughput (the embedded default), on
+  the same PostgreSQL and on an SQLite file (in a child process, which
+  migrates a fresh file with the embedded default's settings);
 - the cost of ``Channel.send()`` in a transaction against a plain ORM insert
   of the same row, and of a small three-column row.
 
@@ -48,7 +51,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000, help="messages per throughput run")
     parser.add_argument("--latency", type=int, default=500, help="messages for the latency run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds")
+    parser.add_argument("--sqlite-consumer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.sqlite_consumer:
+        sqlite_consumer(args.count)
+        return
 
     from kew.testing.artemis import ArtemisServer
     from kew.testing.postgres import PostgresServer
@@ -144,6 +151,15 @@ class Bench:
             statistics.median(ratios) >= 0.7,
             "target >= 70%",
         )
+
+        from kew_django.providers import build_provider
+
+        database = build_provider("bench-database", {"URL": "database://"})
+        on_postgres = self.consume_rate(count, 100, 1, provider=database)
+        on_sqlite = sqlite_consume_rate(count)
+        print(f"\nDatabase provider, the embedded default ({count} messages, prefetch 100)")
+        print(f"  PostgreSQL, 1 thread {on_postgres:>34,.0f} msg/s")
+        print(f"  SQLite file (WAL), 1 thread {on_sqlite:>27,.0f} msg/s")
 
         send, outbox, plain = self.send_cost(2000)
         print("\nCost of one send() in a transaction (median of 2000, each its own transaction)")
@@ -253,8 +269,8 @@ class Bench:
         assert len(delays) == count, f"only {len(delays)} of {count} handled"
         return percentile(delays, 50), percentile(delays, 99), delays[-1]
 
-    def queued(self, count: int):
-        """Return a channel whose queue holds ``count`` relayed messages."""
+    def queued(self, count: int, provider=None):
+        """Return a channel whose queue holds ``count`` messages relayed to ``provider``."""
         from django.db import transaction
 
         from kew_django import Channel
@@ -264,7 +280,7 @@ class Bench:
         for start in range(0, count, 1000):
             with transaction.atomic():
                 channel.send_many([Job(i) for i in range(start, min(start + 1000, count))])
-        Relay(self.provider, batch_size=500, queues=[channel.queue]).relay_all()
+        Relay(provider or self.provider, batch_size=500, queues=[channel.queue]).relay_all()
         return channel
 
     def raw_consume_rate(self, count: int, prefetch: int) -> float:
@@ -280,18 +296,21 @@ class Bench:
                 delivery.ack()
         return count / (time.perf_counter() - began)
 
-    def consume_rate(self, count: int, prefetch: int, threads: int, handler=None) -> float:
+    def consume_rate(
+        self, count: int, prefetch: int, threads: int, handler=None, provider=None
+    ) -> float:
         from kew_django.workers.registry import ConsumerSpec
         from kew_django.workers.worker import Worker, WorkerStats
 
-        channel = self.queued(count)
+        provider = provider or self.provider
+        channel = self.queued(count, provider)
         stats = WorkerStats()
         spec = ConsumerSpec(
             channel.queue, handler or (lambda job: None), payload=Job, prefetch=prefetch
         )
         stop = threading.Event()
         workers = [
-            threading.Thread(target=Worker(spec, self.provider, stats=stats).run, args=(stop,))
+            threading.Thread(target=Worker(spec, provider, stats=stats).run, args=(stop,))
             for _ in range(threads)
         ]
         began = time.perf_counter()
@@ -348,6 +367,39 @@ def insert_one(job: Job) -> None:
     from kew_django.models import ProcessedMessage
 
     ProcessedMessage.objects.create(consumer="bench", message_id=uuid.uuid4().hex)
+
+
+def sqlite_consumer(count: int) -> None:
+    """Print the database provider's consume rate on a fresh SQLite file (child process)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
+        os.environ.pop("KEW_BROKER_URL", None)  # the embedded default: database://
+        os.environ["KEW_LOG_LEVEL"] = "WARNING"
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        print(Bench(None, argparse.Namespace()).consume_rate(count, 100, 1))
+
+
+def sqlite_consume_rate(count: int) -> float:
+    """Run :func:`sqlite_consumer` in a child process and return its rate."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run(
+        [sys.executable, __file__, "--sqlite-consumer", "--count", str(count)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(result.stdout.split()[-1])
 
 
 def self_host(artemis) -> str:

@@ -11,8 +11,9 @@ database (``--database sqlite``: a fresh SQLite file, with the embedded
 default's settings, instead of PostgreSQL), and runs one ``kew_relay`` and
 two ``kew_consume`` processes (``bench/soak_app``: each message adds a row
 to ``soak_effect``). A sender writes ``--count`` messages in transactions of
-10: some transactions are rolled back, some messages are poison (``PermanentError``), some answer
-RETRY once. Meanwhile, at random moments, the relay and the consumers are
+10, paced to last as long as the crashes: some transactions are rolled
+back, some messages are poison (``PermanentError``), some answer RETRY
+once. Meanwhile, at random moments, the relay and the consumers are
 SIGKILLed and restarted, the broker is SIGKILLed and restarted, and the
 database is SIGKILLed and restarted (``--db-outage S`` also stops it for S
 seconds, e.g. 180). At the end it counts:
@@ -144,6 +145,13 @@ class Soak:
         self.rolled_back: set[int] = set()
         self.recoveries: dict[str, list[float]] = {}
         self.sending_done = threading.Event()
+        self.sent_after = self.chaos_took = 0.0
+        self.events = self.schedule()
+        # The sender is paced to last as long as the crashes (a broker restart takes ~6 s),
+        # so that every crash hits a system at work, not one that has finished.
+        self.span = (
+            len(self.events) * args.interval + 6.0 * self.events.count("broker") + args.db_outage
+        )
         self.lock = threading.Lock()
 
     def spawn(self, *command: str) -> subprocess.Popen:
@@ -165,10 +173,10 @@ class Soak:
         try:
             self.chaos()
             sender.join()
-            sent_at = time.monotonic() - started
             settled = self.settle()
             print(
-                f"sending took {sent_at:.0f}s; "
+                f"sending took {self.sent_after:.0f}s, the crashes "
+                f"{self.chaos_took:.0f}s; "
                 + (
                     f"all done after {time.monotonic() - started:.0f}s"
                     if settled
@@ -192,6 +200,7 @@ class Soak:
 
         from bench.soak_app.consumers import Item, items
 
+        started = time.monotonic()
         n = 0
         while n < self.args.count:
             batch = list(range(n, min(n + 10, self.args.count)))
@@ -211,12 +220,15 @@ class Soak:
                 time.sleep(0.5)
                 continue  # committed or not: the outbox says, at the end
             n += len(batch)
-            time.sleep(0.002)
+            due = started + self.span * n / self.args.count
+            time.sleep(max(0.002, due - time.monotonic()))
+        self.sent_after = time.monotonic() - started
         self.sending_done.set()
 
     # -- the chaos --
 
-    def chaos(self) -> None:
+    def schedule(self) -> list[str]:
+        """Return the crashes to cause, in a random order."""
         events = (
             ["relay"] * self.args.relay_kills
             + ["consumer"] * self.args.consumer_kills
@@ -226,12 +238,17 @@ class Soak:
         random.shuffle(events)
         if self.args.db_outage:
             events.insert(len(events) // 2, "outage")
-        for event in events:
+        return events
+
+    def chaos(self) -> None:
+        started = time.monotonic()
+        for event in self.events:
             time.sleep(random.uniform(0.5, 1.5) * self.args.interval)
             before = self.effects()
             began = time.monotonic()
             getattr(self, f"crash_{event}")()
             self.watch_recovery(event, before, began)
+        self.chaos_took = time.monotonic() - started
 
     def crash_relay(self) -> None:
         self.relay = self.kill_and_restart(self.relay, "kew_relay")
