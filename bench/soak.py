@@ -83,9 +83,8 @@ def main() -> None:
                 args.db_crashes, args.db_outage = 0, 0.0
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             # project.settings gives an SQLite DATABASE_URL the embedded default's options
-            # (WAL, IMMEDIATE transactions, a 20 s busy timeout); soak_settings keeps them.
+            # (WAL, IMMEDIATE transactions, a 20 s busy timeout).
             os.environ["DATABASE_URL"] = f"sqlite:///{folder / 'soak.sqlite3'}"
-            os.environ.pop("KEW_SOAK_DB", None)
             where = "SQLite (WAL file)"
         else:
             postgres = stack.enter_context(PostgresServer())
@@ -114,19 +113,13 @@ def main() -> None:
 
 
 def use_postgres(postgres) -> None:
-    """Create the soak's database on the harness's PostgreSQL and point the settings at it."""
-    import environ
-
+    """Create the soak's database on the harness's PostgreSQL and point DATABASE_URL at it."""
     dbname = f"kew_soak_{uuid.uuid4().hex[:8]}"
     postgres.create_database(dbname)
     # The harness runs PostgreSQL with synchronous_commit=off, so a kill() may lose the
     # last ~0.6 s of commits (its docs say so); a soak of crash safety needs it on.
     durable(postgres.url_for(dbname), dbname)
     os.environ["DATABASE_URL"] = postgres.url_for(dbname)
-    config = environ.Env.db_url_config(postgres.url_for(dbname))
-    database = {k: config.get(k, "") for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST")}
-    database["PORT"] = config.get("PORT", "")
-    os.environ["KEW_SOAK_DB"] = json.dumps(database)
 
 
 def durable(url: str, dbname: str) -> None:

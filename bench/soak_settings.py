@@ -1,6 +1,5 @@
-"""Settings of the soak script's processes: its database and provider come from the environment."""
+"""Settings of the soak script's processes: DATABASE_URL (project.settings) and the provider."""
 
-import json
 import os
 
 from project.settings import *  # noqa: F403
@@ -11,8 +10,6 @@ INSTALLED_APPS = [
     "kew_django",
     "bench.soak_app",
 ]
-if "KEW_SOAK_DB" in os.environ:  # PostgreSQL; without it, project.settings' SQLite DATABASES
-    DATABASES = {"default": json.loads(os.environ["KEW_SOAK_DB"])}
 KEW = {
     "PROVIDERS": {"default": {"URL": os.environ["KEW_SOAK_PROVIDER"]}},
     "RELAY": {"PROGRESS_INTERVAL": 30.0, "POLL_INTERVAL": 0.2, "BACKOFF_MAX": 2.0},
