@@ -98,10 +98,13 @@ class Bench:
         return f"bench.{self.tag}.{name}.{uuid.uuid4().hex[:6]}"
 
     def run(self) -> None:
+        from kew_django.conf import DEFAULTS
+
+        default_batch = DEFAULTS["RELAY"]["BATCH_SIZE"]
         count = self.args.count
         self.relay_rate(min(count, 2000), 100)  # warm-up: JIT, journal files, caches
         self.raw_pipelined(min(count, 2000))
-        raw, relays = [], {size: [] for size in (100, 500, 2000)}
+        raw, relays = [], {size: [] for size in (100, default_batch, 2000)}
         for _ in range(self.args.rounds):
             raw.append(self.raw_pipelined(count))
             for size, runs in relays.items():
@@ -113,14 +116,14 @@ class Bench:
         line("raw stomp.py, pipelined, 1 receipt", raw, "msg/s")
         for size, runs in relays.items():
             line(f"relay, batch {size} (rows -> confirmed)", runs, "msg/s")
-        size = max(relays, key=lambda k: statistics.median(relays[k]))
+        size = default_batch  # the verdict is the default batch's, not the best one's
         ratios = sorted(r / w for r, w in zip(relays[size], raw, strict=True))  # same round
         ratio = statistics.median(ratios)
         verdict(
             f"relay (batch {size}) / raw pipelined, median of per-round ratios = {ratio:.0%} "
             f"({ratios[0]:.0%}-{ratios[-1]:.0%})",
             ratio >= 0.8,
-            "target >= 80% at the default batch (500)",
+            f"target >= 80% at the default batch ({size})",
         )
 
         p50, p99, worst = self.latency(self.args.latency)
@@ -129,7 +132,7 @@ class Bench:
             "one per transaction, LISTEN/NOTIFY)"
         )
         print(f"  p50 {p50:.1f} ms   p99 {p99:.1f} ms   max {worst:.1f} ms")
-        verdict("latency", p50 < 10 and p99 < 50, "target p50 < 10 ms, p99 < 50 ms")
+        verdict("latency", p50 < 1.5 and p99 < 5, "target p50 < 1.5 ms, p99 < 5 ms")
 
         print(f"\nConsumer throughput ({count} messages; each handled in a transaction, acked)")
         for prefetch, threads in ((1, 1), (100, 1), (100, 4)):
