@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,9 @@ def test_a_worker_killed_mid_task_means_the_task_runs_again(broker, tmp_path):
         wait_for(lambda: list(tmp_path.glob("*.started")), 60, "the first run to start")
     finally:
         first.send_signal(signal.SIGKILL)
-        first.communicate(timeout=30)
+        print("first worker:", first.communicate(timeout=30)[0])  # shown if the test fails
     second = django_process(*manage, broker_url=url)
+    started = time.monotonic()
     try:
         wait_for(
             lambda: TaskResultRecord.objects.get(pk=result.id).status == "SUCCESSFUL",
@@ -81,6 +83,7 @@ def test_a_worker_killed_mid_task_means_the_task_runs_again(broker, tmp_path):
     finally:
         second.send_signal(signal.SIGTERM)
         output, _ = second.communicate(timeout=30)
+        print(f"second worker, after {time.monotonic() - started:.1f} s:", output)
     result.refresh()
     assert result.return_value == 2, output  # the second run of the function
     assert result.attempts == 1  # the killed attempt committed nothing
