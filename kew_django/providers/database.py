@@ -1,12 +1,12 @@
 """A provider that keeps its queues in the Django database (the QueuedMessage table).
 
 No broker to run: the embedded default. Sends made inside a transaction
-are part of it. A consumer leases a row (``available_at`` moves to the
-end of the lease), an ack deletes it, and a lease that runs out (a
-crashed consumer) makes the row deliverable again with ``redelivered``
-set. Several consumers share a queue: claims skip rows locked by others
-on PostgreSQL and are single UPDATE statements, serialised by the
-database, on SQLite.
+are part of it. A consumer leases rows, ``prefetch`` at a time, with
+statements built once (``leases``): ``available_at`` moves to the end of
+the lease, an ack deletes the row, and a lease that runs out (a crashed
+consumer) makes the row deliverable again with ``redelivered`` set.
+Several consumers share a queue: leases skip rows locked by others on
+PostgreSQL and are serialised by the database's write lock on SQLite.
 
 Leases are short (30 s by default) and renewed: the worker's heartbeat
 calls ``DatabaseDelivery.renew`` (one UPDATE of one row, from its own
@@ -16,6 +16,7 @@ its message, and a crashed worker's message comes back within one lease.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -24,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
-from django.db.models import Case, Min, Subquery, Value, When
+from django.db.models import Case, Min, Value, When
 from django.utils import timezone
 
 from kew.errors import ConfigurationError, ConnectionLost, SendError
@@ -39,6 +40,7 @@ from kew.providers.base import (
 )
 from kew_django.db.notify import QUEUE, Listener
 from kew_django.providers import database_options
+from kew_django.providers.leases import RETURNED, Leased, Leases
 
 log = logging.getLogger(__name__)
 MAX_ID_LENGTH = 100
@@ -104,7 +106,9 @@ class DatabaseProvider(Provider):
         return DatabaseProducer(self)
 
     def receiver(self, queue: str, *, prefetch: int = 1) -> Receiver:
-        return DatabaseReceiver(self, queue)
+        if prefetch < 1:
+            raise ConfigurationError(f"prefetch must be at least 1, got {prefetch}")
+        return DatabaseReceiver(self, queue, prefetch=prefetch)
 
     def browse(self, queue: str, *, limit: int = 100) -> Iterator[Delivery]:
         rows = _model().objects.using(self.using).filter(queue=queue).order_by("available_at", "id")
@@ -171,14 +175,28 @@ class DatabaseProducer(Producer):
 
 
 class DatabaseReceiver(Receiver):
-    """Lease deliveries from one queue; the thread that calls ``receive`` does the queries."""
+    """Lease deliveries from one queue; the thread that calls ``receive`` does the queries.
 
-    def __init__(self, provider: DatabaseProvider, queue: str):
+    ``prefetch`` rows are leased in one statement and handed out in queue
+    order, one per ``receive``. A leased row waits here at most half a
+    lease: older ones are released to their place in the queue (as they
+    were) and a fresh batch is leased, so a row is never handed out with
+    less than half its lease left. Rows waiting here are invisible to
+    other consumers until released (``close``) or their lease ends (a
+    crash; they then come back with ``redelivered`` set, as if delivered).
+    """
+
+    def __init__(self, provider: DatabaseProvider, queue: str, *, prefetch: int = 1):
         self.provider = provider
         self.queue = queue
+        self.prefetch = prefetch
         self._unacked: dict[int, uuid.UUID] = {}
+        self._waiting: collections.deque[Leased] = collections.deque()  # leased, not handed out
+        self._waiting_token: uuid.UUID | None = None
+        self._fresh_until = 0.0  # monotonic: hand out waiting rows until then
         self._closed = False
         self._opened_connection_in: int | None = None  # thread id, if we opened its connection
+        self._leases = Leases(provider.using)
         features = connections[provider.using].features
         self._skip_locked = features.has_select_for_update_skip_locked
 
@@ -193,13 +211,13 @@ class DatabaseReceiver(Receiver):
         while True:
             generation = listener.generation(self.queue)
             try:
-                row = self._claim()
-                next_due = None if row else self._next_due()
+                delivery = self._next()
+                next_due = None if delivery else self._next_due()
             except provider_errors() as error:
                 raise ConnectionLost(f"database {self.provider.using!r}: {error}") from error
-            if row is not None:
-                self._unacked[row.pk] = row.lease_token
-                return DatabaseDelivery(self.provider, row, consumer=self)
+            if delivery is not None:
+                self._unacked[delivery._pk] = delivery._token
+                return delivery
             wait = self.provider.poll_interval
             if next_due is not None:  # a scheduled or leased row: wake when it is due
                 wait = min(wait, max(0.005, (next_due - timezone.now()).total_seconds()))
@@ -210,21 +228,50 @@ class DatabaseReceiver(Receiver):
                 wait = min(wait, remaining)
             listener.wait(self.queue, generation, wait)
 
-    def _claim(self):
-        """Lease the first available row of the queue; return it, or None."""
+    def _next(self) -> DatabaseDelivery | None:
+        """Hand out a waiting row if it is fresh; otherwise lease a batch."""
+        if self._waiting and time.monotonic() >= self._fresh_until:
+            self._release_waiting()
+        if not self._waiting:
+            self._lease_batch()
+        if not self._waiting:
+            return None
+        row = self._waiting.popleft()
+        assert self._waiting_token is not None
+        return DatabaseDelivery(self.provider, row, consumer=self, token=self._waiting_token)
+
+    def _lease_batch(self) -> None:
+        now, token = timezone.now(), uuid.uuid4()
+        lease = self.provider.lease
+        if self._leases.supported:
+            rows = self._leases.lease(
+                self.queue, now=now, until=now + lease, token=token, limit=self.prefetch
+            )
+        else:
+            rows = self._orm_lease(now, token)
+        self._waiting.extend(rows)
+        self._waiting_token = token
+        self._fresh_until = time.monotonic() + lease.total_seconds() / 2
+
+    def _release_waiting(self) -> None:
+        rows = [(row.id, row.available_at) for row in self._waiting]
+        self._waiting.clear()
+        if rows and self._waiting_token is not None:
+            self._leases.release(rows, self._waiting_token)
+
+    def _orm_lease(self, now, token: uuid.UUID) -> list[Leased]:
+        """Lease the first available row with the ORM (databases without UPDATE ... RETURNING)."""
         model = _model()
         objects = model.objects.using(self.provider.using)
-        now = timezone.now()
         head = objects.filter(queue=self.queue, available_at__lte=now)
         head = head.order_by("available_at", "id")
-        token = uuid.uuid4()
         until = now + self.provider.lease
         with transaction.atomic(using=self.provider.using):
             if self._skip_locked:
                 head = head.select_for_update(skip_locked=True)
-            # "id = (scalar subquery)": an InitPlan, then one primary-key lookup
-            claimed = objects.filter(
-                pk=Subquery(head.values("pk")[:1]), available_at__lte=now
+            place = head.values_list("pk", "available_at").first()
+            claimed = place is not None and objects.filter(
+                pk=place[0], available_at__lte=now
             ).update(
                 available_at=until,
                 leased_until=until,
@@ -234,8 +281,13 @@ class DatabaseReceiver(Receiver):
                 ),
             )
         if not claimed:
-            return None
-        return objects.filter(lease_token=token).first()
+            return []
+        assert place is not None
+        row = objects.filter(pk=place[0], lease_token=token).first()
+        if row is None:
+            return []
+        fields = [getattr(row, name) for name in RETURNED]
+        return [Leased._make([*fields, place[1]])]
 
     def _next_due(self):
         return (
@@ -250,6 +302,10 @@ class DatabaseReceiver(Receiver):
         if self._closed:
             return
         self._closed = True
+        try:
+            self._release_waiting()
+        except DatabaseError:
+            log.warning("could not release leased messages; they come back when their lease ends")
         for pk, token in self._unacked.items():
             try:
                 _model().objects.using(self.provider.using).filter(pk=pk, lease_token=token).update(
@@ -274,15 +330,23 @@ class DatabaseReceiver(Receiver):
 class DatabaseDelivery(Delivery):
     """A row taken (or browsed) from a database queue."""
 
-    def __init__(self, provider: DatabaseProvider, row, *, consumer: DatabaseReceiver | None):
+    def __init__(
+        self,
+        provider: DatabaseProvider,
+        row,
+        *,
+        consumer: DatabaseReceiver | None,
+        token: uuid.UUID | None = None,
+    ):
+        """``row``: a ``Leased`` row and its lease ``token``, or a browsed model instance."""
         self.queue = row.queue
         self.payload = bytes(row.payload)
         self.message_id = row.message_id
         self.properties = dict(row.properties or {})
         self.redelivered = row.redelivered
         self._provider = provider
-        self._pk = row.pk
-        self._token = row.lease_token
+        self._pk = row.id
+        self._token = token if token is not None else row.lease_token
         self._consumer = consumer
         self.lease = provider.lease.total_seconds()
 
@@ -308,12 +372,7 @@ class DatabaseDelivery(Delivery):
         if self._consumer is None:
             raise ConfigurationError("a browsed message cannot be acknowledged")
         try:
-            deleted, _ = (
-                _model()
-                .objects.using(self._provider.using)
-                .filter(pk=self._pk, lease_token=self._token)
-                .delete()
-            )
+            deleted = self._consumer._leases.delete(self._pk, self._token)
         except provider_errors() as error:
             raise ConnectionLost(f"database {self._provider.using!r}: {error}") from error
         self._consumer._unacked.pop(self._pk, None)

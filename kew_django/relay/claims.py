@@ -16,6 +16,7 @@ from django.db import connections
 from django.db.models import Field, QuerySet
 from django.utils import timezone
 
+from kew_django.db.returning import Converter
 from kew_django.models import OutboxMessage
 
 
@@ -84,24 +85,8 @@ def _update_returning(pending: QuerySet, limit: int, using: str) -> list[Claimed
     with connection.cursor() as cursor:
         cursor.execute(*claim_sql(pending, limit, using))
         rows = cursor.fetchall()
-    meta = OutboxMessage._meta
-    conversions = []  # (index, column, converters) of the columns that need converting
-    for index, name in enumerate(CLAIMED):
-        field = _field(name)
-        column = field.get_col(meta.db_table)
-        converters = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-        if converters:
-            conversions.append((index, column, converters))
-    if not conversions:
-        return [Claimed._make(row) for row in rows]
-    claimed = []
-    for row in rows:
-        values = list(row)
-        for index, column, converters in conversions:
-            for converter in converters:
-                values[index] = converter(values[index], column, connection)
-        claimed.append(Claimed._make(values))
-    return claimed
+    converter = Converter(OutboxMessage, CLAIMED, connection)
+    return [Claimed._make(values) for values in converter.rows(rows)]
 
 
 def _field(name: str) -> Field:

@@ -1,11 +1,15 @@
-"""The relay's claim uses the partial index on pending rows and the primary key (EXPLAIN)."""
+"""Hot statements use their indexes (EXPLAIN): the relay's claim, the database provider's lease."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
 from kew_django.providers.database import DatabaseProvider
+from kew_django.providers.leases import Leases
 from kew_django.relay.claims import claim_sql
 from kew_django.relay.publisher import Relay
 
@@ -37,4 +41,36 @@ def test_claim_uses_the_partial_pending_index_and_the_primary_key(transactional_
     print(plan)
     assert "Index Scan using kew_outbox_pending_idx" in plan, plan
     assert "kew_django_outboxmessage_pkey" in plan, plan
+    assert "Seq Scan" not in plan and "Sort" not in plan, plan
+
+
+QUEUE_FILL = """
+INSERT INTO kew_django_queuedmessage
+    (queue, payload, message_id, properties, available_at, redelivered, created_at)
+SELECT 'q' || (n %% 10), '\\x7b7d', NULL, '{}',
+       now() + CASE WHEN n %% 2 = 0 THEN interval '1 hour' ELSE interval '0' END
+             - n * interval '1 millisecond',
+       false, now()
+FROM generate_series(1, %s) AS n
+"""
+
+
+@pytest.mark.postgresql_only
+def test_the_database_providers_lease_uses_the_queue_index_and_the_primary_key(
+    transactional_db,
+):
+    assert connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        cursor.execute(QUEUE_FILL, [200_000])  # half of it scheduled an hour ahead
+        cursor.execute("ANALYZE kew_django_queuedmessage")
+    leases = Leases("default")
+    with transaction.atomic(), connection.cursor() as cursor:
+        now = timezone.now()
+        params = ["q3", now, 100, now, now, uuid.uuid4()]
+        cursor.execute(f"EXPLAIN {leases._lease_sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        transaction.set_rollback(True)
+    print(plan)
+    assert "kew_queued_next_idx" in plan, plan
+    assert "kew_django_queuedmessage_pkey" in plan, plan
     assert "Seq Scan" not in plan and "Sort" not in plan, plan

@@ -1,0 +1,151 @@
+"""Lease, release and delete rows of a database queue with raw SQL built once.
+
+A consumer's claim is its hot path: the ORM spent most of a delivery
+compiling the claim and reading the row back. ``Leases`` holds the
+statements for one database and runs them with a cursor:
+
+- PostgreSQL: one ``WITH head AS (SELECT ... FOR UPDATE SKIP LOCKED)
+  UPDATE ... FROM head RETURNING`` statement; other consumers skip the
+  locked rows. The old ``available_at`` comes back with each row, so a
+  batch is handed out in queue order.
+- SQLite (3.35+, RETURNING): a SELECT of the head's ids, then an UPDATE
+  of those still available; rows another consumer took in between fail
+  the ``available_at <= now`` recheck and are left out.
+
+``supported`` is False on other databases; the provider then keeps its
+ORM claim. Each statement runs on its own (autocommit) unless the caller
+is in a transaction; ``lease`` must not be called inside one that might
+roll back after the rows are handed out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from django.db import connections
+
+from kew_django.db.returning import Converter
+
+
+class Leased(NamedTuple):
+    """One leased row: what a delivery needs, and the position it had in the queue."""
+
+    id: int
+    queue: str
+    payload: bytes | memoryview
+    message_id: str | None
+    properties: dict[str, Any]
+    redelivered: bool
+    available_at: datetime  # before the lease: the row's place in the queue
+
+
+RETURNED = ("id", "queue", "payload", "message_id", "properties", "redelivered")
+
+
+class Leases:
+    """The lease statements of the ``QueuedMessage`` table on database ``using``."""
+
+    def __init__(self, using: str):
+        from kew_django.models import QueuedMessage
+
+        self.using = using
+        connection = connections[using]
+        self.vendor = connection.vendor
+        returning = connection.features.can_return_columns_from_insert  # UPDATE too here
+        self.supported = self.vendor in ("postgresql", "sqlite") and returning
+        meta, quote = QueuedMessage._meta, connection.ops.quote_name
+        self._model = QueuedMessage
+        self._table = quote(meta.db_table)
+        self._column = {f.name: quote(f.column) for f in meta.concrete_fields if f.column}
+        self._converter = Converter(QueuedMessage, (*RETURNED, "available_at"), connection)
+        self._lease_sql = self._postgres_lease() if self.vendor == "postgresql" else None
+
+    def _postgres_lease(self) -> str:
+        c, t = self._column, self._table
+        returned = ", ".join(f"{t}.{c[name]}" for name in RETURNED)
+        return (
+            f"WITH head AS (SELECT {c['id']}, {c['available_at']} FROM {t} "
+            f"WHERE {c['queue']} = %s AND {c['available_at']} <= %s "
+            f"ORDER BY {c['available_at']}, {c['id']} LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {t} SET {self._lease_assignments()} FROM head "
+            f"WHERE {t}.{c['id']} = head.{c['id']} "
+            f"RETURNING {returned}, head.{c['available_at']}"
+        )
+
+    def _lease_assignments(self) -> str:
+        c = self._column
+        return (
+            f"{c['available_at']} = %s, {c['leased_until']} = %s, {c['lease_token']} = %s, "
+            f"{c['redelivered']} = ({c['redelivered']} OR {c['lease_token']} IS NOT NULL)"
+        )
+
+    def lease(
+        self, queue: str, *, now: datetime, until: datetime, token: uuid.UUID, limit: int
+    ) -> list[Leased]:
+        """Lease up to ``limit`` available rows of ``queue`` until ``until``; return them in order.
+
+        ``redelivered`` is set on rows that were leased before (a lease ran
+        out or a consumer released them after handing them out).
+        """
+        connection = connections[self.using]
+        at, end = self._prep_datetime(now), self._prep_datetime(until)
+        key = self._prep_token(token)
+        with connection.cursor() as cursor:
+            if self._lease_sql is not None:
+                cursor.execute(self._lease_sql, [queue, at, limit, end, end, key])
+                rows = cursor.fetchall()
+            else:
+                rows = self._sqlite_lease(cursor, queue, at, end, key, limit)
+        leased = [Leased._make(values) for values in self._converter.rows(rows)]
+        return sorted(leased, key=lambda row: (row.available_at, row.id))
+
+    def _sqlite_lease(self, cursor, queue: str, at, end, key, limit: int) -> list:
+        c, t = self._column, self._table
+        cursor.execute(
+            f"SELECT {c['id']}, {c['available_at']} FROM {t} "
+            f"WHERE {c['queue']} = %s AND {c['available_at']} <= %s "
+            f"ORDER BY {c['available_at']}, {c['id']} LIMIT %s",
+            [queue, at, limit],
+        )
+        head = dict(cursor.fetchall())
+        if not head:
+            return []
+        marks = ", ".join(["%s"] * len(head))
+        cursor.execute(
+            f"UPDATE {t} SET {self._lease_assignments()} "
+            f"WHERE {c['id']} IN ({marks}) AND {c['available_at']} <= %s "
+            f"RETURNING {', '.join(c[name] for name in RETURNED)}",
+            [end, end, key, *head, at],
+        )
+        return [(*row, head[row[0]]) for row in cursor.fetchall()]
+
+    def release(self, rows: list[tuple[int, datetime]], token: uuid.UUID) -> None:
+        """End the lease ``token`` of rows never handed out: back to their place, as they were."""
+        c, t = self._column, self._table
+        key = self._prep_token(token)
+        with connections[self.using].cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {t} SET {c['available_at']} = %s, {c['leased_until']} = NULL, "
+                f"{c['lease_token']} = NULL WHERE {c['id']} = %s AND {c['lease_token']} = %s",
+                [(self._prep_datetime(place), pk, key) for pk, place in rows],
+            )
+
+    def delete(self, pk: int, token: uuid.UUID) -> bool:
+        """Delete row ``pk`` if lease ``token`` still holds it (an ack); return whether it did."""
+        c, t = self._column, self._table
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {t} WHERE {c['id']} = %s AND {c['lease_token']} = %s",
+                [pk, self._prep_token(token)],
+            )
+            return cursor.rowcount > 0
+
+    def _prep_datetime(self, value: datetime):
+        field = self._model._meta.get_field("available_at")
+        return field.get_db_prep_value(value, connections[self.using])  # type: ignore[union-attr]
+
+    def _prep_token(self, token: uuid.UUID):
+        field = self._model._meta.get_field("lease_token")
+        return field.get_db_prep_value(token, connections[self.using])  # type: ignore[union-attr]
