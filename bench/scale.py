@@ -3,6 +3,7 @@
 Usage::
 
     .venv/bin/python bench/scale.py [--relay-count 6000] [--consume-count 3000] [--db-count 1500]
+        [--cpu-count 400] [--spin 0.02] [--only-cpu]
 
 It starts PostgreSQL, one Artemis broker and a two-node Artemis cluster
 with ``kew.testing`` (loopback, journals without fsync), migrates a fresh
@@ -15,7 +16,11 @@ database for the ``tests/scale`` app and runs ``manage.py kew_relay`` /
 - consumer throughput with 1, 2 and 4 consumer processes of an idempotent
   consumer (a transaction, the idempotency record and an ack per message,
   measured by the effects' timestamps), on 1 node and on 2;
-- the database provider with 1, 2 and 4 consumer processes.
+- the database provider with 1, 2 and 4 consumer processes;
+- a CPU-bound handler (``--spin`` CPU seconds a message) in one thread, in
+  two threads (``--concurrency 2``) and in two processes
+  (``kew_consume --processes 2``); ``--only-cpu`` runs just that, on
+  PostgreSQL alone.
 
 With each figure it prints the CPU seconds each process used and the
 brokers' CPU, and the machine's load: on a 2-core machine shared with
@@ -25,6 +30,7 @@ other work the CPU is the limit, not Kew or the broker. A script, not a test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -128,6 +134,24 @@ def bench_consume(db: ScaleDatabase, urls: list[str], brokers, count: int, tag: 
     phase.report(f"{len(urls)} consumer process(es)", rate, consumers, cpu)
 
 
+def bench_cpu_bound(db: ScaleDatabase, spin: float, count: int) -> None:
+    """One CPU-bound consumer: 1 thread, 2 threads (``--concurrency 2``), 2 processes."""
+    url = "database://?poll_interval=0.05"
+    for tag, label, options in (
+        ("t1", "1 process, 1 thread", []),
+        ("t2", "1 process, --concurrency 2", ["--concurrency", "2"]),
+        ("p2", "--processes 2", ["--processes", "2"]),
+    ):
+        queue = f"benchcpu{tag}.plain"
+        env = db.env(url, KEW_SCALE_QUEUES=f"benchcpu{tag}")
+        manage(["scale_send", queue, "--count", str(count), "--spin", str(spin), "--direct"], env)
+        phase = Phase([])
+        worker = Process(f"cpu-{tag}", ["kew_consume", queue, *options], env, LOGS).start()
+        wait_for(lambda q=queue: db.distinct(q) >= count, 600, f"{count} handled", poll=0.2)
+        cpu = stop_all([worker])  # the supervisor's own CPU only, with --processes
+        phase.report(label, rate_of(db.effects(queue)), [worker], cpu)
+
+
 def rate_of(effects: list[tuple[int, str, float]]) -> float:
     """Messages per second once every process is running: the middle 80% of the effects."""
     times = sorted(at for _, _, at in effects)
@@ -140,19 +164,32 @@ def main() -> None:
     parser.add_argument("--relay-count", type=int, default=6000)
     parser.add_argument("--consume-count", type=int, default=3000)
     parser.add_argument("--db-count", type=int, default=1500)
+    parser.add_argument("--cpu-count", type=int, default=400)
+    parser.add_argument("--spin", type=float, default=0.02, help="CPU s per CPU-bound message")
+    parser.add_argument(
+        "--only-cpu", action="store_true", help="only the CPU-bound handler's figures"
+    )
     args = parser.parse_args()
     LOGS.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
-    with (
-        PostgresServer() as postgres,
-        LocalArtemis(java_memory="384M") as single,
-        ArtemisCluster(2) as cluster,
-    ):
+    with contextlib.ExitStack() as services:
+        postgres = services.enter_context(PostgresServer())
         db = ScaleDatabase(postgres, LOGS)
         print(
-            f"PostgreSQL ({postgres.mode}), one Artemis broker and a 2-node cluster (local, "
-            f"no fsync); {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start"
+            f"PostgreSQL ({postgres.mode}); {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.1f} at start"
         )
+        print(
+            f"\nCPU-bound handler ({args.cpu_count} messages, {args.spin * 1000:.0f} ms of CPU "
+            "each, database provider, prefetch 1)"
+        )
+        bench_cpu_bound(db, args.spin, args.cpu_count)
+        if args.only_cpu:
+            db.drop()
+            return
+        single = services.enter_context(LocalArtemis(java_memory="384M"))
+        cluster = services.enter_context(ArtemisCluster(2))
+        print("\nOne Artemis broker and a 2-node cluster (local, no fsync)")
         one, nodes = [single.url], [cluster.url_for(0, 1), cluster.url_for(1, 0)]
         print(f"\nRelay throughput ({args.relay_count} outbox rows, batches of 500)")
         print(" on 1 node")

@@ -22,9 +22,13 @@ PREFIX = os.environ.get("KEW_SCALE_QUEUES", "scale")
 
 
 def record(queue: str, data: dict) -> None:
-    """Take the payload's ``sleep`` seconds, then write the effect."""
+    """Take the payload's ``sleep`` seconds, spin its ``spin`` CPU seconds, write the effect."""
     if data.get("sleep"):
         time.sleep(data["sleep"])
+    if data.get("spin"):  # CPU-bound work: this thread's CPU time, whatever the GIL allows
+        until = time.thread_time() + data["spin"]
+        while time.thread_time() < until:
+            sum(i * i for i in range(200))
     Effect.objects.create(queue=queue, n=data["n"], worker=WORKER, handled_at=time.time())
 
 

@@ -23,6 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--pause", type=float, default=0.0, help="seconds between batches")
         parser.add_argument("--delay", type=float, default=0.0, help="deliver after this")
         parser.add_argument("--sleep", type=float, default=0.0, help="handler's sleep")
+        parser.add_argument("--spin", type=float, default=0.0, help="handler's CPU seconds")
         parser.add_argument("--fail-first", action="store_true")
         parser.add_argument("--direct", action="store_true", help="skip the outbox")
 
@@ -63,6 +64,8 @@ class Command(BaseCommand):
             item["due"] = time.time() + delay
         if options["sleep"]:
             item["sleep"] = options["sleep"]
+        if options["spin"]:
+            item["spin"] = options["spin"]
         if options["fail_first"]:
             item["fail_first"] = True
         return item
