@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 from kew.errors import ConfigurationError
 
 OPTIONS = ("lease", "poll_interval")  # seconds each
+MIN_SECONDS = 0.001  # below a millisecond a timedelta rounds toward 0
 MAX_SECONDS = 366 * 86400.0  # a year: more is a typo (and overflows a timedelta at 2.7e6 years)
 
 
@@ -30,10 +31,10 @@ def seconds(name: str, value: object) -> float:
         raise ConfigurationError(
             f"database:// options take seconds: {name}={value!r} is not a number"
         ) from None
-    if not math.isfinite(number) or number <= 0 or number > MAX_SECONDS:
+    if not math.isfinite(number) or number < MIN_SECONDS or number > MAX_SECONDS:
         raise ConfigurationError(
-            f"database:// lease and poll_interval must be positive, finite seconds "
-            f"(at most a year): {name}={value!r}"
+            f"database:// lease and poll_interval must be finite seconds from 0.001 "
+            f"to a year: {name}={value!r}"
         )
     return number
 

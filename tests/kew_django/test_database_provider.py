@@ -121,7 +121,7 @@ def test_database_url_carries_lease_and_poll_interval(transactional_db):
     [
         ("database://?leese=30", "unknown database:// option.*leese.*known: lease, poll_interval"),
         ("database://?lease=soon", "take seconds"),
-        ("database://?lease=0", "must be positive"),
+        ("database://?lease=0", "must be finite seconds from 0.001"),
     ],
 )
 def test_bad_database_url_options_are_named(transactional_db, url, error):
