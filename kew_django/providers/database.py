@@ -261,18 +261,18 @@ class DatabaseReceiver(Receiver):
 
     def _orm_lease(self, now, token: uuid.UUID) -> list[Leased]:
         """Lease the first available row with the ORM (databases without UPDATE ... RETURNING)."""
-        model = _model()
-        objects = model.objects.using(self.provider.using)
+        objects = _model().objects.using(self.provider.using)
         head = objects.filter(queue=self.queue, available_at__lte=now)
         head = head.order_by("available_at", "id")
         until = now + self.provider.lease
         with transaction.atomic(using=self.provider.using):
             if self._skip_locked:
                 head = head.select_for_update(skip_locked=True)
-            place = head.values_list("pk", "available_at").first()
-            claimed = place is not None and objects.filter(
-                pk=place[0], available_at__lte=now
-            ).update(
+            found = head.values_list(*RETURNED, "available_at", "lease_token").first()
+            if found is None:
+                return []
+            *fields, place, leased_before = found
+            claimed = objects.filter(pk=found[0], available_at__lte=now).update(
                 available_at=until,
                 leased_until=until,
                 lease_token=token,
@@ -280,14 +280,10 @@ class DatabaseReceiver(Receiver):
                     When(lease_token__isnull=False, then=Value(True)), default="redelivered"
                 ),
             )
-        if not claimed:
+        if not claimed:  # another consumer took it in between (no row locks here)
             return []
-        assert place is not None
-        row = objects.filter(pk=place[0], lease_token=token).first()
-        if row is None:
-            return []
-        fields = [getattr(row, name) for name in RETURNED]
-        return [Leased._make([*fields, place[1]])]
+        row = Leased._make([*fields, place])
+        return [row._replace(redelivered=row.redelivered or leased_before is not None)]
 
     def _next_due(self):
         return (

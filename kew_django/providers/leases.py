@@ -56,11 +56,12 @@ class Leases:
         returning = connection.features.can_return_columns_from_insert  # UPDATE too here
         self.supported = self.vendor in ("postgresql", "sqlite") and returning
         meta, quote = QueuedMessage._meta, connection.ops.quote_name
-        self._model = QueuedMessage
         self._table = quote(meta.db_table)
         self._column = {f.name: quote(f.column) for f in meta.concrete_fields if f.column}
         self._converter = Converter(QueuedMessage, (*RETURNED, "available_at"), connection)
         self._lease_sql = self._postgres_lease() if self.vendor == "postgresql" else None
+        self._datetime_field = meta.get_field("available_at")
+        self._token_field = meta.get_field("lease_token")
 
     def _postgres_lease(self) -> str:
         c, t = self._column, self._table
@@ -143,9 +144,11 @@ class Leases:
             return cursor.rowcount > 0
 
     def _prep_datetime(self, value: datetime):
-        field = self._model._meta.get_field("available_at")
-        return field.get_db_prep_value(value, connections[self.using])  # type: ignore[union-attr]
+        return self._datetime_field.get_db_prep_value(  # type: ignore[union-attr]
+            value, connections[self.using]
+        )
 
     def _prep_token(self, token: uuid.UUID):
-        field = self._model._meta.get_field("lease_token")
-        return field.get_db_prep_value(token, connections[self.using])  # type: ignore[union-attr]
+        return self._token_field.get_db_prep_value(  # type: ignore[union-attr]
+            token, connections[self.using]
+        )

@@ -14,6 +14,7 @@ from kew.errors import ConfigurationError
 from kew.providers.base import DeliveryOptions
 from kew_django.models import QueuedMessage
 from kew_django.providers.database import DatabaseProvider
+from kew_django.providers.leases import Leases
 
 
 def send(provider, queue, *bodies: bytes, deliver_at=None) -> None:
@@ -104,3 +105,33 @@ def test_a_crashed_consumers_waiting_rows_come_back_when_the_lease_ends(transact
 def test_prefetch_below_one_is_refused(database_provider, queue):
     with pytest.raises(ConfigurationError, match="prefetch must be at least 1"):
         database_provider.receiver(queue, prefetch=0)
+
+
+def test_without_update_returning_the_orm_lease_keeps_order_and_redelivery(
+    database_provider, queue, monkeypatch
+):
+    monkeypatch.setattr(Leases, "__init__", unsupported_leases(Leases.__init__))
+    send(database_provider, queue, b"1", b"2")
+    consumer = database_provider.receiver(queue, prefetch=5)
+    with CaptureQueriesContext(connection) as queries:
+        first = consumer.receive(5)
+    assert not any("RETURNING" in q["sql"] for q in queries.captured_queries)
+    assert first.payload == b"1" and not first.redelivered
+    assert QueuedMessage.objects.filter(queue=queue, lease_token__isnull=False).count() == 1
+    consumer.close()  # 1 handed out, not acked: back, redelivered
+    with database_provider.receiver(queue) as other:
+        again = [other.receive(5) for _ in range(2)]
+        assert [(d.payload, d.redelivered) for d in again] == [(b"2", False), (b"1", True)]
+        for delivery in again:
+            delivery.ack()
+    assert not QueuedMessage.objects.filter(queue=queue).exists()
+
+
+def unsupported_leases(init):
+    """Wrap ``Leases.__init__`` to act as on a database without UPDATE ... RETURNING."""
+
+    def __init__(self, using):
+        init(self, using)
+        self.supported = False
+
+    return __init__

@@ -25,6 +25,16 @@ FROM generate_series(1, %s) AS n
 """
 
 
+def explain(sql: str, params: list) -> str:
+    """Return PostgreSQL's plan for ``sql`` (printed, for the test's output); run nothing."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        transaction.set_rollback(True)
+    print(plan)
+    return plan
+
+
 @pytest.mark.postgresql_only
 def test_claim_uses_the_partial_pending_index_and_the_primary_key(transactional_db):
     assert connection.vendor == "postgresql"
@@ -33,12 +43,8 @@ def test_claim_uses_the_partial_pending_index_and_the_primary_key(transactional_
         cursor.execute(FILL, [sent, sent, total])
         cursor.execute("ANALYZE kew_django_outboxmessage")
     relay = Relay(DatabaseProvider(), batch_size=100)
-    with transaction.atomic(), connection.cursor() as cursor:
-        sql, params = claim_sql(relay.claimable(), 100, "default")
-        cursor.execute(f"EXPLAIN {sql}", params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-        transaction.set_rollback(True)
-    print(plan)
+    with transaction.atomic():  # the claim's SELECT ... FOR UPDATE compiles only in one
+        plan = explain(*claim_sql(relay.claimable(), 100, "default"))
     assert "Index Scan using kew_outbox_pending_idx" in plan, plan
     assert "kew_django_outboxmessage_pkey" in plan, plan
     assert "Seq Scan" not in plan and "Sort" not in plan, plan
@@ -63,14 +69,8 @@ def test_the_database_providers_lease_uses_the_queue_index_and_the_primary_key(
     with connection.cursor() as cursor:
         cursor.execute(QUEUE_FILL, [200_000])  # half of it scheduled an hour ahead
         cursor.execute("ANALYZE kew_django_queuedmessage")
-    leases = Leases("default")
-    with transaction.atomic(), connection.cursor() as cursor:
-        now = timezone.now()
-        params = ["q3", now, 100, now, now, uuid.uuid4()]
-        cursor.execute(f"EXPLAIN {leases._lease_sql}", params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-        transaction.set_rollback(True)
-    print(plan)
+    now = timezone.now()
+    plan = explain(Leases("default")._lease_sql, ["q3", now, 100, now, now, uuid.uuid4()])
     assert "kew_queued_next_idx" in plan, plan
     assert "kew_django_queuedmessage_pkey" in plan, plan
     assert "Seq Scan" not in plan and "Sort" not in plan, plan
