@@ -14,6 +14,8 @@ import pytest
 import stomp
 
 from kew.testing.artemis import ArtemisServer
+from kew.testing.artemis.instance import JOURNAL_BUFFER_TIMEOUT_NS, journal_buffer_timeout
+from kew.testing.services import ServiceStartError
 
 pytestmark = pytest.mark.artemis
 
@@ -119,8 +121,20 @@ def test_server_attributes(artemis_server: ArtemisServer, artemis_url: str) -> N
     assert f":{artemis_server.stomp_port}" in artemis_url
     if artemis_server.mode == "local":
         assert (artemis_server.home / "bin" / "artemis").exists()
-        assert (artemis_server.instance_dir / "etc" / "broker.xml").exists()
+        broker_xml = (artemis_server.instance_dir / "etc" / "broker.xml").read_text()
+        # set, not NIO's 3.33 ms default that --no-autotune leaves (every receipt waited it)
+        assert f"<journal-buffer-timeout>{JOURNAL_BUFFER_TIMEOUT_NS}<" in broker_xml
         assert "AMQ221007" in artemis_server.log_tail(200)
+
+
+def test_the_buffer_timeout_is_added_once_or_replaced() -> None:
+    setting = f"<journal-buffer-timeout>{JOURNAL_BUFFER_TIMEOUT_NS}</journal-buffer-timeout>"
+    xml = "<journal-datasync>true</journal-datasync>"
+    assert journal_buffer_timeout(xml) == f"{xml}\n      {setting}"
+    tuned = "<journal-buffer-timeout>3333333</journal-buffer-timeout>"
+    assert journal_buffer_timeout(xml + tuned) == xml + setting
+    with pytest.raises(ServiceStartError, match="no </journal-datasync>"):
+        journal_buffer_timeout("<core/>")
 
 
 def test_stomp_round_trip(client, destination: str) -> None:

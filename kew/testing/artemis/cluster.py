@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
 from kew.testing.artemis.base import CORE_PORT
-from kew.testing.artemis.instance import free_offset
+from kew.testing.artemis.instance import edit_broker_xml, free_offset
 from kew.testing.artemis.local import LocalArtemis
 from kew.testing.lifecycle import Server
 from kew.testing.services import ServiceStartError
@@ -97,15 +96,6 @@ def redistribute(xml: str) -> str:
         '<address-setting match="#">\n            <redistribution-delay>0</redistribution-delay>',
         1,
     )
-
-
-def edit_broker_xml(instance_dir: Path, *edits: Callable[[str], str]) -> None:
-    """Apply text ``edits`` to an instance's ``etc/broker.xml`` (before it runs)."""
-    path = instance_dir / "etc" / "broker.xml"
-    text = path.read_text()
-    for edit in edits:
-        text = edit(text)
-    path.write_text(text)
 
 
 def cluster_url(user: str, password: str, nodes: Iterable[LocalArtemis]) -> str:
