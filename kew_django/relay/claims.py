@@ -9,7 +9,8 @@ a crash or a lost broker rolls it back. Other relays skip the locked rows
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from django.db import connections
@@ -34,16 +35,74 @@ class Claimed(NamedTuple):
 
 
 CLAIMED = Claimed._fields
+PLACEHOLDER = datetime(2000, 1, 1, 0, 0, 0, 424242, tzinfo=UTC)
+"""Stands for "now" in a compiled claim; each claim puts the current time in its place."""
+
+
+class Claims:
+    """One relay's claim, compiled once: each claim only puts the current time in it.
+
+    ``claimable(now)`` returns the rows a claim takes as of ``now`` (oldest
+    first). On PostgreSQL and SQLite its ``UPDATE ... RETURNING`` is
+    compiled once per batch size, with ``PLACEHOLDER`` for now, and every
+    parameter that is the placeholder gets the current time (compiling it
+    through the ORM took 0.9 ms of each claim). Other databases compile
+    ``claimable`` on every claim. Shared by the relay's threads: each runs
+    the statement on its own connection.
+    """
+
+    def __init__(self, claimable: Callable[[datetime], QuerySet], using: str):
+        self.claimable = claimable
+        self.using = using
+        self._compiled: dict[int, tuple[str, list, list[int]]] = {}  # limit -> sql, params, nows
+        self._converter: Converter | None = None
+
+    def claim(self, limit: int) -> list[Claimed]:
+        """Mark the first ``limit`` claimable rows sent (uncommitted); return them in order.
+
+        Call inside ``transaction.atomic(using=self.using)``.
+        """
+        connection = connections[self.using]
+        if not _returns_rows(connection):
+            return claim(self.claimable(timezone.now()), limit, self.using)
+        sql, params, nows = self._compiled.get(limit) or self._compile(limit)
+        now = _field("sent_at").get_db_prep_value(timezone.now(), connection)
+        params = list(params)
+        for index in nows:
+            params[index] = now
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if self._converter is None:
+            self._converter = Converter(OutboxMessage, CLAIMED, connection)
+        claimed = [Claimed._make(values) for values in self._converter.rows(rows)]
+        return sorted(claimed, key=lambda row: (row.created_at, row.id))
+
+    def _compile(self, limit: int) -> tuple[str, list, list[int]]:
+        connection = connections[self.using]
+        sql, params = claim_sql(self.claimable(PLACEHOLDER), limit, self.using, now=PLACEHOLDER)
+        placeholder = _field("sent_at").get_db_prep_value(PLACEHOLDER, connection)
+        nows = [index for index, value in enumerate(params) if value == placeholder]
+        # sent_at and the back-off's retry_at at least; fewer means the ORM prepared it otherwise
+        assert len(nows) >= 2, (sql, params)
+        self._compiled[limit] = (sql, params, nows)
+        return sql, params, nows
+
+
+def _returns_rows(connection) -> bool:
+    """Return whether ``connection`` runs ``UPDATE ... RETURNING`` (PostgreSQL, SQLite)."""
+    returning = connection.features.can_return_columns_from_insert  # UPDATE too, on these two
+    return connection.vendor in ("postgresql", "sqlite") and returning
 
 
 def claim(pending: QuerySet, limit: int, using: str) -> list[Claimed]:
     """Mark the first ``limit`` rows of ``pending`` sent (uncommitted); return them in order.
 
-    Call inside ``transaction.atomic(using=using)``.
+    Call inside ``transaction.atomic(using=using)``. Compiles ``pending``
+    each time; a relay uses ``Claims``, which compiles it once.
     """
     connection = connections[using]
-    returning = connection.features.can_return_columns_from_insert  # UPDATE too, on these two
-    if connection.vendor in ("postgresql", "sqlite") and returning:
+    if _returns_rows(connection):
         rows = _update_returning(pending, limit, using)
     else:  # NOTE: no UPDATE ... RETURNING here: lock, read, then mark
         if connection.features.has_select_for_update_skip_locked:
@@ -55,8 +114,12 @@ def claim(pending: QuerySet, limit: int, using: str) -> list[Claimed]:
     return sorted(rows, key=lambda row: (row.created_at, row.id))
 
 
-def claim_sql(pending: QuerySet, limit: int, using: str) -> tuple[str, list]:
+def claim_sql(
+    pending: QuerySet, limit: int, using: str, *, now: datetime | None = None
+) -> tuple[str, list]:
     """Return the UPDATE ... RETURNING statement that claims a batch, and its parameters.
+
+    ``now`` is the ``sent_at`` it sets (default: the current time).
 
     On PostgreSQL the ids are collected with ``ARRAY(subquery)`` (one index
     scan of the pending rows, under SKIP LOCKED), so the update then finds
@@ -76,8 +139,8 @@ def claim_sql(pending: QuerySet, limit: int, using: str) -> tuple[str, list]:
         f"{quote(_column('sent_at'))} = %s WHERE {quote(_column(meta.pk.name))} {ids} "
         f"RETURNING {', '.join(quote(_column(name)) for name in CLAIMED)}"
     )
-    now = sent_at.get_db_prep_value(timezone.now(), connection)
-    return sql, [OutboxMessage.Status.SENT, now, *head_params]
+    sent = sent_at.get_db_prep_value(now or timezone.now(), connection)
+    return sql, [OutboxMessage.Status.SENT, sent, *head_params]
 
 
 def _update_returning(pending: QuerySet, limit: int, using: str) -> list[Claimed]:

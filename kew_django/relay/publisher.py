@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.models import Min, Q
@@ -36,7 +36,7 @@ from kew_django.db.notify import OUTBOX, Listener
 from kew_django.models import OutboxMessage
 from kew_django.observability.observer import NO_OBSERVER, Observer
 from kew_django.outbox.validation import relay_options
-from kew_django.relay.claims import claim
+from kew_django.relay.claims import Claims
 from kew_django.relay.isolate import send_one_by_one
 from kew_django.relay.order import EarlierBatchFailed, HeldBack, PublishOrder
 from kew_django.relay.rejections import retry_at, retry_backoff_over
@@ -120,6 +120,7 @@ class Relay:
         # NOTE: threads share one producer, used by one thread at a time (in claim order).
         self._producers = LazyProducer(self.provider)
         self._scheduled = Capability.SCHEDULED_DELIVERY in provider.capabilities
+        self._claims = Claims(self.claimable, self.using)  # compiled once, on the first claim
         # Every message carries its id (for the broker's duplicate detection) and properties.
         provider.require(DeliveryOptions(message_id="id", properties={CONTENT_TYPE: "x"}))
 
@@ -147,7 +148,7 @@ class Relay:
         with transaction.atomic(using=self.using):
             with self._order.claim_lock:
                 epoch = self._order.epoch()
-                rows = claim(self.claimable(), self.batch_size, self.using)  # marked sent
+                rows = self._claims.claim(self.batch_size)  # marked sent
                 if not rows:
                     return 0
                 place = self._order.reserve(epoch)
@@ -208,14 +209,15 @@ class Relay:
         if errors:  # the cause, rather than the batches refused their turn because of it
             raise next((e for e in errors if not isinstance(e, EarlierBatchFailed)), errors[0])
 
-    def claimable(self):
-        """Return the pending rows this relay publishes, oldest first (the claim's query)."""
+    def claimable(self, now: datetime | None = None):
+        """Return the rows this relay publishes as of ``now``, oldest first (the claim's query)."""
+        now = now or timezone.now()
         pending = OutboxMessage.objects.using(self.using).filter(status=PENDING)
         if self.queues:
             pending = pending.filter(queue__in=self.queues)
-        pending = pending.filter(retry_backoff_over())
+        pending = pending.filter(retry_backoff_over(now))
         if not self._scheduled:  # hold scheduled rows back until they are due
-            pending = pending.filter(Q(deliver_at__isnull=True) | Q(deliver_at__lte=timezone.now()))
+            pending = pending.filter(Q(deliver_at__isnull=True) | Q(deliver_at__lte=now))
         return pending.order_by("created_at", "id")
 
     def _publish(self, rows):

@@ -23,6 +23,6 @@ def retry_at(attempts: int, backoff_max: float) -> datetime:
     return timezone.now() + timedelta(seconds=delay)
 
 
-def retry_backoff_over() -> Q:
-    """Return the filter of rows not backing off after a rejection."""
-    return Q(retry_at__isnull=True) | Q(retry_at__lte=timezone.now())
+def retry_backoff_over(now: datetime | None = None) -> Q:
+    """Return the filter of rows not backing off after a rejection, as of ``now``."""
+    return Q(retry_at__isnull=True) | Q(retry_at__lte=now or timezone.now())

@@ -15,7 +15,7 @@ from kew.errors import ConnectionLost
 from kew.providers.base import DeliveryOptions
 from kew_django import Channel
 from kew_django.models import OutboxMessage, ProcessedMessage
-from kew_django.relay.claims import claim
+from kew_django.relay.claims import Claims
 from kew_django.relay.publisher import Relay
 from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import DeliveryOutcome, Worker
@@ -173,6 +173,26 @@ def test_rejection_costs_one_attempt_and_ends_in_failed(database_provider, queue
     assert statuses() == {"sent": 3, "failed": 1}
 
 
+def test_the_compiled_claim_takes_the_time_of_each_claim(database_provider, queue):
+    # The claim is compiled once; a row whose back-off ends after that must still come.
+    waiting, ready = Channel(queue, payload=Job).send_many([Job(1), Job(2)])
+    OutboxMessage.objects.filter(pk=waiting.pk).update(
+        retry_at=timezone.now() + timedelta(seconds=0.5)
+    )
+    relay = Relay(database_provider, queues=[queue])
+    assert relay.relay_batch() == 1
+    assert OutboxMessage.objects.get(pk=ready.pk).status == "sent"
+    assert OutboxMessage.objects.get(pk=waiting.pk).status == "pending"
+    if connection.vendor in ("postgresql", "sqlite"):
+        [(sql, _, nows)] = relay._claims._compiled.values()  # compiled, with its instants
+        assert len(nows) >= 2, sql
+    time.sleep(0.6)
+    assert relay.relay_batch() == 1
+    assert OutboxMessage.objects.get(pk=waiting.pk).status == "sent"
+    sent_at = OutboxMessage.objects.get(pk=waiting.pk).sent_at
+    assert sent_at is not None and timezone.now() - sent_at < timedelta(seconds=0.5)
+
+
 def test_queue_option_relays_only_those_queues(database_provider, queue):
     Channel(queue, payload=Job).send(Job(1))
     Channel(queue + ".other", payload=Job).send(Job(2))
@@ -229,16 +249,15 @@ def test_relay_wakes_on_notify_at_once(provider, queue):
 @pytest.mark.postgresql_only
 def test_one_notification_wakes_one_relay_thread(provider, queue, monkeypatch):
     # Two publishing threads wait; a commit's NOTIFY must cost one claim, not one per thread.
-    import kew_django.relay.publisher as publisher
-
     claims: list[int] = []
+    real_claim = Claims.claim
 
-    def counted(*args, **kwargs):
-        rows = claim(*args, **kwargs)
+    def counted(self, limit):
+        rows = real_claim(self, limit)
         claims.append(len(rows))
         return rows
 
-    monkeypatch.setattr(publisher, "claim", counted)
+    monkeypatch.setattr(Claims, "claim", counted)
     relay = Relay(provider, poll_interval=30.0, threads=2, queues=[queue])
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,))
@@ -300,18 +319,16 @@ def test_relay_rides_out_a_database_outage_and_logs_it_once(
 ):
     from django.db import OperationalError
 
-    import kew_django.relay.publisher
-
     Channel(queue, payload=Job).send_many([Job(1), Job(2)])
-    real_claim, failures = kew_django.relay.publisher.claim, []
+    real_claim, failures = Claims.claim, []
 
-    def flaky_claim(*args):
+    def flaky_claim(self, limit):
         if len(failures) < 3:
             failures.append(1)
             raise OperationalError("the database system is shutting down")
-        return real_claim(*args)
+        return real_claim(self, limit)
 
-    monkeypatch.setattr(kew_django.relay.publisher, "claim", flaky_claim)
+    monkeypatch.setattr(Claims, "claim", flaky_claim)
     relay = Relay(database_provider, poll_interval=0.05, backoff_max=0.1, threads=1)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,))
