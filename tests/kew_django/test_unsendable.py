@@ -74,18 +74,18 @@ def test_an_unsendable_row_fails_alone_and_the_rest_of_its_batch_goes(
 
 
 def test_no_error_ends_a_relay_thread(database_provider, queue, monkeypatch):
-    import kew_django.relay.publisher
+    from kew_django.relay.claims import Claims
 
     Channel(queue, payload=Job).send_many([Job(1), Job(2)])
-    real_claim, failures = kew_django.relay.publisher.claim, []
+    real_claim, failures = Claims.claim, []
 
-    def broken_claim(*args):
+    def broken_claim(self, limit):
         if len(failures) < 2:
             failures.append(1)
             raise RuntimeError("a bug somewhere (test)")
-        return real_claim(*args)
+        return real_claim(self, limit)
 
-    monkeypatch.setattr(kew_django.relay.publisher, "claim", broken_claim)
+    monkeypatch.setattr(Claims, "claim", broken_claim)
     relay = Relay(database_provider, poll_interval=0.05, backoff_max=0.1, threads=1)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,))
