@@ -14,6 +14,12 @@ from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 
+def updates_return_rows(connection: BaseDatabaseWrapper) -> bool:
+    """Return whether ``connection`` runs ``UPDATE ... RETURNING`` (PostgreSQL, SQLite 3.35+)."""
+    returning = connection.features.can_return_columns_from_insert  # UPDATE too, on these two
+    return connection.vendor in ("postgresql", "sqlite") and returning
+
+
 class Converter:
     """Convert rows whose columns are the fields ``names`` of ``model``, in that order."""
 

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from django.db import connections
 
-from kew_django.db.returning import Converter
+from kew_django.db.returning import Converter, updates_return_rows
 
 
 class Leased(NamedTuple):
@@ -53,8 +53,7 @@ class Leases:
         self.using = using
         connection = connections[using]
         self.vendor = connection.vendor
-        returning = connection.features.can_return_columns_from_insert  # UPDATE too here
-        self.supported = self.vendor in ("postgresql", "sqlite") and returning
+        self.supported = updates_return_rows(connection)
         meta, quote = QueuedMessage._meta, connection.ops.quote_name
         self._table = quote(meta.db_table)
         self._column = {f.name: quote(f.column) for f in meta.concrete_fields if f.column}

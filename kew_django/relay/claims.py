@@ -17,7 +17,7 @@ from django.db import connections
 from django.db.models import Field, QuerySet
 from django.utils import timezone
 
-from kew_django.db.returning import Converter
+from kew_django.db.returning import Converter, updates_return_rows
 from kew_django.models import OutboxMessage
 
 
@@ -63,20 +63,16 @@ class Claims:
         Call inside ``transaction.atomic(using=self.using)``.
         """
         connection = connections[self.using]
-        if not _returns_rows(connection):
+        if not updates_return_rows(connection):
             return claim(self.claimable(timezone.now()), limit, self.using)
         sql, params, nows = self._compiled.get(limit) or self._compile(limit)
         now = _field("sent_at").get_db_prep_value(timezone.now(), connection)
         params = list(params)
         for index in nows:
             params[index] = now
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
         if self._converter is None:
             self._converter = Converter(OutboxMessage, CLAIMED, connection)
-        claimed = [Claimed._make(values) for values in self._converter.rows(rows)]
-        return sorted(claimed, key=lambda row: (row.created_at, row.id))
+        return _in_order(_update_returning(sql, params, connection, self._converter))
 
     def _compile(self, limit: int) -> tuple[str, list, list[int]]:
         connection = connections[self.using]
@@ -89,12 +85,6 @@ class Claims:
         return sql, params, nows
 
 
-def _returns_rows(connection) -> bool:
-    """Return whether ``connection`` runs ``UPDATE ... RETURNING`` (PostgreSQL, SQLite)."""
-    returning = connection.features.can_return_columns_from_insert  # UPDATE too, on these two
-    return connection.vendor in ("postgresql", "sqlite") and returning
-
-
 def claim(pending: QuerySet, limit: int, using: str) -> list[Claimed]:
     """Mark the first ``limit`` rows of ``pending`` sent (uncommitted); return them in order.
 
@@ -102,8 +92,9 @@ def claim(pending: QuerySet, limit: int, using: str) -> list[Claimed]:
     each time; a relay uses ``Claims``, which compiles it once.
     """
     connection = connections[using]
-    if _returns_rows(connection):
-        rows = _update_returning(pending, limit, using)
+    if updates_return_rows(connection):
+        converter = Converter(OutboxMessage, CLAIMED, connection)
+        rows = _update_returning(*claim_sql(pending, limit, using), connection, converter)
     else:  # NOTE: no UPDATE ... RETURNING here: lock, read, then mark
         if connection.features.has_select_for_update_skip_locked:
             pending = pending.select_for_update(skip_locked=True)
@@ -111,7 +102,7 @@ def claim(pending: QuerySet, limit: int, using: str) -> list[Claimed]:
         OutboxMessage.objects.using(using).filter(pk__in=[r.id for r in rows]).update(
             status=OutboxMessage.Status.SENT, sent_at=timezone.now()
         )
-    return sorted(rows, key=lambda row: (row.created_at, row.id))
+    return _in_order(rows)
 
 
 def claim_sql(
@@ -143,13 +134,17 @@ def claim_sql(
     return sql, [OutboxMessage.Status.SENT, sent, *head_params]
 
 
-def _update_returning(pending: QuerySet, limit: int, using: str) -> list[Claimed]:
-    connection = connections[using]
+def _update_returning(sql: str, params: list, connection, converter: Converter) -> list[Claimed]:
+    """Run a claim's ``UPDATE ... RETURNING``; return its rows, converted as the ORM would."""
     with connection.cursor() as cursor:
-        cursor.execute(*claim_sql(pending, limit, using))
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
-    converter = Converter(OutboxMessage, CLAIMED, connection)
     return [Claimed._make(values) for values in converter.rows(rows)]
+
+
+def _in_order(rows: list[Claimed]) -> list[Claimed]:
+    """Return claimed ``rows`` in the order they were written (the relay publishes so)."""
+    return sorted(rows, key=lambda row: (row.created_at, row.id))
 
 
 def _field(name: str) -> Field:
