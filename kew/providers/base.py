@@ -78,6 +78,13 @@ class Outgoing:
     options: DeliveryOptions = field(default_factory=DeliveryOptions)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One ``Outgoing`` checked by ``Provider.prepare``; providers may attach its encoding."""
+
+    outgoing: Outgoing
+
+
 class Delivery(ABC):
     """A delivered message. Acknowledge it once it has been handled.
 
@@ -125,6 +132,10 @@ class Producer(ABC):
         """
         for item in batch:
             self.send(item.queue, item.payload, item.options)
+
+    def send_prepared(self, batch: Sequence[Prepared]) -> None:
+        """Send what ``Provider.prepare`` returned, as ``send_many`` (same errors, same return)."""
+        self.send_many([item.outgoing for item in batch])
 
     def close(self) -> None:
         """Release the producer's resources."""
@@ -195,6 +206,17 @@ class Provider(ABC):
         if not outgoing.queue:
             raise ConfigurationError("a queue needs a name")
         self.require(outgoing.options)
+
+    def prepare(self, outgoing: Outgoing) -> Prepared:
+        """Check ``outgoing`` as ``validate`` does and return it ready for ``send_prepared``.
+
+        No I/O and no producer is involved, so it may run on any thread while
+        a producer sends: the relay prepares its next batch while the one
+        before it waits for the broker's confirmation. Providers override it
+        to encode the message once, here, rather than in the send.
+        """
+        self.validate(outgoing)
+        return Prepared(outgoing)
 
     def __enter__(self) -> Provider:
         return self

@@ -1,9 +1,9 @@
 """Find the rows of a batch that a provider refuses before sending anything.
 
-A provider's ``send_many`` checks the whole batch first and raises
+A provider's ``send_prepared`` checks the whole batch first and raises
 ``ConfigurationError`` for the first message it can never take (the
 relay validates rows beforehand, so this is a provider rule that
-``Provider.validate`` does not know). Sending the rows one by one then
+``Provider.prepare`` does not know). Sending the rows one by one then
 refuses exactly those rows and sends the rest, in order.
 """
 
@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from kew.errors import ConfigurationError, SendError
-from kew.providers.base import Outgoing
+from kew.providers.base import Prepared
 from kew.qchan.producers import LazyProducer
 
 
 def send_one_by_one(
-    producers: LazyProducer, batch: Sequence[tuple[Any, Outgoing]]
+    producers: LazyProducer, batch: Sequence[tuple[Any, Prepared]]
 ) -> tuple[list[Any], list[tuple[Any, Exception]]]:
     """Send each row alone; return (sent rows, [(refused row, error)]).
 
@@ -28,9 +28,9 @@ def send_one_by_one(
     """
     sent: list[Any] = []
     refused: list[tuple[Any, Exception]] = []
-    for row, outgoing in batch:
+    for row, prepared in batch:
         try:
-            producers.get().send_many([outgoing])
+            producers.get().send_prepared([prepared])
         except ConfigurationError as error:
             refused.append((row, error))
             continue

@@ -1,11 +1,13 @@
 """The relay: publish committed outbox rows to the provider, in order, in batches.
 
 A batch is claimed with row locks that skip rows other relays hold
-(PostgreSQL), published with one ``send_many`` (pipelined, one broker
-confirmation) and marked sent in the same transaction, after the
-provider confirmed it. A crash in between leaves the rows pending: they
-are published again with the same ids, and the broker's duplicate
-detection (or an idempotent consumer) drops the second copy.
+(PostgreSQL), prepared (checked and encoded by ``Provider.prepare``, while
+the batch before it is still being confirmed), published with one
+``send_prepared`` (pipelined, one broker confirmation) and marked sent in
+the same transaction, after the provider confirmed it. A crash in
+between leaves the rows pending: they are published again with the same
+ids, and the broker's duplicate detection (or an idempotent consumer)
+drops the second copy.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.models import Min, Q
@@ -27,6 +30,7 @@ from kew.providers.base import (
     Capability,
     DeliveryOptions,
     Outgoing,
+    Prepared,
     Provider,
     validate_properties,
 )
@@ -153,8 +157,13 @@ class Relay:
                     return 0
                 place = self._order.reserve(epoch)
                 placed.append(place)
+            try:
+                batch, refused = self._prepare(rows)  # while the batch before waits for its receipt
+            except BaseException:
+                with self._order.publishing(place):  # fail in its turn; later batches retry after
+                    raise
             with self._order.publishing(place):  # batches publish in the order they were claimed
-                sent, rejected = self._publish(rows)
+                sent, rejected = self._publish(batch, refused)
                 if len(sent) + len(rejected) < len(rows):  # later batches must not overtake
                     self._order.hold_back_later(place)
             if len(sent) < len(rows):  # those after a rejection stay pending, unchanged
@@ -220,19 +229,28 @@ class Relay:
             pending = pending.filter(Q(deliver_at__isnull=True) | Q(deliver_at__lte=now))
         return pending.order_by("created_at", "id")
 
-    def _publish(self, rows):
-        """Send ``rows``; return (sent rows, [(rejected row, error)])."""
-        batch, refused = [], []
+    def _prepare(self, rows) -> tuple[list[tuple[Any, Prepared]], list[tuple[Any, Exception]]]:
+        """Check and encode ``rows`` (no I/O); return ([(row, prepared)], [(refused row, error)]).
+
+        Runs before the batch's turn to publish, so on another thread it
+        overlaps the batch before it, which is waiting for its confirmation.
+        """
+        batch: list[tuple[Any, Prepared]] = []
+        refused: list[tuple[Any, Exception]] = []
         for row in rows:
             try:
                 batch.append((row, self._outgoing(row)))
             except ConfigurationError as error:
                 refused.append((row, error))
+        return batch, refused
+
+    def _publish(self, batch, refused):
+        """Send the prepared ``batch``; return (sent rows, [(rejected row, error)])."""
         if not batch:
             return [], refused
         try:
             with self.observer.publishing([row for row, _ in batch]):
-                self._producers.get().send_many([outgoing for _, outgoing in batch])
+                self._producers.get().send_prepared([prepared for _, prepared in batch])
         except ConnectionLost:
             self._producers.drop()
             raise
@@ -246,8 +264,8 @@ class Relay:
             return sent, [*refused, *alone]
         return [row for row, _ in batch], refused
 
-    def _outgoing(self, row) -> Outgoing:
-        """Return what to send for ``row``; ConfigurationError if it can never be sent."""
+    def _outgoing(self, row) -> Prepared:
+        """Return what to send for ``row``, prepared; ConfigurationError if it can never be sent."""
         if row.headers:
             validate_properties(row.headers)
         # A provider without scheduled delivery only gets rows already due (see claimable).
@@ -258,9 +276,8 @@ class Relay:
             deliver_at=row.deliver_at,
             scheduled=self._scheduled,
         )
-        outgoing = Outgoing(row.queue, bytes(row.payload), options)
-        self.provider.validate(outgoing)  # the provider's own rules: one bad row fails alone
-        return outgoing
+        # The provider's own rules (one bad row fails alone), and its encoding, done once.
+        return self.provider.prepare(Outgoing(row.queue, bytes(row.payload), options))
 
     def _reject(self, row, error: Exception) -> None:
         attempts = row.attempts + 1

@@ -20,6 +20,7 @@ from kew import (
     RetryingSink,
 )
 from kew.codecs import BytesCodec
+from kew.errors import ConfigurationError
 from kew.message import utcnow
 from kew.providers.base import Capability, DeliveryOptions, Outgoing
 from tests.contract.helpers import WAIT, assert_empty, receive_all
@@ -49,6 +50,25 @@ def test_send_many_stores_the_whole_batch_in_order(provider, queue):
         producer.send_many(batch)
     got = receive_all(provider, queue, 50)
     assert [d.payload for d in got] == [o.payload for o in batch]
+
+
+def test_prepared_messages_arrive_in_order_with_their_ids_and_properties(provider, queue):
+    # prepare() checks and encodes without a producer (the relay prepares a batch ahead).
+    options = [DeliveryOptions(message_id=f"id-{i}", properties={"n": str(i)}) for i in range(30)]
+    prepared = [provider.prepare(Outgoing(queue, f"m{i}".encode(), options[i])) for i in range(30)]
+    with provider.producer() as producer:
+        producer.send_prepared(prepared)
+    got = receive_all(provider, queue, 30)
+    assert [d.payload for d in got] == [f"m{i}".encode() for i in range(30)]
+    assert [d.message_id for d in got] == [f"id-{i}" for i in range(30)]
+    assert [d.properties["n"] for d in got] == [str(i) for i in range(30)]
+
+
+def test_prepare_refuses_what_validate_refuses(provider, queue):
+    with pytest.raises(ConfigurationError, match="property"):
+        provider.prepare(Outgoing(queue, b"x", DeliveryOptions(properties={"bad name": "x"})))
+    with pytest.raises(ConfigurationError, match="queue"):
+        provider.prepare(Outgoing("", b"x"))
 
 
 def test_scheduled_delivery_not_before_its_time(provider, queue):

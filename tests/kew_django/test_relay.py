@@ -305,6 +305,66 @@ def test_a_failed_batch_is_not_overtaken_by_the_next_lane(database_provider, que
     assert not pending.exists() or not sent.filter(created_at__gt=pending[0].created_at).exists()
 
 
+class Preparing(Wrapped):
+    """A provider whose ``prepare`` can be watched or broken, row by row."""
+
+    def __init__(self, inner, on_prepare):
+        super().__init__(inner)
+        self.on_prepare = on_prepare
+
+    def prepare(self, outgoing):
+        self.on_prepare(outgoing.options.message_id)
+        return self.inner.prepare(outgoing)
+
+
+@pytest.mark.postgresql_only
+def test_the_next_batch_is_prepared_while_one_waits_for_its_confirmation(provider, queue):
+    # Checking and encoding a batch needs no broker: the next batch's thread does it while
+    # the batch before it is in its turn, so the broker is not left waiting for the encoding.
+    rows = Channel(queue, payload=Job).send_many([Job(i) for i in range(20)])
+    second_batch = {str(row.pk) for row in rows[10:]}
+    prepared_meanwhile = threading.Event()
+    overlaps: list[bool] = []
+
+    def on_prepare(message_id):
+        if message_id in second_batch:
+            prepared_meanwhile.set()
+
+    watching = Preparing(provider, on_prepare)
+
+    def first_batch_in_its_turn():  # after its send, before the relay marks it sent
+        if not overlaps:
+            overlaps.append(prepared_meanwhile.wait(10))
+
+    watching.after_send = first_batch_in_its_turn
+    assert Relay(watching, batch_size=10, threads=2, queues=[queue]).relay_all() == 20
+    assert overlaps == [True], "batch 2 was prepared only after batch 1 had been confirmed"
+    assert watching.sent_ids == [str(row.pk) for row in rows]
+
+
+# A relay left waiting would hang: the thread method ends the whole run, with every stack.
+@pytest.mark.timeout(60, method="thread")
+def test_an_error_while_preparing_fails_its_batch_in_turn_and_later_ones_wait(
+    database_provider, queue
+):
+    rows = Channel(queue, payload=Job).send_many([Job(i) for i in range(60)])
+    broken = str(rows[25].pk)  # in the third batch of ten
+
+    def on_prepare(message_id):
+        if message_id == broken:
+            time.sleep(0.5)  # the other thread claims the next batch meanwhile (PostgreSQL)
+            raise RuntimeError("a bug while encoding (test)")
+
+    relay = Relay(Preparing(database_provider, on_prepare), batch_size=10, threads=2)
+    with pytest.raises(RuntimeError, match="a bug while encoding"):
+        relay.relay_all()
+    sent = OutboxMessage.objects.filter(status="sent").order_by("created_at", "id")
+    pending = OutboxMessage.objects.filter(status="pending").order_by("created_at", "id")
+    assert OutboxMessage.objects.get(pk=broken).status == "pending"
+    assert [row.pk for row in sent] == [row.pk for row in rows[: sent.count()]]
+    assert sent.count() <= 20 and pending.count() == 60 - sent.count()
+
+
 def test_a_row_the_provider_can_never_take_fails_at_once(database_provider, queue):
     good, bad = Channel(queue, payload=Job).send_many([Job(1), Job(2)])
     OutboxMessage.objects.filter(pk=bad.pk).update(headers={"bad name": "x"})  # e.g. hand-edited

@@ -16,7 +16,7 @@ import weakref
 
 from kew.errors import ConfigurationError
 from kew.providers.artemis.config import ArtemisConfig, parse_url
-from kew.providers.artemis.producer import ArtemisProducer, send_headers
+from kew.providers.artemis.producer import ArtemisProducer, EncodedSend, encode, send_headers
 from kew.providers.artemis.receiver import ArtemisDelivery, ArtemisReceiver
 from kew.providers.base import Capability, Outgoing, Producer, Provider, Receiver
 
@@ -75,6 +75,11 @@ class ArtemisProvider(Provider):
         """Raise ConfigurationError for what Artemis never takes (reserved names, NUL, size)."""
         super().validate(outgoing)
         send_headers(outgoing.queue, outgoing.options, max_bytes=self.config.max_header_bytes)
+
+    def prepare(self, outgoing: Outgoing) -> EncodedSend:
+        """Check ``outgoing`` as ``validate`` does and encode its SEND frame (no I/O)."""
+        super().validate(outgoing)
+        return encode(outgoing, self.config)
 
     def producer(self) -> Producer:
         """Return a producer with its own connection (opened now: bad settings fail here)."""

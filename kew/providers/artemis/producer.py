@@ -1,6 +1,7 @@
 """Sending to Artemis: durable, scheduled, deduplicated SEND frames confirmed by a receipt.
 
-``send`` and ``send_many`` return only after the broker's RECEIPT, which
+``send``, ``send_many`` and ``send_prepared`` (frames encoded beforehand by
+``ArtemisProvider.prepare``) return only after the broker's RECEIPT, which
 Artemis sends once the storage operations of the connection's session
 so far are complete (journal synced for a persistent message). The
 frames of a batch go without a receipt; after them comes one small
@@ -25,12 +26,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
 from kew.providers.artemis.config import ArtemisConfig
 from kew.providers.artemis.connection import FailoverConnection
-from kew.providers.artemis.wire import BrokerRefused, Wire, new_receipt
-from kew.providers.base import DeliveryOptions, Outgoing, Producer, Provider
+from kew.providers.artemis.wire import BrokerRefused, Wire, encode_send, new_receipt
+from kew.providers.base import DeliveryOptions, Outgoing, Prepared, Producer, Provider
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,26 @@ def _text(what: str, value: object) -> str:
     return value
 
 
+Frame = tuple[str, bytes, dict[str, str]]  # destination, body, SEND headers
+
+
+@dataclass(frozen=True)
+class EncodedSend(Prepared):
+    """A message checked and encoded once (``ArtemisProvider.prepare``), ready to write."""
+
+    frame: Frame
+    data: bytes  # the SEND frame as it goes on the wire
+
+
+def encode(outgoing: Outgoing, config: ArtemisConfig) -> EncodedSend:
+    """Return ``outgoing`` as a SEND frame and its bytes; ConfigurationError if it cannot go."""
+    headers = send_headers(outgoing.queue, outgoing.options, max_bytes=config.max_header_bytes)
+    payload = bytes(outgoing.payload)
+    headers["content-length"] = str(len(payload))  # a bytes message, even when empty
+    frame = (outgoing.queue, payload, headers)
+    return EncodedSend(outgoing, frame, encode_send(*frame))
+
+
 class ArtemisProducer(Producer):
     """Send payloads on a connection of its own. Not thread-safe: one per thread."""
 
@@ -131,13 +153,18 @@ class ArtemisProducer(Producer):
         self.send_many([Outgoing(queue, payload, options or DeliveryOptions())])
 
     def send_many(self, batch: Sequence[Outgoing]) -> None:
-        frames = [self._frame(item) for item in batch]  # refuse bad input before sending any
-        if not frames:
+        self.send_prepared([self.provider.prepare(item) for item in batch])
+
+    def send_prepared(self, batch: Sequence[Prepared]) -> None:
+        """Write the encoded frames, then the receipt marker; return after its receipt."""
+        encoded = [self._encoded(item) for item in batch]  # refuse bad input before sending any
+        if not encoded:
             return
-        retry_safe = all(item.options.message_id is not None for item in batch)
+        retry_safe = all(item.outgoing.options.message_id is not None for item in encoded)
+        frames = [item.frame for item in encoded]
         for attempt in (1, 2):
             try:
-                self._transmit(self._connection.ensure(), frames)
+                self._transmit(self._connection.ensure(), frames, [item.data for item in encoded])
                 return
             except ConnectionLost:
                 if not retry_safe or attempt == 2:
@@ -151,14 +178,18 @@ class ArtemisProducer(Producer):
                 self._locate_refusal(frames, refused, retry_safe)
                 return
 
-    def _frame(self, item: Outgoing) -> tuple[str, bytes, dict[str, str]]:
-        self.provider.require(item.options)
-        headers = send_headers(item.queue, item.options, max_bytes=self.config.max_header_bytes)
-        payload = bytes(item.payload)
-        headers["content-length"] = str(len(payload))  # a bytes message, even when empty
-        return item.queue, payload, headers
+    def _encoded(self, item: Prepared) -> EncodedSend:
+        if isinstance(item, EncodedSend):
+            return item
+        self.provider.require(item.outgoing.options)
+        return encode(item.outgoing, self.config)
 
-    def _transmit(self, wire: Wire, frames: Sequence[tuple[str, bytes, Mapping[str, str]]]) -> None:
+    def _transmit(
+        self,
+        wire: Wire,
+        frames: Sequence[tuple[str, bytes, Mapping[str, str]]],
+        encoded: Sequence[bytes] | None = None,
+    ) -> None:
         """Write every frame, then the receipt marker, and wait for its receipt.
 
         An ERROR that carries the marker's receipt id is the marker's own:
@@ -172,7 +203,8 @@ class ArtemisProducer(Producer):
         receipt = new_receipt()
         marker = (self.config.receipt_address, b"", {**MARKER_HEADERS, "receipt": receipt})
         try:
-            wire.send_many([*frames, marker])
+            with_marker = None if encoded is None else [*encoded, encode_send(*marker)]
+            wire.send_many([*frames, marker], with_marker)
             queues = sorted({queue for queue, _, _ in frames})
             what = f"{len(frames)} message(s) for {', '.join(map(repr, queues))}"
             wire.wait_receipt(receipt, self.config.receipt_timeout, what)

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import stomp
 import stomp.exception
+import stomp.protocol
+import stomp.utils
 
 from kew.errors import ConfigurationError, ConnectionLost
 from kew.providers.artemis.config import ArtemisConfig
@@ -30,6 +32,14 @@ log = logging.getLogger(__name__)
 
 MessageCallback = Callable[["Wire", stomp.utils.Frame], None]
 WRITE_CHUNK = 64 * 1024  # bytes of encoded frames per socket write in ``send_many``
+
+
+def encode_send(destination: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+    """Return one SEND frame as STOMP 1.2 bytes, escaped and packed by stomp.py (any thread)."""
+    encoded = dict(headers, destination=destination)
+    stomp.protocol.Protocol12._escape_headers(None, encoded)  # as Connection12.send escapes
+    frame = stomp.utils.Frame("SEND", encoded, body)
+    return stomp.utils.pack(stomp.utils.convert_frame(frame))
 
 
 class BrokerRefused(Exception):
@@ -201,27 +211,31 @@ class Wire(stomp.ConnectionListener):
         """Write one SEND frame; raise ConnectionLost if the wire is broken."""
         self._write(lambda: self.conn.send(destination, body, headers=dict(headers)))
 
-    def send_many(self, frames: Sequence[tuple[str, bytes, Mapping[str, str]]]) -> None:
+    def send_many(
+        self,
+        frames: Sequence[tuple[str, bytes, Mapping[str, str]]],
+        encoded: Sequence[bytes] | None = None,
+    ) -> None:
         """Write SEND frames back to back, in writes of about ``WRITE_CHUNK`` bytes.
 
-        stomp.py escapes the headers and encodes each frame; joining them
-        saves a system call and a TCP segment per frame, and a chunk leaves
-        while the next is encoded, so the broker works meanwhile. With TLS
-        stomp.py's I/O thread owns the writes, so frames go one by one.
+        ``encoded`` holds the frames already encoded by ``encode_send``, one
+        per frame (the producer encodes them before its turn to send).
+        Joining frames saves a system call and a TCP segment per frame, and a
+        chunk leaves while the next is joined, so the broker works meanwhile.
+        With TLS stomp.py's I/O thread owns the writes, so frames go one by one.
         """
         self._no_delay()
         if not self.conn.transport.blocking:
             for destination, body, headers in frames:
                 self.send(destination, body, headers)
             return
+        if encoded is None:
+            encoded = [encode_send(*frame) for frame in frames]
         chunk: list[bytes] = []
         size = 0
-        for destination, body, headers in frames:
-            encoded = dict(headers, destination=destination)
-            self.conn._escape_headers(encoded)  # STOMP 1.2 escapes, as conn.send would
-            frame = stomp.utils.Frame("SEND", encoded, body)
-            chunk.append(stomp.utils.pack(stomp.utils.convert_frame(frame)))
-            size += len(chunk[-1])
+        for data in encoded:
+            chunk.append(data)
+            size += len(data)
             if size >= WRITE_CHUNK:
                 self._write_bytes(b"".join(chunk))
                 chunk, size = [], 0
