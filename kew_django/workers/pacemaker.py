@@ -13,10 +13,17 @@ thread; beats run on the pacemaker's own thread (started at the first
 ``attach``, daemon, its database connections closed when it ends).
 ``detach`` returns only once no beat of that heartbeat is running, so
 nothing is written for a delivery after it is done.
+
+Wake-ups: the thread sleeps until the next beat it knows of; ``attach``
+wakes it only when the new heartbeat is due before that, and ``detach``
+never does (the thread finds out when it wakes). A stream of short
+deliveries so wakes it about once a heartbeat interval, not twice a
+delivery (each wake-up took the GIL from the worker).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -37,6 +44,8 @@ class Pacemaker:
         self._beating: Heartbeat | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._wake_at = math.inf  # when the thread's current wait ends (time.monotonic())
+        self.wakeups = 0  # times the thread woke (diagnostics, tests)
 
     def attach(self, heartbeat: Heartbeat) -> None:
         """Beat ``heartbeat`` from now on, instead of any other."""
@@ -47,14 +56,14 @@ class Pacemaker:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            if heartbeat.due() < self._wake_at:  # else the thread wakes in time on its own
+                self._cond.notify_all()
 
     def detach(self, heartbeat: Heartbeat) -> None:
         """Stop beating ``heartbeat``; wait for a beat of it in progress to end."""
         with self._cond:
             if self._current is heartbeat:
                 self._current = None
-            self._cond.notify_all()
             self._cond.wait_for(lambda: self._beating is not heartbeat)
 
     def close(self) -> None:
@@ -73,11 +82,11 @@ class Pacemaker:
                 while not self._closed:
                     heartbeat = self._current
                     if heartbeat is None:
-                        self._cond.wait()
+                        self._sleep(math.inf)
                         continue
-                    remaining = heartbeat.due() - time.monotonic()
-                    if remaining > 0:
-                        self._cond.wait(remaining)  # woken early by attach, detach or close
+                    due = heartbeat.due()
+                    if due > time.monotonic():
+                        self._sleep(due)  # woken early by an attach due sooner, or close
                         continue
                     self._beating = heartbeat
                     self._cond.release()
@@ -89,3 +98,10 @@ class Pacemaker:
                         self._cond.notify_all()
         finally:
             close_db_connections()
+
+    def _sleep(self, until: float) -> None:
+        """Wait (holding ``_cond``) until ``until`` or a notification."""
+        self._wake_at = until
+        self._cond.wait(None if until == math.inf else max(0.0, until - time.monotonic()))
+        self._wake_at = -math.inf  # awake: it reads ``_current`` before it sleeps again
+        self.wakeups += 1

@@ -62,6 +62,37 @@ def test_a_short_delivery_is_never_beaten_and_starts_no_thread():
         pacemaker.close()
 
 
+def test_short_deliveries_do_not_wake_the_thread():
+    # Each wake-up takes the GIL from the worker: a stream of short deliveries must not
+    # cost one per attach or detach (it cost two a delivery before).
+    pacemaker = Pacemaker("kew-heartbeat-quiet")
+    try:
+        pacemaker.attach(Beating(5.0))  # type: ignore[arg-type]
+        time.sleep(0.1)  # the thread started and sleeps until that heartbeat is due
+        before = pacemaker.wakeups
+        for _ in range(200):
+            short = Beating(5.0)
+            pacemaker.attach(short)  # type: ignore[arg-type]
+            pacemaker.detach(short)  # type: ignore[arg-type]
+            time.sleep(0.0005)  # give a woken thread the chance to run and count
+        assert pacemaker.wakeups - before <= 1
+    finally:
+        pacemaker.close()
+
+
+def test_an_attach_due_sooner_wakes_the_thread_in_time():
+    pacemaker = Pacemaker("kew-heartbeat-sooner")
+    try:
+        pacemaker.attach(Beating(30.0))  # type: ignore[arg-type]
+        time.sleep(0.1)  # asleep until that one is due, 30 s from now
+        soon = Beating(0.05)
+        pacemaker.attach(soon)  # type: ignore[arg-type]
+        assert soon.beating.wait(2), "the thread slept past a heartbeat due sooner"
+        pacemaker.detach(soon)  # type: ignore[arg-type]
+    finally:
+        pacemaker.close()
+
+
 def test_detach_waits_for_a_beat_in_progress():
     pacemaker = Pacemaker("kew-heartbeat-slow")
     try:
