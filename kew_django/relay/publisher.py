@@ -32,7 +32,6 @@ from kew.providers.base import (
     Outgoing,
     Prepared,
     Provider,
-    validate_properties,
 )
 from kew.qchan.producers import LazyProducer
 from kew_django.db.connections import close_db_connections
@@ -266,8 +265,6 @@ class Relay:
 
     def _outgoing(self, row) -> Prepared:
         """Return what to send for ``row``, prepared; ConfigurationError if it can never be sent."""
-        if row.headers:
-            validate_properties(row.headers)
         # A provider without scheduled delivery only gets rows already due (see claimable).
         options = relay_options(
             message_id=str(row.id),
@@ -276,7 +273,8 @@ class Relay:
             deliver_at=row.deliver_at,
             scheduled=self._scheduled,
         )
-        # The provider's own rules (one bad row fails alone), and its encoding, done once.
+        # The generic property rules and the provider's own (one bad row fails alone), and
+        # the provider's encoding, done once.
         return self.provider.prepare(Outgoing(row.queue, bytes(row.payload), options))
 
     def _reject(self, row, error: Exception) -> None:

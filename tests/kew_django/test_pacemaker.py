@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -28,8 +29,7 @@ class Beating:
 
 
 def test_one_thread_beats_successive_deliveries_when_due():
-    pacemaker = Pacemaker("kew-heartbeat-test")
-    try:
+    with contextlib.closing(Pacemaker("kew-heartbeat-test")) as pacemaker:
         first, second = Beating(0.05), Beating(0.05)
         pacemaker.attach(first)  # type: ignore[arg-type]
         time.sleep(0.3)
@@ -42,13 +42,10 @@ def test_one_thread_beats_successive_deliveries_when_due():
         assert 2 <= beats <= 7 and len(first.threads) == beats  # none after detach
         assert len(second.threads) >= 2
         assert set(first.threads) == set(second.threads) == {"kew-heartbeat-test"}
-    finally:
-        pacemaker.close()
 
 
 def test_a_short_delivery_is_never_beaten_and_starts_no_thread():
-    pacemaker = Pacemaker("kew-heartbeat-short")
-    try:
+    with contextlib.closing(Pacemaker("kew-heartbeat-short")) as pacemaker:
         before = threading.active_count()
         pacemaker.attach(Beating(5.0))  # type: ignore[arg-type]
         running = threading.active_count()
@@ -58,15 +55,12 @@ def test_a_short_delivery_is_never_beaten_and_starts_no_thread():
             pacemaker.detach(short)  # type: ignore[arg-type]
             assert short.threads == []
         assert running == before + 1 and threading.active_count() == running
-    finally:
-        pacemaker.close()
 
 
 def test_short_deliveries_do_not_wake_the_thread():
     # Each wake-up takes the GIL from the worker: a stream of short deliveries must not
     # cost one per attach or detach (it cost two a delivery before).
-    pacemaker = Pacemaker("kew-heartbeat-quiet")
-    try:
+    with contextlib.closing(Pacemaker("kew-heartbeat-quiet")) as pacemaker:
         pacemaker.attach(Beating(5.0))  # type: ignore[arg-type]
         time.sleep(0.1)  # the thread started and sleeps until that heartbeat is due
         before = pacemaker.wakeups
@@ -76,26 +70,20 @@ def test_short_deliveries_do_not_wake_the_thread():
             pacemaker.detach(short)  # type: ignore[arg-type]
             time.sleep(0.0005)  # give a woken thread the chance to run and count
         assert pacemaker.wakeups - before <= 1
-    finally:
-        pacemaker.close()
 
 
 def test_an_attach_due_sooner_wakes_the_thread_in_time():
-    pacemaker = Pacemaker("kew-heartbeat-sooner")
-    try:
+    with contextlib.closing(Pacemaker("kew-heartbeat-sooner")) as pacemaker:
         pacemaker.attach(Beating(30.0))  # type: ignore[arg-type]
         time.sleep(0.1)  # asleep until that one is due, 30 s from now
         soon = Beating(0.05)
         pacemaker.attach(soon)  # type: ignore[arg-type]
         assert soon.beating.wait(2), "the thread slept past a heartbeat due sooner"
         pacemaker.detach(soon)  # type: ignore[arg-type]
-    finally:
-        pacemaker.close()
 
 
 def test_detach_waits_for_a_beat_in_progress():
-    pacemaker = Pacemaker("kew-heartbeat-slow")
-    try:
+    with contextlib.closing(Pacemaker("kew-heartbeat-slow")) as pacemaker:
         slow = Beating(0.0, hold=0.3)
         pacemaker.attach(slow)  # type: ignore[arg-type]
         assert slow.beating.wait(2)
@@ -105,5 +93,3 @@ def test_detach_waits_for_a_beat_in_progress():
         count = len(slow.threads)
         time.sleep(0.2)
         assert len(slow.threads) == count
-    finally:
-        pacemaker.close()
