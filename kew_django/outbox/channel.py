@@ -13,6 +13,7 @@ from kew.codecs import JsonCodec
 from kew.errors import ConfigurationError
 from kew.providers.base import DeliveryOptions, validate_properties
 from kew_django.observability.tracing import outbox_headers
+from kew_django.outbox.insert import OutboxInsert
 from kew_django.outbox.validation import validate_outgoing
 
 T = TypeVar("T")
@@ -34,6 +35,7 @@ class Channel(Generic[T]):
         self.payload = payload
         self.provider = provider
         self.codec: JsonCodec[T] = JsonCodec(payload)
+        self._insert = OutboxInsert()
 
     def __repr__(self) -> str:
         kind = self.payload.__name__ if self.payload else "any"
@@ -132,6 +134,6 @@ class Channel(Generic[T]):
         ]
         db = using or router.db_for_write(OutboxMessage)
         if len(rows) == 1:
-            rows[0].save(using=db, force_insert=True)
+            self._insert.insert(rows[0], db)
             return rows
         return OutboxMessage.objects.using(db).bulk_create(rows)

@@ -119,3 +119,39 @@ def test_channel_checks_its_queue_name():
     with pytest.raises(ConfigurationError):
         Channel("")
     assert "imports" in repr(Channel("imports", payload=Job))
+
+
+def test_a_sent_row_reads_back_as_the_orm_would_have_written_it(db, queue):
+    jobs = Channel(queue, payload=Job)
+    when = datetime(2030, 1, 1, 12, 30, tzinfo=UTC)
+    row = jobs.send_at(Job(3, "x"), when, properties={"tenant": "mri-lab"})
+    assert not row._state.adding and row._state.db == "default"
+    stored = OutboxMessage.objects.get(pk=row.pk)
+    assert jobs.codec.decode(bytes(stored.payload)) == Job(3, "x")
+    assert (stored.queue, stored.content_type, stored.headers) == (
+        queue,
+        jobs.codec.content_type,
+        {"tenant": "mri-lab"},
+    )
+    assert (stored.deliver_at, stored.created_at) == (when, row.created_at)
+    assert (stored.status, stored.attempts, stored.last_error) == ("pending", 0, "")
+    assert (stored.sent_at, stored.retry_at, stored.requeue_of) == (None, None, "")
+
+
+def test_send_compiles_its_insert_once_and_writes_one_statement(db, queue, monkeypatch):
+    from kew_django.outbox import insert
+
+    compiled = []
+    real = insert.InsertQuery
+
+    def counting(model):
+        compiled.append(model)
+        return real(model)
+
+    monkeypatch.setattr(insert, "InsertQuery", counting)
+    jobs = Channel(queue, payload=Job)
+    with CaptureQueriesContext(connection) as queries:
+        rows = [jobs.send(Job(n)) for n in range(3)]
+    inserts = [q for q in queries.captured_queries if q["sql"].lstrip().startswith("INSERT")]
+    assert len(compiled) == 1 and len(inserts) == 3
+    assert OutboxMessage.objects.filter(pk__in=[r.pk for r in rows]).count() == 3
