@@ -56,7 +56,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.scale.processes import group_cpu_seconds  # noqa: E402
+from tests.scale.processes import cpu_seconds, group_cpu_seconds  # noqa: E402
 
 VENV = ROOT / "var" / "bench-peers" / "venv"
 PEER_PACKAGES = ["dramatiq[rabbitmq]>=1.17", "celery>=5.4", "py-spy>=0.3"]
@@ -419,11 +419,14 @@ class PostgresCpu:
         return int(stat[1])  # the postmaster is every backend's parent
 
     def cpu(self) -> float:
-        """CPU of the postmaster's process group: backends, background workers, and reaped ones."""
+        """CPU of the postmaster, its live children (backends, workers) and its reaped ones.
+
+        Each backend calls setsid() when it starts, so the postmaster's process
+        group holds none of them: they are found by their parent.
+        """
         if self.pid is None:
             return 0.0
-        pgrp = int(Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()[2])
-        return group_cpu_seconds(pgrp)
+        return cpu_seconds(self.pid) + sum(cpu_seconds(pid) for pid in children(self.pid))
 
 
 class ArtemisCpu:
@@ -433,6 +436,19 @@ class ArtemisCpu:
     def cpu(self) -> float:
         proc = getattr(self.server, "_proc", None)
         return group_cpu_seconds(proc.pid) if proc is not None else 0.0
+
+
+def children(parent: int) -> list[int]:
+    """Return the pids of the live processes whose parent is ``parent``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:  # field 4 of proc(5): ppid
+            found.append(int(stat.parent.name))
+    return found
 
 
 def summarize_profiles(logs: Path, top: int = 12) -> None:
