@@ -56,7 +56,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.scale.processes import cpu_seconds, group_cpu_seconds  # noqa: E402
+from tests.scale.processes import children, cpu_seconds, group_cpu_seconds  # noqa: E402
 
 VENV = ROOT / "var" / "bench-peers" / "venv"
 PEER_PACKAGES = ["dramatiq[rabbitmq]>=1.17", "celery>=5.4", "py-spy>=0.3"]
@@ -436,19 +436,6 @@ class ArtemisCpu:
     def cpu(self) -> float:
         proc = getattr(self.server, "_proc", None)
         return group_cpu_seconds(proc.pid) if proc is not None else 0.0
-
-
-def children(parent: int) -> list[int]:
-    """Return the pids of the live processes whose parent is ``parent``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent:  # field 4 of proc(5): ppid
-            found.append(int(stat.parent.name))
-    return found
 
 
 def summarize_profiles(logs: Path, top: int = 12) -> None:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,12 +181,20 @@ def cpu_seconds(pid: int) -> float:
 
 def group_cpu_seconds(pgid: int) -> float:
     """CPU seconds of every process in process group ``pgid`` (a broker and its JVM)."""
-    total = 0.0
+    # field 5 of proc(5): pgrp
+    return sum(cpu_seconds(pid) for pid, fields in _live_stats() if int(fields[2]) == pgid)
+
+
+def children(parent: int) -> list[int]:
+    """Return the pids of the live processes whose parent is ``parent``."""
+    return [pid for pid, fields in _live_stats() if int(fields[1]) == parent]  # field 4: ppid
+
+
+def _live_stats() -> Iterator[tuple[int, list[str]]]:
+    """Yield (pid, the fields of /proc/pid/stat after the command) of every live process."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:  # field 5 of proc(5): pgrp
-            total += cpu_seconds(int(stat.parent.name))
-    return total
+        yield int(stat.parent.name), fields
