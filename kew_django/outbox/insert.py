@@ -2,7 +2,7 @@
 
 ``Model.save(force_insert=True)`` builds and compiles its INSERT through
 the ORM on every call: for a send that is a transaction of its own (a
-request that only sends), that was about a third of the sender's CPU.
+request that only sends), that was about a fifth of its CPU.
 ``OutboxInsert`` compiles the statement once per database alias and, on
 each send, prepares only the values, with each field's own
 ``get_db_prep_save``, so the database receives what the ORM would have
