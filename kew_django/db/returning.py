@@ -14,6 +14,13 @@ from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 
+def concrete_field(model: type[models.Model], name: str) -> models.Field:
+    """Return ``model``'s field ``name``: a concrete column, not a relation."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field), name
+    return field
+
+
 def updates_return_rows(connection: BaseDatabaseWrapper) -> bool:
     """Return whether ``connection`` runs ``UPDATE ... RETURNING`` (PostgreSQL, SQLite 3.35+)."""
     returning = connection.features.can_return_columns_from_insert  # UPDATE too, on these two
@@ -30,8 +37,7 @@ class Converter:
         self.conversions = []  # (index, column, converters) of the columns that need them
         table = model._meta.db_table
         for index, name in enumerate(names):
-            field = model._meta.get_field(name)
-            assert isinstance(field, models.Field), name
+            field = concrete_field(model, name)
             column = field.get_col(table)
             converters = connection.ops.get_db_converters(column) + field.get_db_converters(
                 connection

@@ -18,6 +18,8 @@ from django.db import connections
 from django.db.models import Field
 from django.db.models.sql import InsertQuery
 
+from kew_django.db.returning import concrete_field
+
 if TYPE_CHECKING:
     from kew_django.models import OutboxMessage
 
@@ -62,7 +64,7 @@ class OutboxInsert:
         row._state.db = using
 
     def _compile(self, row: OutboxMessage, using: str) -> str:
-        fields = [_field(type(row), name) for name in COLUMNS]
+        fields = [concrete_field(type(row), name) for name in COLUMNS]
         query = InsertQuery(type(row))
         query.insert_values(fields, [row])
         [(sql, params)] = query.get_compiler(using=using).as_sql()
@@ -70,9 +72,3 @@ class OutboxInsert:
         self._fields = fields
         self._sql[using] = sql
         return sql
-
-
-def _field(model: type[OutboxMessage], name: str) -> Field:
-    field = model._meta.get_field(name)
-    assert isinstance(field, Field), name
-    return field

@@ -17,7 +17,7 @@ from django.db import connections
 from django.db.models import Field, QuerySet
 from django.utils import timezone
 
-from kew_django.db.returning import Converter, updates_return_rows
+from kew_django.db.returning import Converter, concrete_field, updates_return_rows
 from kew_django.models import OutboxMessage
 
 
@@ -149,9 +149,7 @@ def _in_order(rows: list[Claimed]) -> list[Claimed]:
 
 def _field(name: str) -> Field:
     """Return the outbox model's field ``name``: a concrete column, not a relation."""
-    field = OutboxMessage._meta.get_field(name)
-    assert isinstance(field, Field), name
-    return field
+    return concrete_field(OutboxMessage, name)
 
 
 def _column(name: str) -> str:
