@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python bench/artemis_send.py [--url artemis://u:p@host:61613] [--count 20000]
         [--size 256] [--batch 500] [--rounds 3] [--no-fsync]
 
-Without ``--url`` it starts a throwaway broker with ``kew.testing.artemis``
+Without ``--url`` it starts a throwaway broker with ``tests.harness.artemis``
 (journal synced to disk unless ``--no-fsync``). Every run sends the same
 number of persistent messages of the same size to a queue of its own:
 
@@ -136,7 +136,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         url = args.url
         if url is None:
-            from kew.testing.artemis import ArtemisServer
+            from tests.harness.artemis import ArtemisServer
 
             server = ArtemisServer(
                 fsync=not args.no_fsync, java_options=(), use_docker=False, java_memory="1G"

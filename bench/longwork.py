@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from project.imports.samples import create_sample  # noqa: E402
-from tests.project.e2e import (  # noqa: E402
+from tests.harness.e2e import (  # noqa: E402
     Process,
     SMTPServer,
     WebServer,
@@ -180,8 +180,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    from kew.testing.artemis import ArtemisServer
-    from kew.testing.postgres import PostgresServer
+    from tests.harness.artemis import ArtemisServer
+    from tests.harness.postgres import PostgresServer
 
     print("Long work: web latency, recovery after SIGKILL, heartbeat cost (one run)\n")
     print(f"POST /imports/ on SQLite while a long import runs ({REQUESTS} requests, 0.1 s apart)")

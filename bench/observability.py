@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python bench/observability.py [--count 5000] [--rounds 3]
 
-It starts PostgreSQL and Artemis with ``kew.testing`` (loopback), migrates a
+It starts PostgreSQL and Artemis with ``tests.harness`` (loopback), migrates a
 fresh database and, in interleaved rounds, measures the relay (committed
 rows -> broker-confirmed messages, batch 500) and one consumer thread
 (prefetch 100, each delivery in a transaction, acked) three ways: no
@@ -44,8 +44,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     args = parser.parse_args()
 
-    from kew.testing.artemis import ArtemisServer
-    from kew.testing.postgres import PostgresServer
+    from tests.harness.artemis import ArtemisServer
+    from tests.harness.postgres import PostgresServer
 
     with contextlib.ExitStack() as stack:
         postgres = stack.enter_context(PostgresServer())

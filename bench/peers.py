@@ -8,7 +8,7 @@ It installs dramatiq and Celery into a virtualenv of its own
 (``var/bench-peers/venv``, with this project installed too, so every
 handler runs the same Django code), starts RabbitMQ from Debian's
 ``rabbitmq-server`` on a free loopback port, PostgreSQL and Artemis with
-``kew.testing`` (loopback), and runs one workload for the three systems:
+``tests.harness`` (loopback), and runs one workload for the three systems:
 
 - a sender process sends COUNT messages of about 100 bytes, one send each
   (Kew: ``Channel.send`` in its own transaction, then the relay
@@ -56,7 +56,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.scale.processes import children, cpu_seconds, group_cpu_seconds  # noqa: E402
+from tests.harness.processes import children, cpu_seconds, group_cpu_seconds  # noqa: E402
 
 VENV = ROOT / "var" / "bench-peers" / "venv"
 PEER_PACKAGES = ["dramatiq[rabbitmq]>=1.17", "celery>=5.4", "py-spy>=0.3"]
@@ -488,8 +488,8 @@ def main() -> None:
     prerequisites()
     peers = peer_venv()
 
-    from kew.testing.artemis import ArtemisServer
-    from kew.testing.postgres import PostgresServer
+    from tests.harness.artemis import ArtemisServer
+    from tests.harness.postgres import PostgresServer
 
     base = Path(tempfile.mkdtemp(prefix="kew-bench-rabbit-"))
     with contextlib.ExitStack() as stack:

@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python bench/relay.py [--count 10000] [--latency 500] [--rounds 3]
 
-It starts PostgreSQL and Artemis with ``kew.testing`` (loopback), migrates a
+It starts PostgreSQL and Artemis with ``tests.harness`` (loopback), migrates a
 fresh database and prints:
 
 - relay throughput: committed outbox rows -> broker-confirmed messages per
@@ -59,8 +59,8 @@ def main() -> None:
         sqlite_consumer(args.count)
         return
 
-    from kew.testing.artemis import ArtemisServer
-    from kew.testing.postgres import PostgresServer
+    from tests.harness.artemis import ArtemisServer
+    from tests.harness.postgres import PostgresServer
 
     with contextlib.ExitStack() as stack:
         postgres = stack.enter_context(PostgresServer())

@@ -6,7 +6,7 @@ Usage::
         [--cpu-count 400] [--spin 0.02] [--only-cpu]
 
 It starts PostgreSQL, one Artemis broker and a two-node Artemis cluster
-with ``kew.testing`` (loopback, journals without fsync), migrates a fresh
+with ``tests.harness`` (loopback, journals without fsync), migrates a fresh
 database for the ``tests/scale`` app and runs ``manage.py kew_relay`` /
 ``kew_consume`` as separate processes, as in production:
 
@@ -38,10 +38,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kew.testing import PostgresServer  # noqa: E402
-from kew.testing.artemis.cluster import ArtemisCluster  # noqa: E402
-from kew.testing.artemis.local import LocalArtemis  # noqa: E402
-from tests.scale.processes import (  # noqa: E402
+from tests.harness import PostgresServer  # noqa: E402
+from tests.harness.artemis.cluster import ArtemisCluster  # noqa: E402
+from tests.harness.artemis.local import LocalArtemis  # noqa: E402
+from tests.harness.processes import (  # noqa: E402
     Process,
     ScaleDatabase,
     consume,

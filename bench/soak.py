@@ -6,7 +6,7 @@ Usage::
         [--broker-crashes 3] [--db-crashes 1] [--db-outage 0] [--provider artemis|database]
         [--database postgresql|sqlite]
 
-It starts PostgreSQL (and Artemis) with ``kew.testing``, migrates a fresh
+It starts PostgreSQL (and Artemis) with ``tests.harness``, migrates a fresh
 database (``--database sqlite``: a fresh SQLite file, with the embedded
 default's settings, instead of PostgreSQL), and runs one ``kew_relay`` and
 two ``kew_consume`` processes (``bench/soak_app``: each message adds a row
@@ -72,8 +72,8 @@ def main() -> None:
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     random.seed(seed)
 
-    from kew.testing.artemis import ArtemisServer
-    from kew.testing.postgres import PostgresServer
+    from tests.harness.artemis import ArtemisServer
+    from tests.harness.postgres import PostgresServer
 
     with contextlib.ExitStack() as stack:
         if args.database == "sqlite":

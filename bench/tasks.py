@@ -1,6 +1,6 @@
 """Benchmark: Kew's task backend next to django-tasks-db, on the same PostgreSQL.
 
-Starts PostgreSQL and Artemis with ``kew.testing`` (loopback), migrates a fresh
+Starts PostgreSQL and Artemis with ``tests.harness`` (loopback), migrates a fresh
 database, then measures in one run:
 
 - the cost of one ``enqueue()`` inside ``transaction.atomic()`` (median of
@@ -41,8 +41,8 @@ def main() -> None:
     except ImportError:
         sys.exit("bench/tasks.py compares with django-tasks-db: pip install django-tasks-db")
 
-    from kew.testing.artemis import ArtemisServer
-    from kew.testing.postgres import PostgresServer
+    from tests.harness.artemis import ArtemisServer
+    from tests.harness.postgres import PostgresServer
 
     with contextlib.ExitStack() as stack:
         postgres = stack.enter_context(PostgresServer())

@@ -1,10 +1,10 @@
-"""Fixtures shared by all tests: the real-service harness from kew.testing."""
+"""Fixtures shared by all tests: the real-service harness from tests.harness."""
 
 import os
 
 import pytest
 
-pytest_plugins = ["kew.testing.fixtures"]
+pytest_plugins = ["tests.harness.fixtures"]
 
 
 def on_postgres() -> bool:

@@ -47,6 +47,11 @@ def test_wheel_ships_only_kew_and_kew_django(wheel_names):
     assert not [name for name in wheel_names if "__pycache__" in name or name.endswith(".pyc")]
 
 
+def test_wheel_holds_no_test_harness(wheel_names):
+    assert not [name for name in wheel_names if name.startswith(("kew/testing", "tests/"))]
+    assert "kew_django/testing.py" in wheel_names  # what ships for users' tests
+
+
 def test_wheel_has_every_module_template_migration_and_py_typed(wheel_names):
     names = set(wheel_names)
     for package in PACKAGES:
@@ -69,7 +74,6 @@ def test_a_plain_install_requires_nothing(metadata):
         ("artemis", {"stomp-py": None}),
         ("django", {"django": ">=5.2,<7"}),
         ("postgres", {"psycopg": None}),
-        ("testing", {"pytest": None}),
         ("metrics", {"prometheus-client": None}),
         ("tracing", {"opentelemetry-api": None}),
     ],
@@ -87,7 +91,7 @@ def test_each_extra_requires_what_its_part_imports(metadata, extra, expected):
 
 def test_dev_extra_has_every_other_extra_and_the_tools(metadata):
     dev = requirements(metadata, "dev")
-    for extra in ("artemis", "django", "postgres", "testing", "metrics", "tracing"):
+    for extra in ("artemis", "django", "postgres", "metrics", "tracing"):
         assert set(requirements(metadata, extra)) <= set(dev), extra
     tools = {"django-environ", "pytest-django", "mypy", "django-stubs", "hypothesis", "build"}
     assert tools <= set(dev)

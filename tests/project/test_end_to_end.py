@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from project.imports.samples import create_sample
-from tests.project.e2e import (
+from tests.harness.e2e import (
     Process,
     SMTPServer,
     WebServer,

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from kew.testing.services import free_port, port_is_free
-from tests.project.e2e import BASE, WebServer, app_env, wait_until
+from tests.harness.e2e import BASE, WebServer, app_env, wait_until
+from tests.harness.services import free_port, port_is_free
 
 
 def load_run_dev():

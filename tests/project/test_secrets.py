@@ -11,7 +11,7 @@ from django.test import RequestFactory
 from django.views.debug import ExceptionReporter
 
 from project.redaction import RedactingFormatter, redact_url_credentials
-from tests.project.e2e import BASE, app_env
+from tests.harness.e2e import BASE, app_env
 
 BROKER = "artemis://kew:s3cret-broker@broker:61613"
 MAIL = "smtp://mailer:s3cret-mail@mail:587"  # here, not beside the raise: the page shows source

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.scale.processes import ScaleDatabase
+from tests.harness.processes import ScaleDatabase
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import pytest
 
 import kew
 from kew.providers.base import DeliveryOptions, Outgoing
-from tests.scale.processes import MANAGE, ROOT, consume, manage, relay, wait_for
+from tests.harness.processes import MANAGE, ROOT, consume, manage, relay, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.artemis]
 

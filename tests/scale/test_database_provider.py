@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.scale.processes import consume, manage, wait_for
+from tests.harness.processes import consume, manage, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import pytest
 
 import kew
 from kew.providers.base import DeliveryOptions
-from tests.scale.processes import consume, manage, relay, wait_for
+from tests.harness.processes import consume, manage, relay, wait_for
 from tests.scale.test_cluster import send, settle
 
 pytestmark = [pytest.mark.slow, pytest.mark.artemis]

@@ -13,7 +13,7 @@ from kew.errors import ConfigurationError, ConnectionLost, SendError
 from kew.message import utcnow
 from kew.providers import connect
 from kew.providers.base import DeliveryOptions, Outgoing
-from kew.testing.services import free_port
+from tests.harness.services import free_port
 
 pytestmark = pytest.mark.artemis
 

@@ -11,7 +11,7 @@ import pytest
 
 from kew.providers import connect
 from kew.providers.base import DeliveryOptions
-from kew.testing.services import ServiceUnavailable, service_missing
+from tests.harness.services import ServiceUnavailable, service_missing
 
 pytestmark = pytest.mark.artemis
 

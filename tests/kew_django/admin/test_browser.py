@@ -18,10 +18,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from kew.testing.services import service_missing
 from kew_django.models import DeadLetter, OutboxMessage
 from kew_django.relay.publisher import Relay
 from kew_django.runner import Runner
+from tests.harness.services import service_missing
 
 from .browser import BrowserThread
 from .conftest import QUEUE, Order

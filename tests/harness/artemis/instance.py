@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from kew.testing.artemis.base import CORE_PORT, STOMP_PORT, java_env
-from kew.testing.services import ServiceStartError, port_is_free
+from tests.harness.artemis.base import CORE_PORT, STOMP_PORT, java_env
+from tests.harness.services import ServiceStartError, port_is_free
 
 __all__ = [
     "JOURNAL_BUFFER_TIMEOUT_NS",
@@ -51,7 +51,7 @@ def create_instance(
     offset for which STOMP and core are free; the ports written to
     ``etc/broker.xml`` are checked again. ``port_offset`` fixes the offset
     instead (a cluster's nodes must know each other's ports). Raises
-    :class:`~kew.testing.services.ServiceStartError` if ``create`` fails or a
+    :class:`~tests.harness.services.ServiceStartError` if ``create`` fails or a
     port is taken.
     """
     shutil.rmtree(directory, ignore_errors=True)

@@ -2,28 +2,28 @@
 
 Load it from a ``conftest.py``::
 
-    pytest_plugins = ["kew.testing.fixtures"]
+    pytest_plugins = ["tests.harness.fixtures"]
 
 Fixtures (all session-scoped, started the first time a test asks for them,
 stopped at the end of the session):
 
 ``postgres_server``
-    a started :class:`~kew.testing.postgres.PostgresServer`;
+    a started :class:`~tests.harness.postgres.PostgresServer`;
 ``postgres_url``
     its ``postgresql://user@127.0.0.1:port/kew`` URL;
 ``artemis_server``
-    a started :class:`~kew.testing.artemis.ArtemisServer`;
+    a started :class:`~tests.harness.artemis.ArtemisServer`;
 ``artemis_url``
     its ``artemis://user:password@127.0.0.1:port`` URL;
 ``artemis_cluster``
-    a started :class:`~kew.testing.artemis.cluster.ArtemisCluster` of two
+    a started :class:`~tests.harness.artemis.cluster.ArtemisCluster` of two
     nodes (``artemis_cluster_options`` to change it);
 ``artemis_pair``
-    a started live/backup :class:`~kew.testing.artemis.ha.ArtemisPair`
+    a started live/backup :class:`~tests.harness.artemis.ha.ArtemisPair`
     (``artemis_pair_options``).
 
 ``prometheus_factory`` (per test) starts a real Prometheus
-(:class:`~kew.testing.prometheus.PrometheusServer`) scraping the
+(:class:`~tests.harness.prometheus.PrometheusServer`) scraping the
 ``host:port`` targets it is called with, and stops it after the test.
 
 ``postgres_server_options`` / ``artemis_server_options`` (session, ``{}``) are
@@ -47,13 +47,13 @@ from typing import Any
 
 import pytest
 
-from kew.testing.artemis import ArtemisServer
-from kew.testing.artemis.cluster import ArtemisCluster
-from kew.testing.artemis.ha import ArtemisPair
-from kew.testing.lifecycle import Server
-from kew.testing.postgres import PostgresServer
-from kew.testing.prometheus import PrometheusServer
-from kew.testing.services import ServiceUnavailable, service_missing
+from tests.harness.artemis import ArtemisServer
+from tests.harness.artemis.cluster import ArtemisCluster
+from tests.harness.artemis.ha import ArtemisPair
+from tests.harness.lifecycle import Server
+from tests.harness.postgres import PostgresServer
+from tests.harness.prometheus import PrometheusServer
+from tests.harness.services import ServiceUnavailable, service_missing
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url"})
 ARTEMIS_FIXTURES = frozenset({"artemis_server", "artemis_url"})
@@ -158,7 +158,7 @@ def _registered(request: pytest.FixtureRequest, name: str, server: Server) -> It
 def postgres_server(
     request: pytest.FixtureRequest, postgres_server_options: dict[str, Any]
 ) -> Iterator[PostgresServer]:
-    """A real PostgreSQL server for the whole session (see kew.testing.postgres)."""
+    """A real PostgreSQL server for the whole session (see tests.harness.postgres)."""
     server = PostgresServer(**postgres_server_options)
     with _registered(request, "postgres", server):
         yield server
@@ -174,7 +174,7 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 def artemis_server(
     request: pytest.FixtureRequest, artemis_server_options: dict[str, Any]
 ) -> Iterator[ArtemisServer]:
-    """A real Artemis broker for the whole session (see kew.testing.artemis)."""
+    """A real Artemis broker for the whole session (see tests.harness.artemis)."""
     server = ArtemisServer(**artemis_server_options)
     with _registered(request, "artemis", server):
         yield server
@@ -196,7 +196,7 @@ def artemis_cluster_options() -> dict[str, Any]:
 def artemis_cluster(
     request: pytest.FixtureRequest, artemis_cluster_options: dict[str, Any]
 ) -> Iterator[ArtemisCluster]:
-    """A symmetric cluster of local brokers for the session (see kew.testing.artemis.cluster).
+    """A symmetric cluster of local brokers for the session (see tests.harness.artemis.cluster).
 
     A node a test killed or stopped is started again before the next test
     that uses the cluster (same journal, same ports).
@@ -216,7 +216,7 @@ def artemis_pair_options() -> dict[str, Any]:
 def artemis_pair(
     request: pytest.FixtureRequest, artemis_pair_options: dict[str, Any]
 ) -> Iterator[ArtemisPair]:
-    """A replicated live/backup pair for the session (see kew.testing.artemis.ha).
+    """A replicated live/backup pair for the session (see tests.harness.artemis.ha).
 
     A node a test killed is started again before the next test that uses
     the pair; after a failover it comes back as the passive one, so find

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kew.testing import containers
-from kew.testing.artemis.base import CORE_PORT, READY_LINE, STOMP_PORT, ArtemisServer
-from kew.testing.services import ServiceStartError, tail, wait_for_port
+from tests.harness import containers
+from tests.harness.artemis.base import CORE_PORT, READY_LINE, STOMP_PORT, ArtemisServer
+from tests.harness.services import ServiceStartError, tail, wait_for_port
 
 __all__ = ["DockerArtemis"]
 

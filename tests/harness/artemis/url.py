@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlsplit
 
-from kew.testing.artemis.base import CORE_PORT, STOMP_PORT, ArtemisServer
-from kew.testing.services import ServiceStartError, service_unsupported, wait_for_port
+from tests.harness.artemis.base import CORE_PORT, STOMP_PORT, ArtemisServer
+from tests.harness.services import ServiceStartError, service_unsupported, wait_for_port
 
 __all__ = ["ENV_CORE_URL", "ENV_URL", "UrlArtemis"]
 

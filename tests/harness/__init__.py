@@ -1,24 +1,24 @@
-"""Test harness that starts REAL services: PostgreSQL and Apache Artemis.
+"""The test harness (not shipped) that starts REAL services: PostgreSQL and Apache Artemis.
 
 - :class:`PostgresServer` and :class:`ArtemisServer` get a server from an env
-  URL, a Docker container, or local binaries (``kew.testing.postgres`` and
-  ``kew.testing.artemis``, one module per source). Both are
-  :class:`~kew.testing.lifecycle.Server` subclasses, same lifecycle:
+  URL, a Docker container, or local binaries (``tests.harness.postgres`` and
+  ``tests.harness.artemis``, one module per source). Both are
+  :class:`~tests.harness.lifecycle.Server` subclasses, same lifecycle:
   ``start()``, ``stop()`` (data kept), ``kill()`` (a crash), ``restart()``,
   ``close()`` (stopped and removed), ``is_running()``, ``controllable``.
 - :func:`service_missing` skips a test (fails it on CI) with what to install.
-- ``kew.testing.fixtures`` is a pytest plugin with session fixtures
+- ``tests.harness.fixtures`` is a pytest plugin with session fixtures
   ``postgres_server``, ``postgres_url``, ``artemis_server``, ``artemis_url``::
 
-      pytest_plugins = ["kew.testing.fixtures"]
+      pytest_plugins = ["tests.harness.fixtures"]
 
 See docs/testing.md. Nothing here imports Django.
 """
 
-from kew.testing.artemis import ARTEMIS_VERSION, ArtemisServer, ensure_distribution
-from kew.testing.lifecycle import Server
-from kew.testing.postgres import PostgresServer, find_postgres_bindir
-from kew.testing.services import (
+from tests.harness.artemis import ARTEMIS_VERSION, ArtemisServer, ensure_distribution
+from tests.harness.lifecycle import Server
+from tests.harness.postgres import PostgresServer, find_postgres_bindir
+from tests.harness.services import (
     ServiceStartError,
     ServiceUnavailable,
     docker_available,

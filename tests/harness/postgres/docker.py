@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kew.testing import containers
-from kew.testing.postgres.base import PostgresServer
-from kew.testing.services import ServiceStartError
+from tests.harness import containers
+from tests.harness.postgres.base import PostgresServer
+from tests.harness.services import ServiceStartError
 
 __all__ = ["DockerPostgres"]
 

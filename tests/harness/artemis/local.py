@@ -1,8 +1,8 @@
 """A broker run from the binary distribution, in a throwaway instance.
 
 :meth:`LocalArtemis.start` first fetches the distribution
-(:func:`~kew.testing.artemis.distribution.ensure_distribution`), creates an
-instance in a temp dir (:func:`~kew.testing.artemis.instance.create_instance`)
+(:func:`~tests.harness.artemis.distribution.ensure_distribution`), creates an
+instance in a temp dir (:func:`~tests.harness.artemis.instance.create_instance`)
 and runs ``bin/artemis run`` in its own process group, its output in
 ``<tmp>/broker.log``. It is ready when the log says ``AMQ221007`` and the
 STOMP port answers. :meth:`~LocalArtemis.stop` (SIGTERM) and
@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from kew.testing.artemis.base import READY_LINE, ArtemisServer, java_env
-from kew.testing.artemis.distribution import INSTALL_HINT, ensure_distribution, find_java
-from kew.testing.artemis.instance import create_instance
-from kew.testing.services import ServiceStartError, ServiceUnavailable, tail, wait_for_port
+from tests.harness.artemis.base import READY_LINE, ArtemisServer, java_env
+from tests.harness.artemis.distribution import INSTALL_HINT, ensure_distribution, find_java
+from tests.harness.artemis.instance import create_instance
+from tests.harness.services import ServiceStartError, ServiceUnavailable, tail, wait_for_port
 
 __all__ = ["LocalArtemis"]
 
@@ -114,7 +114,7 @@ class LocalArtemis(ArtemisServer):
         """Run the instance and wait until it is ready (or raise with its log)."""
         assert self.instance_dir is not None and self.log_path is not None
         with open(self.log_path, "ab") as log:
-            log.write(f"\n===== kew.testing: starting broker {time.ctime()} =====\n".encode())
+            log.write(f"\n===== tests.harness: starting broker {time.ctime()} =====\n".encode())
             offset = log.tell()
             self._proc = proc = subprocess.Popen(
                 [str(self.instance_dir / "bin" / "artemis"), "run"],

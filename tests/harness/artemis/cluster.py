@@ -25,11 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
-from kew.testing.artemis.base import CORE_PORT
-from kew.testing.artemis.instance import edit_broker_xml, free_offset
-from kew.testing.artemis.local import LocalArtemis
-from kew.testing.lifecycle import Server
-from kew.testing.services import ServiceStartError
+from tests.harness.artemis.base import CORE_PORT
+from tests.harness.artemis.instance import edit_broker_xml, free_offset
+from tests.harness.artemis.local import LocalArtemis
+from tests.harness.lifecycle import Server
+from tests.harness.services import ServiceStartError
 
 __all__ = ["ArtemisCluster", "ClusterNode", "cluster_url", "edit_broker_xml"]
 
@@ -114,7 +114,7 @@ class ArtemisCluster(Server):
     local broker (``kill()`` it, ``start()`` it again: same journal, same
     ports). ``url`` lists the nodes in order; ``url_for(1, 0)`` in another.
     Options (``user``, ``password``, ``fsync``, ``java_memory``, ...) are
-    those of :class:`~kew.testing.artemis.local.LocalArtemis`.
+    those of :class:`~tests.harness.artemis.local.LocalArtemis`.
     """
 
     mode: ClassVar[str] = "local"

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from kew.testing.artemis.distribution import ARTEMIS_VERSION, ensure_distribution
-from kew.testing.lifecycle import Server
+from tests.harness.artemis.distribution import ARTEMIS_VERSION, ensure_distribution
+from tests.harness.lifecycle import Server
 
 __all__ = ["CORE_PORT", "DEFAULT_IMAGE", "READY_LINE", "STOMP_PORT", "ArtemisServer"]
 
@@ -25,13 +25,13 @@ DEFAULT_JAVA_OPTIONS: tuple[str, ...] = ("-Xms64M", "-XX:TieredStopAtLevel=1")
 
 
 class ArtemisServer(Server):
-    """An Artemis broker for tests, with the lifecycle of :mod:`kew.testing.lifecycle`.
+    """An Artemis broker for tests, with the lifecycle of :mod:`tests.harness.lifecycle`.
 
     ``ArtemisServer(**options)`` returns the subclass for the source that
-    :func:`kew.testing.artemis.pick_source` picks (as ``pathlib.Path()``
-    returns a ``PosixPath``): :class:`~kew.testing.artemis.url.UrlArtemis`,
-    :class:`~kew.testing.artemis.docker.DockerArtemis` or
-    :class:`~kew.testing.artemis.local.LocalArtemis`. Nothing starts before
+    :func:`tests.harness.artemis.pick_source` picks (as ``pathlib.Path()``
+    returns a ``PosixPath``): :class:`~tests.harness.artemis.url.UrlArtemis`,
+    :class:`~tests.harness.artemis.docker.DockerArtemis` or
+    :class:`~tests.harness.artemis.local.LocalArtemis`. Nothing starts before
     :meth:`start`.
 
     Connection attributes (valid after :meth:`start`): ``stomp_host``,
@@ -45,7 +45,7 @@ class ArtemisServer(Server):
     def __new__(cls, **options: Any) -> ArtemisServer:
         chosen = cls
         if cls is ArtemisServer:
-            from kew.testing.artemis import pick_source
+            from tests.harness.artemis import pick_source
 
             chosen = pick_source(use_docker=options.get("use_docker"))
         return super().__new__(chosen)
@@ -114,7 +114,7 @@ class ArtemisServer(Server):
         ``queue stat`` (among others) accept. Output is captured as text;
         ``check=True`` raises :class:`subprocess.CalledProcessError` on failure.
         A broker not run from the distribution fetches it first
-        (:class:`~kew.testing.services.ServiceUnavailable` without Maven).
+        (:class:`~tests.harness.services.ServiceUnavailable` without Maven).
         """
         if self.instance_dir is not None:
             executable = self.instance_dir / "bin" / "artemis"

@@ -1,6 +1,6 @@
 """The lifecycle every harness server follows, in the same words.
 
-Both :class:`~kew.testing.PostgresServer` and :class:`~kew.testing.ArtemisServer`
+Both :class:`~tests.harness.PostgresServer` and :class:`~tests.harness.ArtemisServer`
 are subclasses of :class:`Server`:
 
 ``start()``
@@ -24,7 +24,7 @@ are subclasses of :class:`Server`:
 
 A server given by URL in the environment is not the harness's to control
 (``controllable`` is False): its ``stop()``, ``kill()`` and ``restart()``
-skip the calling test (:func:`~kew.testing.services.service_unsupported`)
+skip the calling test (:func:`~tests.harness.services.service_unsupported`)
 and its ``close()`` only forgets it. This module never imports Django.
 """
 

@@ -1,4 +1,4 @@
-"""The PostgreSQL server from kew.testing is real; the skip/fail helper behaves."""
+"""The PostgreSQL server from tests.harness is real; the skip/fail helper behaves."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import uuid
 import psycopg
 import pytest
 
-from kew.testing.postgres import PostgresServer
-from kew.testing.services import service_missing
+from tests.harness.postgres import PostgresServer
+from tests.harness.services import service_missing
 
 
 @pytest.mark.postgres

@@ -1,4 +1,4 @@
-"""The Artemis broker from kew.testing is real: STOMP round trips with stomp.py itself.
+"""The Artemis broker from tests.harness is real: STOMP round trips with stomp.py itself.
 
 No kew provider is involved: these tests check the harness and the broker
 facts in DESIGN.md (ANYCAST routing, ``persistent:true``, receipts, STOMP 1.2
@@ -13,9 +13,9 @@ import uuid
 import pytest
 import stomp
 
-from kew.testing.artemis import ArtemisServer
-from kew.testing.artemis.instance import JOURNAL_BUFFER_TIMEOUT_NS, journal_buffer_timeout
-from kew.testing.services import ServiceStartError
+from tests.harness.artemis import ArtemisServer
+from tests.harness.artemis.instance import JOURNAL_BUFFER_TIMEOUT_NS, journal_buffer_timeout
+from tests.harness.services import ServiceStartError
 
 pytestmark = pytest.mark.artemis
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from kew.testing.lifecycle import Server
+from tests.harness.lifecycle import Server
 
 __all__ = ["DEFAULT_IMAGE", "PostgresServer", "redact"]
 
@@ -16,13 +16,13 @@ DEFAULT_IMAGE = "postgres:16-alpine"
 
 
 class PostgresServer(Server):
-    """A PostgreSQL server for tests, with the lifecycle of :mod:`kew.testing.lifecycle`.
+    """A PostgreSQL server for tests, with the lifecycle of :mod:`tests.harness.lifecycle`.
 
     ``PostgresServer(**options)`` returns the subclass for the source that
-    :func:`kew.testing.postgres.pick_source` picks (as ``pathlib.Path()``
-    returns a ``PosixPath``): :class:`~kew.testing.postgres.url.UrlPostgres`,
-    :class:`~kew.testing.postgres.docker.DockerPostgres` or
-    :class:`~kew.testing.postgres.local.LocalPostgres`. Nothing starts before
+    :func:`tests.harness.postgres.pick_source` picks (as ``pathlib.Path()``
+    returns a ``PosixPath``): :class:`~tests.harness.postgres.url.UrlPostgres`,
+    :class:`~tests.harness.postgres.docker.DockerPostgres` or
+    :class:`~tests.harness.postgres.local.LocalPostgres`. Nothing starts before
     :meth:`start`.
 
     Attributes (valid after :meth:`start`): ``url``
@@ -36,7 +36,7 @@ class PostgresServer(Server):
     def __new__(cls, **options: Any) -> PostgresServer:
         chosen = cls
         if cls is PostgresServer:
-            from kew.testing.postgres import pick_source
+            from tests.harness.postgres import pick_source
 
             chosen = pick_source(use_docker=options.get("use_docker"))
         return super().__new__(chosen)

@@ -5,16 +5,16 @@
 
 1. ``KEW_TEST_ARTEMIS_URL`` (``artemis://user:password@host:port``, the STOMP
    port), used as is after checking that the port answers
-   (:class:`~kew.testing.artemis.url.UrlArtemis`);
+   (:class:`~tests.harness.artemis.url.UrlArtemis`);
 2. a Docker container of ``apache/activemq-artemis`` (testcontainers), if a
    Docker engine answers a ping and ``use_docker`` is not False
-   (:class:`~kew.testing.artemis.docker.DockerArtemis`);
+   (:class:`~tests.harness.artemis.docker.DockerArtemis`);
 3. the binary distribution, fetched once with ``mvn`` into
    ``$KEW_CACHE_DIR`` or ``~/.cache/kew``
-   (:mod:`~kew.testing.artemis.distribution`), and a throwaway instance on
-   free ports of 127.0.0.1 (:class:`~kew.testing.artemis.local.LocalArtemis`).
+   (:mod:`~tests.harness.artemis.distribution`), and a throwaway instance on
+   free ports of 127.0.0.1 (:class:`~tests.harness.artemis.local.LocalArtemis`).
 
-Every source has the lifecycle of :mod:`kew.testing.lifecycle`: ``stop()``
+Every source has the lifecycle of :mod:`tests.harness.lifecycle`: ``stop()``
 keeps the journal, ``kill()`` is a crash, ``start()`` brings the same broker
 back, ``close()`` removes it. This package never imports Django.
 """
@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import os
 
-from kew.testing.artemis.base import ArtemisServer
-from kew.testing.artemis.distribution import ARTEMIS_VERSION, cache_dir, ensure_distribution
-from kew.testing.artemis.local import LocalArtemis
-from kew.testing.artemis.url import ENV_URL, UrlArtemis
-from kew.testing.services import docker_available
+from tests.harness.artemis.base import ArtemisServer
+from tests.harness.artemis.distribution import ARTEMIS_VERSION, cache_dir, ensure_distribution
+from tests.harness.artemis.local import LocalArtemis
+from tests.harness.artemis.url import ENV_URL, UrlArtemis
+from tests.harness.services import docker_available
 
 __all__ = [
     "ARTEMIS_VERSION",
@@ -49,7 +49,7 @@ def pick_source(*, use_docker: bool | None = None) -> type[ArtemisServer]:
     if os.environ.get(ENV_URL):
         return UrlArtemis
     if use_docker is not False and docker_available():
-        from kew.testing.artemis.docker import DockerArtemis
+        from tests.harness.artemis.docker import DockerArtemis
 
         return DockerArtemis
     return LocalArtemis

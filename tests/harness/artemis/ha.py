@@ -26,16 +26,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Self
 
-from kew.testing.artemis.base import CORE_PORT
-from kew.testing.artemis.cluster import (
+from tests.harness.artemis.base import CORE_PORT
+from tests.harness.artemis.cluster import (
     NODE_SPACING,
     ClusterNode,
     cluster_url,
     edit_broker_xml,
 )
-from kew.testing.artemis.instance import free_offset
-from kew.testing.lifecycle import Server
-from kew.testing.services import ServiceStartError, wait_for_port
+from tests.harness.artemis.instance import free_offset
+from tests.harness.lifecycle import Server
+from tests.harness.services import ServiceStartError, wait_for_port
 
 __all__ = ["ArtemisPair", "PairNode"]
 

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kew.testing.services import ServiceStartError, ServiceUnavailable, free_port, tail
+from tests.harness.services import ServiceStartError, ServiceUnavailable, free_port, tail
 
 INSTALL_HINT = "Debian's package: apt-get install prometheus"
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kew.testing.services import ServiceStartError, ServiceUnavailable
+from tests.harness.services import ServiceStartError, ServiceUnavailable
 
 __all__ = ["Cluster"]
 
@@ -57,7 +57,7 @@ class Cluster:
             "logging_collector": "off",
         }
         with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
-            conf.write("\n# kew.testing\n")
+            conf.write("\n# tests.harness\n")
             for key, value in settings.items():
                 conf.write(f"{key} = {value}\n")
 

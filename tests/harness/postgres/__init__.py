@@ -5,18 +5,18 @@
 
 1. ``KEW_TEST_POSTGRES_URL`` (``postgresql://user:pass@host:port/db``), used
    as is after checking that it answers
-   (:class:`~kew.testing.postgres.url.UrlPostgres`);
+   (:class:`~tests.harness.postgres.url.UrlPostgres`);
 2. a Docker container (testcontainers), if a Docker engine answers a ping
    and ``use_docker`` is not False
-   (:class:`~kew.testing.postgres.docker.DockerPostgres`);
+   (:class:`~tests.harness.postgres.docker.DockerPostgres`);
 3. a throwaway cluster made with the local server binaries (``initdb``,
    ``pg_ctl``, ``postgres``, see :func:`find_postgres_bindir`) in a temp dir,
    on a free port of 127.0.0.1, with ``fsync=off`` and trust authentication
-   (:class:`~kew.testing.postgres.local.LocalPostgres`).
+   (:class:`~tests.harness.postgres.local.LocalPostgres`).
 
 If none is possible, :meth:`~PostgresServer.start` raises
-:class:`~kew.testing.services.ServiceUnavailable`, which says what to
-install. Every source has the lifecycle of :mod:`kew.testing.lifecycle`:
+:class:`~tests.harness.services.ServiceUnavailable`, which says what to
+install. Every source has the lifecycle of :mod:`tests.harness.lifecycle`:
 ``stop()`` keeps the data, ``kill()`` is a crash, ``start()`` brings the same
 server back, ``close()`` removes it. The local and Docker servers run with
 ``synchronous_commit=off``: a ``kill()`` may lose what was committed in the
@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import os
 
-from kew.testing.postgres.base import PostgresServer
-from kew.testing.postgres.bindir import find_postgres_bindir
-from kew.testing.postgres.local import LocalPostgres
-from kew.testing.postgres.url import ENV_URL, UrlPostgres
-from kew.testing.services import docker_available
+from tests.harness.postgres.base import PostgresServer
+from tests.harness.postgres.bindir import find_postgres_bindir
+from tests.harness.postgres.local import LocalPostgres
+from tests.harness.postgres.url import ENV_URL, UrlPostgres
+from tests.harness.services import docker_available
 
 __all__ = ["LocalPostgres", "PostgresServer", "UrlPostgres", "find_postgres_bindir", "pick_source"]
 
@@ -46,7 +46,7 @@ def pick_source(*, use_docker: bool | None = None) -> type[PostgresServer]:
     if os.environ.get(ENV_URL):
         return UrlPostgres
     if use_docker is not False and docker_available():
-        from kew.testing.postgres.docker import DockerPostgres
+        from tests.harness.postgres.docker import DockerPostgres
 
         return DockerPostgres
     return LocalPostgres

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from kew.testing.services import ServiceStartError, ServiceUnavailable
+from tests.harness.services import ServiceStartError, ServiceUnavailable
 
 __all__ = ["ARTEMIS_VERSION", "INSTALL_HINT", "cache_dir", "ensure_distribution", "find_java"]
 
@@ -52,7 +52,7 @@ def ensure_distribution(version: str = ARTEMIS_VERSION) -> Path:
     """The unpacked Artemis distribution (``ARTEMIS_HOME``), fetched if needed.
 
     ``$KEW_TEST_ARTEMIS_HOME`` names an existing distribution to use instead.
-    Raises :class:`~kew.testing.services.ServiceUnavailable` when Maven is
+    Raises :class:`~tests.harness.services.ServiceUnavailable` when Maven is
     needed and missing.
     """
     configured = os.environ.get(ENV_HOME)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from kew.testing.services import tail
+from tests.harness.services import tail
 
 __all__ = ["is_running", "log_text", "log_tail"]
 

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from kew.testing import ArtemisServer, PostgresServer
-from kew.testing.artemis import LocalArtemis, UrlArtemis
-from kew.testing.artemis import pick_source as pick_artemis
-from kew.testing.postgres import LocalPostgres, UrlPostgres
-from kew.testing.postgres import pick_source as pick_postgres
-from kew.testing.services import ServiceUnavailable, service_missing
+from tests.harness import ArtemisServer, PostgresServer
+from tests.harness.artemis import LocalArtemis, UrlArtemis
+from tests.harness.artemis import pick_source as pick_artemis
+from tests.harness.postgres import LocalPostgres, UrlPostgres
+from tests.harness.postgres import pick_source as pick_postgres
+from tests.harness.services import ServiceUnavailable, service_missing
 
 
 @pytest.fixture

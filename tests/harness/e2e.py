@@ -24,7 +24,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from kew.testing.services import free_port, wait_for_port
+from tests.harness.services import free_port, wait_for_port
 
 BASE = Path(__file__).resolve().parents[2]
 MANAGE = [sys.executable, str(BASE / "manage.py")]

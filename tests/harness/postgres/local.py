@@ -16,10 +16,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kew.testing.postgres.base import PostgresServer
-from kew.testing.postgres.bindir import INSTALL_HINT, find_postgres_bindir
-from kew.testing.postgres.cluster import Cluster
-from kew.testing.services import ServiceStartError, ServiceUnavailable, free_port, tail
+from tests.harness.postgres.base import PostgresServer
+from tests.harness.postgres.bindir import INSTALL_HINT, find_postgres_bindir
+from tests.harness.postgres.cluster import Cluster
+from tests.harness.services import ServiceStartError, ServiceUnavailable, free_port, tail
 
 __all__ = ["LocalPostgres"]
 

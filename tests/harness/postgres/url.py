@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlsplit
 
-from kew.testing.postgres.base import PostgresServer, redact
-from kew.testing.services import ServiceStartError, service_unsupported
+from tests.harness.postgres.base import PostgresServer, redact
+from tests.harness.services import ServiceStartError, service_unsupported
 
 __all__ = ["ENV_URL", "UrlPostgres"]
 
