@@ -16,8 +16,8 @@ from django.db import connection
 from kew_django.models import TaskResultRecord
 from kew_django.relay.publisher import Relay
 from kew_django.tasks.compat import TaskResultStatus
+from tests.kew_django.management.test_commands import wait_for
 from tests.kew_django.tasks import tasks
-from tests.kew_django.test_commands import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import DeliveryOutcome, Worker
 from tests.contract.helpers import assert_empty
 from tests.kew_django.conftest import Job
-from tests.kew_django.test_worker import publish, pump
+from tests.kew_django.workers.test_worker import publish, pump
 
 
 class Crash(BaseException):

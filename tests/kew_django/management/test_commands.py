@@ -19,7 +19,7 @@ from kew_django.models import OutboxMessage, ProcessedMessage, QueuedMessage
 from kew_django.providers.database import DatabaseProvider
 from tests.kew_django.sigterm_app.consumers import QUEUE
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
 
 
