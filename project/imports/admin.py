@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django import forms
@@ -11,6 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from project.imports.models import ApiToken, Import, ImportedFile
+
+log = logging.getLogger(__name__)
 
 
 class ImportedFileInline(admin.TabularInline):
@@ -62,7 +65,10 @@ class ImportAdmin(admin.ModelAdmin):
         "notified_at",
     ]
 
-    @admin.action(description="Re-send the outcome e-mail of the selected finished imports")
+    @admin.action(
+        description="Re-send the outcome e-mail of the selected finished imports",
+        permissions=["resend_outcome"],
+    )
     def resend_outcome_email(self, request, queryset) -> None:
         from project.imports.tasks import resend_outcome_email
 
@@ -74,6 +80,10 @@ class ImportAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # imports are requested through POST /imports/, which sends the message
+
+    def has_resend_outcome_permission(self, request: HttpRequest) -> bool:
+        """Re-sending mails a user again: a permission of its own, not "change import"."""
+        return request.user.has_perm("imports.resend_outcome_email")
 
 
 class ApiTokenForm(forms.ModelForm):
@@ -91,12 +101,23 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     search_fields = ["name", "user__username", "user__email"]
     readonly_fields = ["created_at", "last_used_at"]
-    autocomplete_fields = ["user"]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a token is created or deleted, never edited
 
+    def get_autocomplete_fields(self, request: HttpRequest) -> Any:
+        return ["user"] if request.user.is_superuser else []
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        """Offer only the staff member themself: tokens for others are for superusers."""
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = db_field.remote_field.model.objects.filter(pk=request.user.pk)
+            kwargs["initial"] = request.user.pk
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        if obj.user.pk != request.user.pk:  # a superuser's, as the form allows no other
+            log.warning("API token %r made for user %s by %s", obj.name, obj.user, request.user)
         token, key = ApiToken.create(obj.user, obj.name)
         obj.pk, obj.digest, obj.created_at = token.pk, token.digest, token.created_at
         obj._state.adding = False

@@ -61,6 +61,7 @@ class Import(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("resend_outcome_email", "Can re-send the outcome e-mail")]
         constraints = [
             models.CheckConstraint(
                 name="imports_import_outcome_has_finish_time",
