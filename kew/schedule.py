@@ -15,12 +15,12 @@ from kew.message import Message
 T = TypeVar("T")
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_INTERVAL = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_INTERVAL = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
 def parse_interval(text: str) -> timedelta:
     """Parse one interval such as ``10s``, ``2m``, ``1.5h``, ``1d`` or ``250ms``."""
-    match = _INTERVAL.match(text.strip())
+    match = _INTERVAL.fullmatch(text.strip())
     if not match:
         raise ConfigurationError(
             f"bad retry interval {text!r}: write a number and a unit (ms, s, m, h, d), e.g. '10s'"

@@ -21,7 +21,7 @@ from kew.errors import ConfigurationError, UnsupportedCapability
 DELIVERY_COUNT = "kew-delivery-count"
 CONTENT_TYPE = "kew-content-type"
 
-_PROPERTY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+_PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 
 
 class Capability(Enum):
@@ -59,7 +59,7 @@ class DeliveryOptions:
 def validate_properties(properties: Mapping[str, str]) -> None:
     """Raise ConfigurationError unless every property name and value is acceptable."""
     for name, value in properties.items():
-        if not isinstance(name, str) or not _PROPERTY_NAME.match(name):
+        if not isinstance(name, str) or not _PROPERTY_NAME.fullmatch(name):
             raise ConfigurationError(
                 f"bad property name {name!r}: use letters, digits, '_', '.', '-' "
                 "(starting with a letter or '_', at most 128 characters)"

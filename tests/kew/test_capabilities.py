@@ -38,7 +38,7 @@ def test_capabilities_compose():
         provider.require(DeliveryOptions(deliver_at=due, properties={"a": "b"}))
 
 
-@pytest.mark.parametrize("name", ["", "1abc", "has space", "a:b", "x" * 200])
+@pytest.mark.parametrize("name", ["", "1abc", "has space", "a:b", "x" * 200, "name\n", "a\nb"])
 def test_bad_property_names_are_refused(name):
     with pytest.raises(ConfigurationError, match="bad property name"):
         MemoryProvider().require(DeliveryOptions(properties={name: "v"}))
