@@ -14,8 +14,12 @@ import logging
 import re
 
 MASK = "********"
-# scheme://userinfo@ : the userinfo ends at the last "@" before the host's "/", "?" or "#".
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^/?#\s@]+)@")
+# scheme://user:password@ (the password runs to the last "@" of the URL, and may hold
+# "@", "/" or "#") or scheme://token@ (no "/", "?", "#" or ":" before the "@").
+_URL_USERINFO = re.compile(
+    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)"
+    r"(?:(?P<user>[^/?#\s@:'\"<>]*):[^\s'\"<>]*|[^/?#\s@:'\"<>]+)@"
+)
 
 
 def redact_url_credentials(text: str) -> str:
@@ -26,8 +30,8 @@ def redact_url_credentials(text: str) -> str:
     """
 
     def mask(match: re.Match[str]) -> str:
-        user, colon, _ = match["userinfo"].partition(":")
-        userinfo = f"{user}:{MASK}" if colon else MASK
+        user = match["user"]
+        userinfo = MASK if user is None else f"{user}:{MASK}"
         return f"{match['scheme']}{userinfo}@"
 
     return _URL_USERINFO.sub(mask, text)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from urllib.parse import urlsplit
 
 from kew.errors import ConfigurationError
 from kew.providers.base import Provider
+
+# scheme://user:password@ : the user ends at the first ":", the password at the last "@".
+_USERINFO = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/?#@:]*):(?P<password>.*)@", re.S
+)
 
 # URL scheme -> "module:factory"; the factory takes the URL and keyword options.
 SCHEMES = {
@@ -36,18 +42,13 @@ def connect(url: str, **options: object) -> Provider:
 
 
 def redact(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``, for logs and errors.
+    """Return ``url`` with any password replaced by ``***``, for logs and errors; never raises.
 
-    A URL too malformed to split loses everything between ``//`` and the
-    last ``@`` instead (it may hold a password); this never raises.
+    The password runs to the URL's last ``@``: it may hold ``@``, ``/`` or
+    ``#`` unescaped, and a URL with ``@`` in its path loses more than its
+    password rather than show any of it.
     """
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        head, sep, rest = url.partition("//")
-        return f"{head}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
-    if password is None:
+    match = _USERINFO.match(url)
+    if match is None:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    return f"{match['head']}{match['user']}:***@{url[match.end() :]}"

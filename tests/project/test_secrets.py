@@ -30,6 +30,12 @@ PASSWORDS = ("s3cret-broker", "s3cret-mail")
         ("database://", "database://"),
         ("mailto:ada@example.org", "mailto:ada@example.org"),
         ("http://example.org/a@b", "http://example.org/a@b"),
+        ("artemis://kew:p@ss@broker:61613", "artemis://kew:********@broker:61613"),
+        ("artemis://kew:pa/ss#x@broker", "artemis://kew:********@broker"),
+        (
+            "{'URL': 'amqp://u:p@ss@h', 'MAIL': 'a@b'}",
+            "{'URL': 'amqp://u:********@h', 'MAIL': 'a@b'}",
+        ),
     ],
 )
 def test_credentials_in_urls_are_masked(text, expected):
