@@ -28,6 +28,14 @@ def payload_text(payload: bytes | memoryview) -> str:
         return data.decode("utf-8", errors="replace")
 
 
+class NotJson(ValueError):
+    """A value Python's json module reads but JSON does not have."""
+
+
+def _refuse_constant(name: str) -> None:
+    raise NotJson(f"{name} is not a JSON value")
+
+
 class EditPayloadForm(forms.Form):
     """Edit a dead letter's payload; valid only if it is JSON its consumer can decode.
 
@@ -54,7 +62,7 @@ class EditPayloadForm(forms.Form):
     def clean_payload(self) -> bytes:
         text = self.cleaned_data["payload"]
         try:
-            value = json.loads(text)
+            value = json.loads(text, parse_constant=_refuse_constant)
         except json.JSONDecodeError as error:
             raise forms.ValidationError(
                 "Not valid JSON: %(error)s (line %(line)s, column %(column)s).",
@@ -65,13 +73,25 @@ class EditPayloadForm(forms.Form):
             raise forms.ValidationError(
                 "Not valid JSON: it is nested too deeply to read.", code="json"
             ) from error
+        except NotJson as error:
+            raise forms.ValidationError(
+                "Not valid JSON: %(error)s.", code="json", params={"error": error}
+            ) from error
         except ValueError as error:  # an integer beyond Python's digit limit
             raise forms.ValidationError(
                 "Not valid JSON: an integer is too large (%(error)s).",
                 code="json",
                 params={"error": error},
             ) from error
-        payload = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            payload = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        except UnicodeEncodeError as error:  # "\ud800": a lone surrogate has no UTF-8
+            raise forms.ValidationError(
+                "Not valid JSON text: a string holds a lone surrogate (%(chars)s), "
+                "which UTF-8 cannot encode.",
+                code="json",
+                params={"chars": repr(error.object[error.start : error.end])},
+            ) from error
         try:
             JsonCodec(self.payload_type).decode(payload)
         except DecodeError as error:

@@ -73,6 +73,9 @@ def test_a_valid_edit_requeues_the_edited_payload(admin_client, admin_user, hand
         ('{"order_id": 1, "customer": "Ada", "size": 3}', "unknown field(s) size"),
         ('{"order_id": "one", "customer": "Ada"}', "expected int, got str"),
         ('[1, "Ada"]', "expected an object for Order, got list"),
+        ('{"order_id": NaN, "customer": "Ada"}', "Not valid JSON: NaN is not a JSON value"),
+        ('{"order_id": 1, "customer": -Infinity}', "Not valid JSON: -Infinity is not a JSON"),
+        ('{"order_id": 1, "customer": "\\ud800"}', "a string holds a lone surrogate"),
     ],
 )
 def test_an_invalid_edit_changes_nothing(admin_client, handled, dead_letter, edited, error):
