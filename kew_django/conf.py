@@ -30,6 +30,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "TRACING": True,  # OpenTelemetry spans, when its API is installed
         "LIVENESS_TIMEOUT": 120.0,  # seconds a loop may go without turning before /healthz fails
         "RECORD_INTERVAL": 15.0,  # seconds between writes of the process's KewProcess row
+        "READY_CACHE": 1.0,  # seconds a /readyz answer is reused (a burst of probes checks once)
     },
 }
 

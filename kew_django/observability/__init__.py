@@ -88,6 +88,7 @@ class Observability:
                     provider=provider,
                     registry=registry,
                     using=using,
+                    ready_cache=float(config["READY_CACHE"]),
                 )
             except OSError as error:
                 where = f"{address}:{port}"

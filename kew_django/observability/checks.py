@@ -25,6 +25,10 @@ def check_observability(app_configs=None, **kwargs) -> list[checks.CheckMessage]
             errors.append(f"{where} must be None or a port number 0-65535, not {value!r}")
         elif key in NUMBERS and (not isinstance(value, int | float) or value <= 0):
             errors.append(f"{where} must be a positive number, not {value!r}")
+        elif key == "READY_CACHE" and (
+            not isinstance(value, int | float) or isinstance(value, bool) or value < 0
+        ):
+            errors.append(f"{where} must be a number of seconds, 0 or more, not {value!r}")
         elif key in ("ADDRESS", "TOKEN") and not isinstance(value, str):
             errors.append(f"{where} must be a string, not {value!r}")
     return [checks.Error(text, id="kew.E009") for text in errors]

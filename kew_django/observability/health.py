@@ -8,8 +8,9 @@
   recovers its message). 503 otherwise, naming the stale loops.
 - ``/readyz`` (ready): 200 when the database answers ``SELECT 1`` and the
   provider accepts a connection (a producer is opened and closed); 503
-  with the reason otherwise. Checked at each request, on the request's
-  thread, whose database connection is closed afterwards.
+  with the reason otherwise. Checked at most once per ``ready_cache``
+  seconds (probes in between get the last answer), on a request's thread,
+  whose database connection is closed afterwards.
 - ``/metrics``: the Prometheus text format of a registry (needs
   ``prometheus_client``; 501 saying so without it).
 
@@ -19,10 +20,13 @@ in a daemon thread; ``close`` stops it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -105,8 +109,58 @@ def readiness(provider: Provider | None, using: str = "default") -> str | None:
         close_db_connections()
 
 
+class CachedReadiness:
+    """Answer readiness at most once per ``ttl`` seconds; concurrent askers share one check."""
+
+    def __init__(self, check: Callable[[], str | None], ttl: float):
+        self.check, self.ttl = check, ttl
+        self.lock = threading.Lock()
+        self.answer: str | None = None
+        self.checked_at = -math.inf
+
+    def __call__(self) -> str | None:
+        with self.lock:  # one check at a time: a burst of probes opens one connection
+            if time.monotonic() - self.checked_at >= self.ttl:
+                self.answer = self.check()
+                self.checked_at = time.monotonic()
+            return self.answer
+
+
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that answers 503 at once past ``max_threads`` requests in flight."""
+
+    daemon_threads = True
+    BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+    def __init__(self, address: tuple[str, int], handler: Any, *, max_threads: int):
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(max_threads)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):  # the client left: nothing to tell it
+                request.sendall(self.BUSY)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 class HealthServer:
-    """Serve /healthz, /readyz and /metrics for one process, on a daemon thread."""
+    """Serve /healthz, /readyz and /metrics for one process, on a daemon thread.
+
+    At most ``max_threads`` requests are served at once (more get 503 at
+    once), a client has ``CLIENT_TIMEOUT`` seconds to send its request, and
+    /readyz's database and broker check runs at most once per ``ready_cache``
+    seconds.
+    """
+
+    CLIENT_TIMEOUT = 5.0
 
     def __init__(
         self,
@@ -117,12 +171,17 @@ class HealthServer:
         provider: Provider | None = None,
         registry: Any = None,
         using: str = "default",
+        ready_cache: float = 1.0,
+        max_threads: int = 4,
     ):
         self.liveness, self.provider, self.registry = liveness, provider, registry
         self.using = using
+        self.readiness = CachedReadiness(lambda: readiness(provider, using), ready_cache)
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = self.CLIENT_TIMEOUT  # a client that sends nothing frees its thread
+
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
                 status, kind, body = owner.answer(self.path.split("?")[0])
                 self.send_response(status)
@@ -134,8 +193,7 @@ class HealthServer:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("health: " + format, *args)
 
-        self.server = ThreadingHTTPServer((address, port), Handler)
-        self.server.daemon_threads = True
+        self.server = BoundedHTTPServer((address, port), Handler, max_threads=max_threads)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(
             target=self.server.serve_forever, name="kew-health", daemon=True
@@ -152,7 +210,7 @@ class HealthServer:
             stale = self.liveness.stale()
             return _json(503 if stale else 200, {"live": not stale, "stale": stale})
         if path == "/readyz":
-            reason = readiness(self.provider, self.using)
+            reason = self.readiness()
             return _json(503 if reason else 200, {"ready": reason is None, "reason": reason})
         if path == "/metrics":
             if self.registry is None:

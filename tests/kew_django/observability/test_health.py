@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -15,8 +16,9 @@ from tests.kew_django.observability.helpers import get, wait_until
 
 
 def test_readyz_turns_unready_while_the_broker_is_stopped_and_ready_when_it_returns(
-    transactional_db, artemis_server, artemis_url
+    transactional_db, artemis_server, artemis_url, settings
 ):
+    settings.KEW = {**settings.KEW, "OBSERVABILITY": {"READY_CACHE": 0}}  # each probe checks
     provider = kew.connect(artemis_url)
     observability = Observability(
         kind="consume", queues=[], provider=provider, port=0, record=False
@@ -40,7 +42,7 @@ def test_readyz_turns_unready_while_the_broker_is_stopped_and_ready_when_it_retu
 def test_readyz_says_when_the_database_is_unreachable(transactional_db, settings):
     from django.db import connections
 
-    server = HealthServer(port=0, liveness=Liveness(), using="default").start()
+    server = HealthServer(port=0, liveness=Liveness(), using="default", ready_cache=0).start()
     try:
         assert get(server.port, "/readyz")[0] == 200
         settings_dict = connections["default"].settings_dict
@@ -57,6 +59,45 @@ def test_readyz_says_when_the_database_is_unreachable(transactional_db, settings
         assert status == 503 and "database 'default' unreachable" in body["reason"]
     finally:
         server.close()
+
+
+def test_a_burst_of_readiness_probes_checks_once_per_cache_interval(transactional_db):
+    server = HealthServer(port=0, liveness=Liveness(), ready_cache=30, max_threads=8).start()
+    checks = []
+    real = server.readiness.check
+    server.readiness.check = lambda: checks.append(1) or real()
+    try:
+        answers: list[int] = []
+        probes = [
+            threading.Thread(target=lambda: answers.append(get(server.port, "/readyz")[0]))
+            for _ in range(6)
+        ]
+        for probe in probes:
+            probe.start()
+        for probe in probes:
+            probe.join(timeout=30)
+        assert answers.count(200) + answers.count(503) == 6 and 200 in answers
+        assert len(checks) == 1
+    finally:
+        server.close()
+
+
+def test_clients_that_send_nothing_cannot_hold_more_than_max_threads():
+    server = HealthServer(port=0, liveness=Liveness(), max_threads=2).start()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        wait_until(lambda: server.server.slots._value == 0, timeout=10, what="both slots held")
+        status, _ = get(server.port, "/healthz")
+        assert status == 503  # refused at once, not queued behind the idle clients
+        before = threading.active_count()
+        for _ in range(5):
+            assert get(server.port, "/healthz")[0] == 503
+        assert threading.active_count() <= before
+    finally:
+        for connection in idle:
+            connection.close()
+        server.close()
+    wait_until(lambda: server.server.slots._value == 2, timeout=10, what="slots freed")
 
 
 def test_healthz_names_a_loop_that_stopped_turning_but_not_one_busy_with_a_delivery():
