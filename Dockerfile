@@ -15,12 +15,15 @@ COPY kew_django ./kew_django
 COPY project ./project
 # An editable install keeps templates and migrations where Django looks for them.
 RUN pip install --no-cache-dir -e '.[artemis,django,postgres]' 'django-environ>=0.11' \
+        'gunicorn>=23' 'whitenoise>=6.7' \
+    && DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput \
     && useradd --create-home --uid 1000 kew \
     && mkdir -p /app/var /data/imports \
     && chown kew /app/var /data/imports
 
 USER kew
 EXPOSE 8000
-# The development server is enough for the reference application; a real
-# deployment puts a WSGI server (gunicorn, uWSGI) and a static file server here.
-CMD ["python", "manage.py", "runserver", "0.0.0.0:8000", "--noreload"]
+# A production WSGI server; WhiteNoise (DJANGO_SERVE_STATIC=true) serves the
+# static files collected above.
+ENV DJANGO_SERVE_STATIC=true
+CMD ["gunicorn", "project.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "30"]

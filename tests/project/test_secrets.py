@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 
@@ -98,3 +99,19 @@ def test_the_projects_log_handlers_use_the_redacting_formatter():
 def test_compose_keeps_debug_off():
     compose = (BASE / "docker-compose.yml").read_text()
     assert 'DJANGO_DEBUG: "true"' not in compose
+
+
+def test_compose_publishes_only_on_loopback_and_takes_secrets_from_the_environment():
+    compose = (BASE / "docker-compose.yml").read_text()
+    published = re.findall(r'^\s+- "([\d.:]+)"', compose, flags=re.M)
+    assert published and all(port.startswith("127.0.0.1:") for port in published), published
+    secrets = re.findall(r"^\s+(\w*(?:PASSWORD|SECRET_KEY)): (.*)$", compose, flags=re.M)
+    assert {name for name, _ in secrets} >= {"POSTGRES_PASSWORD", "ARTEMIS_PASSWORD"}
+    for name, value in secrets:
+        assert value.strip('"').startswith("${") and ":?" in value, (name, value)
+    urls = re.findall(r'"\w+://(.*)@[\w.-]+:\d+(?:/\w*)?"', compose)
+    assert len(urls) == 2, urls  # the database's and the broker's
+    for userinfo in urls:
+        _, _, password = userinfo.partition(":")
+        assert password.startswith("${") and password.endswith("}"), userinfo
+    assert "runserver" not in compose and "gunicorn" in compose
