@@ -154,6 +154,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="kew@localhost")
 # often to retry them and their outcome e-mails, and which importer does the work.
 IMPORT_ROOTS = env.list("IMPORT_ROOTS", default=[str(VAR_DIR / "import-root")])
 IMPORT_IMPORTER = env.str("IMPORT_IMPORTER", default="project.imports.importer.FilesystemImporter")
+IMPORT_MAX_FILES = env.int("IMPORT_MAX_FILES", default=100_000)  # files one import may find
 IMPORT_RETRY = env.str("IMPORT_RETRY", default="10s 10s 2m")
 NOTIFY_RETRY = env.str("NOTIFY_RETRY", default="10s 1m 5m 30m 2h")
 IMPORT_IN_ONE_TRANSACTION = env.bool("IMPORT_IN_ONE_TRANSACTION", default=False)  # the old mode

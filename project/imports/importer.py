@@ -15,7 +15,8 @@ import fnmatch
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,10 @@ CHUNK = 1024 * 1024
 # what is opened is checked on the handle (fstat), so a file swapped after the walk
 # listed it is never read unless it is still a regular file.
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 NOT_A_FILE = (errno.ELOOP, errno.ENXIO, errno.EMLINK, errno.EOPNOTSUPP)  # symlink, socket …
 DEFAULT_IMPORTER = "project.imports.importer.FilesystemImporter"
+DEFAULT_MAX_FILES = 100_000  # settings.IMPORT_MAX_FILES: no import finds more
 
 
 class ImportFailed(Exception):
@@ -103,7 +106,8 @@ class FilesystemImporter(Importer):
 
     Options: ``include``, a glob matched against each file's path relative
     to the source (e.g. ``"*.csv"``); ``max_files``, a limit beyond which
-    the import fails permanently. Symbolic links are not followed.
+    the import fails permanently (never above ``settings.IMPORT_MAX_FILES``).
+    Symbolic links are not followed, on the way to the source nor under it.
     """
 
     option_names = frozenset({"include", "max_files"})
@@ -116,37 +120,40 @@ class FilesystemImporter(Importer):
         limit = cleaned.get("max_files")
         if limit is not None and (type(limit) is not int or limit < 1):
             raise ValueError("option 'max_files' must be a positive integer")
+        if limit is not None and limit > max_files():
+            raise ValueError(f"option 'max_files' may be at most {max_files()}")
         return cleaned
 
     def run(self, job: ImportJob) -> list[FileRecord]:
         """Checksum every file, reporting progress in bytes (and which file) as it goes."""
         source = self.check_source(job)
         include = job.options.get("include")
-        limit = job.options.get("max_files")
+        limit = min(job.options.get("max_files") or max_files(), max_files())
         records: list[FileRecord] = []
         try:
-            count, total = self.measure(source, include)
-            meter = Meter(job.progress, total, count)
-            for opener, relative in self.walk(source):
-                shown = display_name(relative)
-                if include and not fnmatch.fnmatch(shown, include):
-                    continue
-                if limit is not None and len(records) >= limit:
-                    raise PermanentImportError(f"more than {limit} files under {source}")
-                meter.next_file(shown)
-                self.before_file(job, meter)
-                record = self.record(opener, shown, meter)
-                if record is not None:
-                    records.append(record)
-            meter.report()
-        except OSError as error:  # from walking the tree
+            with opened_source(source, job.roots) as top:
+                count, total = self.measure(top, include)
+                meter = Meter(job.progress, total, count)
+                for opener, relative in self.walk(top):
+                    shown = display_name(relative)
+                    if include and not fnmatch.fnmatch(shown, include):
+                        continue
+                    if len(records) >= limit:
+                        raise PermanentImportError(f"more than {limit} files under {source}")
+                    meter.next_file(shown)
+                    self.before_file(job, meter)
+                    record = self.record(opener, shown, meter)
+                    if record is not None:
+                        records.append(record)
+                meter.report()
+        except OSError as error:  # from opening or walking the tree
             raise classify(error, display_name(str(error.filename or source))) from error
         return records
 
-    def measure(self, source: Path, include: str | None) -> tuple[int, int]:
+    def measure(self, top: Opener, include: str | None) -> tuple[int, int]:
         """Return how many regular files and bytes the import will read (for its progress)."""
         count = total = 0
-        for opener, relative in self.walk(source):
+        for opener, relative in self.walk(top):
             if include and not fnmatch.fnmatch(display_name(relative), include):
                 continue
             try:
@@ -171,25 +178,27 @@ class FilesystemImporter(Importer):
             raise PermanentImportError(f"{job.source} is not readable")
         return source
 
-    def walk(self, source: Path) -> Iterator[tuple[Opener, str]]:
-        """Yield how to open each entry under ``source`` that is not a directory, and its path.
+    def walk(self, top: Opener) -> Iterator[tuple[Opener, str]]:
+        """Yield how to open each entry under ``top`` that is not a directory, and its path.
 
-        Directories are walked by handle (``os.fwalk``), so a directory
-        swapped for a symbolic link is not followed either. The relative
+        Directories are walked by handle (``os.fwalk`` from ``top``'s
+        directory handle), so no directory on the way is looked up by name
+        again: one swapped for a symbolic link is not followed. The relative
         path is the file system's (perhaps with undecodable bytes as
         surrogates); ``display_name`` makes it storable.
         """
-        if not source.is_dir():
-            yield Opener(str(source), None), source.name
+        info = os.stat(top.name, dir_fd=top.dir_fd, follow_symlinks=False)
+        if not stat.S_ISDIR(info.st_mode):
+            yield top, top.name
             return
 
         def fail(error: OSError) -> None:
             raise error
 
-        for folder, dirs, files, dir_fd in os.fwalk(source, onerror=fail):
+        for folder, dirs, files, dir_fd in os.fwalk(top.name, dir_fd=top.dir_fd, onerror=fail):
             dirs.sort()
             for name in sorted(files):
-                relative = Path(folder, name).relative_to(source).as_posix()
+                relative = Path(folder, name).relative_to(top.name).as_posix()
                 yield Opener(name, dir_fd), relative
 
     def record(self, opener: Opener, shown: str, meter: Meter | None = None) -> FileRecord | None:
@@ -259,6 +268,29 @@ class Opener:
         return os.open(self.name, OPEN_FLAGS, dir_fd=self.dir_fd)
 
 
+@contextmanager
+def opened_source(source: Path, roots: Iterable[Path]) -> Iterator[Opener]:
+    """Open the folders from the source's import root down to it, one handle at a time.
+
+    Each folder is opened relative to the one above it and never through a
+    symbolic link, so a folder on the way swapped for a link (after the
+    source was checked) cannot lead the import out of its root. Yields the
+    source as an ``Opener`` (its name in its folder's handle); the handles
+    are closed when the block ends.
+    """
+    root = next(r.resolve() for r in roots if source.is_relative_to(r.resolve()))
+    handles: list[int] = []
+    try:
+        handles.append(os.open(root, DIRECTORY_FLAGS))
+        parts = source.relative_to(root).parts
+        for part in parts[:-1]:
+            handles.append(os.open(part, DIRECTORY_FLAGS | os.O_NOFOLLOW, dir_fd=handles[-1]))
+        yield Opener(parts[-1] if parts else ".", handles[-1])
+    finally:
+        for handle in handles:
+            os.close(handle)
+
+
 def display_name(name: str) -> str:
     """Return a file name as storable, displayable text.
 
@@ -290,6 +322,11 @@ def get_importer() -> Importer:
     if not (isinstance(cls, type) and issubclass(cls, Importer)):
         raise ImporterNotFound(f"IMPORT_IMPORTER = {dotted!r} is not an Importer subclass")
     return cls()
+
+
+def max_files() -> int:
+    """Return the most files one import may find (``settings.IMPORT_MAX_FILES``)."""
+    return int(getattr(settings, "IMPORT_MAX_FILES", DEFAULT_MAX_FILES))
 
 
 def import_roots() -> tuple[Path, ...]:

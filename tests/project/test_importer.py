@@ -60,6 +60,54 @@ def test_symlinks_are_not_followed(import_root, tmp_path):
     assert "leak.txt" not in [r.path for r in records]
 
 
+class SwappingImporter(FilesystemImporter):
+    """Swap a folder above the source for a link out of the root once the source is checked."""
+
+    def __init__(self, swap):
+        self.swap = swap
+
+    def measure(self, *args, **kwargs):
+        counted = super().measure(*args, **kwargs)
+        self.swap()
+        return counted
+
+
+def test_a_folder_above_the_source_swapped_for_a_link_leads_nowhere_outside(import_root, tmp_path):
+    (import_root / "lab" / "run").mkdir(parents=True)
+    (import_root / "lab" / "run" / "image.tif").write_bytes(b"pixels")
+    (tmp_path / "outside" / "run").mkdir(parents=True)
+    (tmp_path / "outside" / "run" / "secret.txt").write_text("secret")
+
+    def swap():
+        (import_root / "lab").rename(import_root / "lab-moved")
+        (import_root / "lab").symlink_to(tmp_path / "outside")
+
+    importer = SwappingImporter(swap)
+    records = importer.run(job(import_root / "lab" / "run", import_root))
+    assert [r.path for r in records] == ["image.tif"]  # the folder that was checked, by handle
+
+
+def test_a_source_swapped_for_a_link_before_its_folders_are_opened_fails(import_root, tmp_path):
+    (import_root / "lab" / "run").mkdir(parents=True)
+    (tmp_path / "outside" / "run").mkdir(parents=True)
+    (tmp_path / "outside" / "run" / "secret.txt").write_text("secret")
+    importer = FilesystemImporter()
+    checked = importer.check_source(job(import_root / "lab" / "run", import_root))
+    (import_root / "lab").rename(import_root / "lab-moved")
+    (import_root / "lab").symlink_to(tmp_path / "outside")
+    importer.check_source = lambda job: checked  # the check ran before the swap
+    with pytest.raises((PermanentImportError, TransientImportError)):
+        importer.run(job(import_root / "lab" / "run", import_root))
+
+
+def test_imports_are_bounded_by_the_setting_and_options_cannot_raise_it(import_root, settings):
+    settings.IMPORT_MAX_FILES = 2
+    with pytest.raises(PermanentImportError, match="more than 2 files"):
+        FilesystemImporter().run(job(import_root / "sample", import_root))
+    with pytest.raises(ValueError, match="at most 2"):
+        FilesystemImporter().clean_options({"max_files": 3})
+
+
 def test_a_vanished_source_is_permanent(import_root):
     with pytest.raises(PermanentImportError, match="vanished"):
         FilesystemImporter().run(job(import_root / "gone", import_root))
