@@ -127,6 +127,10 @@ else:
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(VAR_DIR / "mail"),
     }
+if _email["EMAIL_BACKEND"].endswith("smtp.EmailBackend"):
+    # Seconds an SMTP server may take to answer, so a stalled one fails the send
+    # (and the notice is retried) instead of holding a worker for ever.
+    _email.setdefault("EMAIL_TIMEOUT", env.float("EMAIL_TIMEOUT", default=30.0))
 if django.VERSION >= (6, 1):
     _mailer_options = {
         "EMAIL_HOST": "host",

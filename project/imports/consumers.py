@@ -150,9 +150,16 @@ def notify_exhausted(notice: OutcomeNotice, error: BaseException | None) -> None
     retry=settings.NOTIFY_RETRY,
     on_exhausted=notify_exhausted,
     idempotent=True,
+    atomic=False,  # no transaction (no SQLite write lock) while the mail server talks
 )
-def notify(notice: OutcomeNotice) -> None:
-    """E-mail the import's outcome once; a mail server failure raises, so it is retried."""
+def notify(notice: OutcomeNotice, work: Work | None = None) -> None:
+    """E-mail the import's outcome once; a mail server failure raises, so it is retried.
+
+    The e-mail goes out with no transaction open (a mail server that stalls,
+    up to ``EMAIL_TIMEOUT``, holds no database lock); then ``notified_at``
+    and the message id commit together. A worker that dies between the two
+    sends the e-mail again, with the same Message-ID.
+    """
     item = Import.objects.filter(pk=notice.import_id).first()
     if item is None:
         raise PermanentError(f"import {notice.import_id} does not exist")
@@ -162,5 +169,6 @@ def notify(notice: OutcomeNotice) -> None:
         log.info("outcome of import %s was e-mailed already; skipped", item.pk)
         return
     send_outcome_email(item)
-    outcomes.record_notified(item.pk)
+    with commit(work):
+        outcomes.record_notified(item.pk)
     log.info("outcome of import %s (%s) e-mailed to %s", item.pk, item.status, item.email)

@@ -7,10 +7,12 @@ each with its own log file under the test's temporary directory.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -95,6 +97,73 @@ class SMTPServer:
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
+
+
+class StallingProxy:
+    """A TCP proxy to a server that, while ``stalling`` is set, accepts and then says nothing.
+
+    A client connected while it stalls is held silent until ``release()``
+    closes its connection (as a mail server that hangs would be dropped by
+    the client's timeout); afterwards connections go through to the server.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.stalling = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def __enter__(self) -> StallingProxy:
+        threading.Thread(target=self._accept, name="stalling-proxy", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed = True
+        self.listener.close()
+        self.release()
+
+    def holding(self) -> int:
+        """Return how many connections are held silent now."""
+        with self.lock:
+            return len(self.held)
+
+    def release(self) -> None:
+        """Stop stalling and drop every connection held so far."""
+        self.stalling.clear()
+        with self.lock:
+            held, self.held = self.held, []
+        for connection in held:
+            connection.close()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.stalling.is_set():
+                with self.lock:
+                    self.held.append(client)
+                continue
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    """Copy bytes from ``source`` to ``sink`` until either side closes."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
 
 
 class Process:
