@@ -158,6 +158,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="kew@localhost")
 # often to retry them and their outcome e-mails, and which importer does the work.
 IMPORT_ROOTS = env.list("IMPORT_ROOTS", default=[str(VAR_DIR / "import-root")])
 IMPORT_IMPORTER = env.str("IMPORT_IMPORTER", default="project.imports.importer.FilesystemImporter")
+# Each user imports from their own folder of each root, <root>/<username>/ (false: any
+# user may import anything under the roots).
+IMPORT_USER_FOLDERS = env.bool("IMPORT_USER_FOLDERS", default=True)
 IMPORT_MAX_FILES = env.int("IMPORT_MAX_FILES", default=100_000)  # files one import may find
 IMPORT_RETRY = env.str("IMPORT_RETRY", default="10s 10s 2m")
 NOTIFY_RETRY = env.str("NOTIFY_RETRY", default="10s 1m 5m 30m 2h")

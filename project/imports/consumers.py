@@ -29,6 +29,7 @@ from project.imports.importer import (
     get_importer,
     import_roots,
     no_progress,
+    user_roots,
 )
 from project.imports.messages import (
     IMPORTS_QUEUE,
@@ -86,7 +87,7 @@ def run_import(request: ImportRequest, work: Work | None = None) -> RepeatAction
     job = ImportJob(
         import_id=str(item.pk),
         source=Path(item.path),
-        roots=import_roots(),
+        roots=user_roots(item.requester.get_username()) if item.requester else import_roots(),
         options=item.options,
         attempt=attempt,
         progress=work.progress if work is not None else no_progress,

@@ -332,3 +332,18 @@ def max_files() -> int:
 def import_roots() -> tuple[Path, ...]:
     """Return the configured import roots, resolved (symlinks and '..' removed)."""
     return tuple(Path(root).expanduser().resolve() for root in settings.IMPORT_ROOTS)
+
+
+def user_roots(username: str | None) -> tuple[Path, ...]:
+    """Return the roots a user may import from: their own folder of each root.
+
+    With ``settings.IMPORT_USER_FOLDERS`` (the default) that is
+    ``<root>/<username>`` of each import root (none for a user whose name
+    is not a plain folder name); without it, the import roots themselves.
+    """
+    roots = import_roots()
+    if not getattr(settings, "IMPORT_USER_FOLDERS", True):
+        return roots
+    if not username or username in (".", "..") or "/" in username or "\0" in username:
+        return ()
+    return tuple(root / username for root in roots)

@@ -13,8 +13,10 @@ checked here as the middleware would check it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
@@ -27,7 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from project.imports.auth import BadToken, authenticate, csrf_failure
-from project.imports.importer import get_importer, import_roots
+from project.imports.importer import get_importer, user_roots
 from project.imports.messages import ImportRequest, import_requests
 from project.imports.models import Import
 from project.imports.outcomes import OutcomeAlreadyRecorded
@@ -110,7 +112,13 @@ def create_import(request: HttpRequest) -> HttpResponse:
         body = {"error": f"your account's e-mail address {error}: the outcome is mailed there"}
         return JsonResponse(body, status=400)
     try:
-        spec = parse_import_request(request.body, roots=import_roots(), importer=get_importer())
+        roots = existing(user_roots(user.get_username()))
+        if not roots and settings.IMPORT_USER_FOLDERS:
+            raise InvalidRequest(
+                "you have no import folder yet",
+                {"path": "an administrator makes your folder, <import root>/<your user name>"},
+            )
+        spec = parse_import_request(request.body, roots=roots, importer=get_importer())
     except InvalidRequest as invalid:
         return JsonResponse(invalid.as_json(), status=400)
     with transaction.atomic():
@@ -130,6 +138,11 @@ def create_import(request: HttpRequest) -> HttpResponse:
     )
     response["Location"] = status_url
     return response
+
+
+def existing(roots: tuple[Path, ...]) -> tuple[Path, ...]:
+    """Return the roots that exist, resolved (a user's folder may not have been made)."""
+    return tuple(root.resolve() for root in roots if root.is_dir())
 
 
 @require_http_methods(["GET", "HEAD"])

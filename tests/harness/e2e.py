@@ -245,6 +245,7 @@ def app_env(**overrides: str) -> dict[str, str]:
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "KEW_TEST"))}
     env.update(DJANGO_SETTINGS_MODULE="tests.project.e2e_settings", PYTHONUNBUFFERED="1")
+    env.update(IMPORT_USER_FOLDERS="false")  # the scenarios share one root
     env.update(overrides)
     return env
 

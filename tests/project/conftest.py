@@ -17,6 +17,7 @@ def import_root(tmp_path: Path, settings) -> Path:
     create_sample(root)
     (root / "single.txt").write_text("one file\n")
     settings.IMPORT_ROOTS = [str(root)]
+    settings.IMPORT_USER_FOLDERS = False  # one shared root (test_user_folders.py: per user)
     return root
 
 

@@ -42,6 +42,7 @@ def test_run_dev_serves_imports_and_stops_on_ctrl_c(tmp_path):
         DJANGO_SETTINGS_MODULE="project.settings",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         IMPORT_ROOTS=str(tmp_path / "import-root"),
+        IMPORT_USER_FOLDERS="true",  # make run's default: the demo user imports from its folder
         EMAIL_URL=f"filemail:///{tmp_path / 'mail'}",  # environ drops one leading slash
     )
     log = tmp_path / "run-dev.log"
@@ -55,7 +56,7 @@ def test_run_dev_serves_imports_and_stops_on_ctrl_c(tmp_path):
         )
     try:
         assert wait_until(lambda: "Press Ctrl-C" in log.read_text(), 60), log.read_text()
-        assert (tmp_path / "import-root" / "sample" / "README.txt").is_file()
+        assert (tmp_path / "import-root" / "demo" / "sample" / "README.txt").is_file()
         web = WebServer.__new__(WebServer)  # a client for the server run-dev started
         web.port = port
         web.token = re.search(r"Bearer (kew_[\w-]+)", log.read_text())[1]
