@@ -17,10 +17,6 @@ from enum import Enum
 
 from kew.errors import ConfigurationError, UnsupportedCapability
 
-# Property names Kew itself uses. Application properties must not start with "kew-".
-DELIVERY_COUNT = "kew-delivery-count"
-CONTENT_TYPE = "kew-content-type"
-
 _PROPERTY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 
 

@@ -45,15 +45,9 @@ from kew.codecs import Codec, JsonCodec
 from kew.errors import DecodeError, KewError, PermanentError, StorageUnavailable
 from kew.message import Message
 from kew.providers.base import Delivery, Provider, Receiver
+from kew.providers.headers import delivery_count, message_from, retry_options
 from kew.qchan.observe import NO_OBSERVER, EngineObserver, Handling
-from kew.qchan.outcomes import (
-    AckMode,
-    DeliveryOutcome,
-    WorkerStats,
-    delivery_count,
-    message_from,
-    retry_options,
-)
+from kew.qchan.outcomes import AckMode, DeliveryOutcome, WorkerStats
 from kew.qchan.producers import LazyProducer
 from kew.schedule import (
     ExhaustedHandler,

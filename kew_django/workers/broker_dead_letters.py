@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from django.db import router, transaction
 
 from kew.backoff import Backoff
-from kew.providers.base import DELIVERY_COUNT, Delivery, Provider, Receiver
+from kew.providers.base import Delivery, Provider, Receiver
+from kew.providers.headers import DELIVERY_COUNT
 from kew_django.db.connections import close_db_connections
 from kew_django.models import DeadLetter
 from kew_django.workers import deadletters
