@@ -29,6 +29,7 @@ class Capability(Enum):
     PROPERTIES = "message properties"
     PERSISTENCE = "messages that survive a restart of the provider"
     BROWSING = "browsing a queue without consuming"
+    DEAD_LETTER_ADDRESS = "a dead-letter address for messages the provider stops redelivering"
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class MemoryProvider(Provider):
     empties it. Pass ``capabilities`` to imitate a less able provider.
     """
 
-    capabilities = frozenset(Capability) - {Capability.PERSISTENCE}
+    capabilities = frozenset(Capability) - {Capability.PERSISTENCE, Capability.DEAD_LETTER_ADDRESS}
 
     def __init__(self, *, capabilities: frozenset[Capability] | None = None):
         if capabilities is not None:

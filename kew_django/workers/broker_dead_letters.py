@@ -12,7 +12,7 @@ the row is committed: a crash in between writes the row once more at
 worst (it is skipped if the same message is already recorded).
 
 ``kew_consume`` and ``kew_run`` start one on its own thread when the
-provider declares ``has_dead_letter_address`` (Artemis) and
+provider declares ``Capability.DEAD_LETTER_ADDRESS`` (Artemis) and
 ``KEW["CONSUMERS"]["BROKER_DEAD_LETTERS"]`` names the queue (``None``
 turns it off).
 """

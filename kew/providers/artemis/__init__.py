@@ -46,12 +46,9 @@ class ArtemisProvider(Provider):
             Capability.DEDUPLICATION,
             Capability.PROPERTIES,
             Capability.PERSISTENCE,
+            Capability.DEAD_LETTER_ADDRESS,  # after max-delivery-attempts redeliveries
         }
     )
-
-    # The broker moves a message delivered max-delivery-attempts times to its
-    # dead-letter address (kew_django drains it into DeadLetter rows).
-    has_dead_letter_address = True
 
     def __init__(self, url: str | ArtemisConfig, **options: object):
         if isinstance(url, ArtemisConfig):
