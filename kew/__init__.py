@@ -10,7 +10,6 @@ from kew.channels import (
     DataSink,
     MessageSink,
     MessageSource,
-    RetryingSink,
 )
 from kew.codecs import BytesCodec, Codec, JsonCodec
 from kew.errors import (
@@ -33,7 +32,7 @@ from kew.qchan import (
     QueueSink,
     QueueSource,
 )
-from kew.schedule import GiveUpReason, RepeatAction, Repeater, Retry, Schedule
+from kew.schedule import GiveUpReason, RepeatAction, Retry, Schedule
 
 __all__ = [
     "AckMode",
@@ -59,9 +58,7 @@ __all__ = [
     "QueueSink",
     "QueueSource",
     "RepeatAction",
-    "Repeater",
     "Retry",
-    "RetryingSink",
     "Schedule",
     "SendError",
     "UnsupportedCapability",

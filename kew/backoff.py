@@ -32,7 +32,7 @@ class Backoff:
         if self.failures == 0:
             self.since = time.monotonic()
             self.log.warning(
-                "%s unavailable (%s); backing off, no attempts spent", self.what, error
+                "%s unavailable (%s); backing off, delivery counts unchanged", self.what, error
             )
         self.failures += 1
 

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from kew.message import Message
-from kew.schedule import RetryTask
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
@@ -49,25 +48,3 @@ class DataSink(Generic[T]):
     def consume_message(self, message: Message[T]) -> object:
         """Consume the data; return what the sink answered (e.g. ``RepeatAction.RETRY``)."""
         return self._consume(message.data)
-
-
-class RetryingSink(Generic[T]):
-    """Feed each message to a task that may ask for its data to be retried.
-
-    When the task returns a ``Retry``, the data is sent back through
-    ``source`` (``Message.retry_after``: a delivery time and a delivery
-    count one higher) before ``consume_message`` returns. Whoever delivered
-    the original acknowledges it only after that, so a crash in between
-    delivers the data twice, never zero times. This is how retries work
-    without NACK. On a queue, ``QueueSink(..., retry=...)`` does the same
-    itself; this sink is for other channels.
-    """
-
-    def __init__(self, task: RetryTask[T], source: MessageSource[T]):
-        self.task = task
-        self.source = source
-
-    def consume_message(self, message: Message[T]) -> None:
-        request = self.task(message)
-        if request is not None:
-            self.source.send_message(message.retry_after(request.delay, request.data))

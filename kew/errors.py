@@ -31,8 +31,8 @@ class ConnectionLost(ProviderError):
 class StorageUnavailable(KewError):
     """The application's own storage (its database) is down: not the message's fault.
 
-    Raised out of an engine hook, it leaves the delivery unacknowledged
-    and spends no attempt; the engine's loop backs off and carries on.
+    Raised out of an engine hook, it leaves the delivery unacknowledged and
+    its delivery count unchanged; the engine's loop backs off and carries on.
     """
 
 

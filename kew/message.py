@@ -20,17 +20,14 @@ def utcnow() -> datetime:
 class Message(Generic[T]):
     """Data to deliver, with optional metadata.
 
-    Each metadata field is independent, so they compose freely; a field
-    that is set asks its provider for one capability (see
-    ``kew.providers.base.Capability``), and a provider without it refuses the
-    message before anything is sent.
+    Each metadata field that is set asks its provider for one capability
+    (``kew.Capability``); a provider without it refuses the message before
+    anything is sent.
 
-    - ``deliver_at``: not before this (aware) time; a *schedule*.
-    - ``delivery_count``: how many times this data has been delivered,
-      counting this delivery (1 on the first); a *counted schedule*.
-      Schedules use it to pick the next retry interval.
-    - ``message_id``: a stable id; deduplicating providers store a
-      message with an id they have seen once only.
+    - ``deliver_at``: not before this (aware) time.
+    - ``delivery_count``: deliveries of this data so far, this one included;
+      the retry schedule picks its next interval by it.
+    - ``message_id``: a stable id; deduplicating providers store it once.
     - ``properties``: string headers carried with the payload.
     """
 

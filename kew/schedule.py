@@ -71,7 +71,6 @@ class RepeatAction(Enum):
     """What a handler answers after handling data: retry it later, or stop (done)."""
 
     RETRY = "retry"
-    REPEAT = "retry"  # the seed's name for RETRY, kept as an alias
     STOP = "stop"
 
 
@@ -130,63 +129,5 @@ def as_schedule(retry: RetrySpec) -> Schedule:
 
 # How callers write a retry schedule.
 RetrySpec = Schedule | str | Iterable[timedelta | float | str] | None
-# What a handler may answer.
-Answer = RepeatAction | None
 # Called once with the data and the last error (None after a RETRY answer) when Kew gives up.
 ExhaustedHandler = Callable[[T, "BaseException | None"], object]
-# A retrying task: handles a message, may ask for its data to come again.
-RetryTask = Callable[[Message[T]], "Retry[T] | None"]
-
-
-class Repeater(Generic[T]):
-    """Run ``consumer`` on data and retry it on ``schedule`` while it fails; no I/O.
-
-    The consumer returns a RepeatAction or None (None means STOP). An
-    answer of RETRY, or an exception in ``retry_on`` (default: any
-    ``Exception``), asks for a retry; ``after_failure`` decides it, the
-    rule the queue engine (``kew.qchan.QueueSink``) applies too. When Kew
-    gives up, ``on_exhausted(data, error)`` is called once. Exceptions
-    outside ``retry_on`` propagate. Use it as the task of a ``RetryingSink``
-    for channels that are not queues; on a queue, give ``QueueSink`` the
-    consumer and the schedule instead.
-    """
-
-    def __init__(
-        self,
-        consumer: Callable[[T], Answer],
-        schedule: RetrySpec,
-        *,
-        on_exhausted: ExhaustedHandler[T] | None = None,
-        retry_on: tuple[type[BaseException], ...] = (Exception,),
-    ):
-        self.consumer = consumer
-        self.schedule = as_schedule(schedule)
-        self.on_exhausted = on_exhausted
-        self.retry_on = retry_on
-
-    @classmethod
-    def once_off(
-        cls,
-        consumer: Callable[[T], Answer],
-        *,
-        on_exhausted: ExhaustedHandler[T] | None = None,
-        retry_on: tuple[type[BaseException], ...] = (Exception,),
-    ) -> Repeater[T]:
-        """Return a repeater that tries once: a failure goes straight to ``on_exhausted``."""
-        return cls(consumer, Schedule(), on_exhausted=on_exhausted, retry_on=retry_on)
-
-    def __call__(self, message: Message[T]) -> Retry[T] | None:
-        """Handle one delivery; return the retry to send, if any."""
-        error: BaseException | None = None
-        retryable: tuple[type[BaseException], ...] = (PermanentError, *self.retry_on)
-        try:
-            if self.consumer(message.data) is not RepeatAction.RETRY:
-                return None
-        except retryable as failure:
-            error = failure
-        decision = after_failure(self.schedule, message, error)
-        if isinstance(decision, GiveUp):
-            if self.on_exhausted is not None:
-                self.on_exhausted(message.data, decision.error)
-            return None
-        return decision

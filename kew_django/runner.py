@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from kew.errors import KewError
+from kew.providers.base import Capability
 from kew.qchan.observe import EngineObserver
 from kew.schedule import parse_interval
 from kew_django.conf import section
@@ -43,7 +44,7 @@ def relay_from_settings(*, provider: str = "default", **overrides: Any) -> Relay
 def broker_dead_letters_for(provider: Any, specs: list[ConsumerSpec]) -> BrokerDeadLetters | None:
     """Return a drainer of the broker's dead-letter queue for ``specs``' queues, if wanted."""
     queue = section("CONSUMERS").get("BROKER_DEAD_LETTERS")
-    if not specs or not queue or not getattr(provider, "has_dead_letter_address", False):
+    if not specs or not queue or Capability.DEAD_LETTER_ADDRESS not in provider.capabilities:
         return None
     return BrokerDeadLetters(provider, [spec.queue for spec in specs], dead_letter_queue=queue)
 

@@ -1,9 +1,8 @@
 """The service-provider interface: what a message-queue provider implements.
 
-A provider is a ``Provider`` that makes producers, consumers and (if it
-can) browsers. Payloads are bytes; metadata travels as ``DeliveryOptions``.
-Providers declare their capabilities, and callers check them with
-``require`` before sending anything.
+A ``Provider`` makes producers and receivers; payloads are bytes, metadata
+travels as ``DeliveryOptions``. Callers check the declared capabilities
+with ``require`` before sending anything. See ``docs/core.md``.
 """
 
 from __future__ import annotations
@@ -17,10 +16,6 @@ from enum import Enum
 
 from kew.errors import ConfigurationError, UnsupportedCapability
 
-# Property names Kew itself uses. Application properties must not start with "kew-".
-DELIVERY_COUNT = "kew-delivery-count"
-CONTENT_TYPE = "kew-content-type"
-
 _PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 
 
@@ -32,7 +27,8 @@ class Capability(Enum):
     DEDUPLICATION = "dropping a message whose id was seen before"
     PROPERTIES = "message properties"
     PERSISTENCE = "messages that survive a restart of the provider"
-    BROWSING = "browsing a queue without consuming"
+    BROWSING = "browsing a queue without taking its messages"
+    DEAD_LETTER_ADDRESS = "a dead-letter address for messages the provider stops redelivering"
 
 
 @dataclass(frozen=True)
@@ -89,7 +85,7 @@ class Delivery(ABC):
     """A delivered message. Acknowledge it once it has been handled.
 
     An unacknowledged delivery comes back (``redelivered`` True) after its
-    consumer closes or its process dies.
+    receiver closes or its process dies.
     """
 
     queue: str
@@ -148,7 +144,7 @@ class Producer(ABC):
 
 
 class Receiver(ABC):
-    """Receives deliveries from one queue. Not thread-safe: one consumer per thread."""
+    """Receives deliveries from one queue. Not thread-safe: one receiver per thread."""
 
     queue: str
 
@@ -157,7 +153,7 @@ class Receiver(ABC):
         """Wait up to ``timeout`` seconds (None: forever) for a delivery; None if none came."""
 
     def close(self) -> None:
-        """Stop consuming. Deliveries not yet acknowledged will be delivered again."""
+        """Stop receiving. Deliveries not yet acknowledged will be delivered again."""
 
     def __enter__(self) -> Receiver:
         return self
@@ -167,7 +163,7 @@ class Receiver(ABC):
 
 
 class Provider(ABC):
-    """A provider: makes producers and consumers for one broker or store."""
+    """A provider: makes producers and receivers for one broker or store."""
 
     capabilities: frozenset[Capability] = frozenset()
 
@@ -177,10 +173,10 @@ class Provider(ABC):
 
     @abstractmethod
     def receiver(self, queue: str, *, prefetch: int = 1) -> Receiver:
-        """Return a consumer of ``queue`` that holds at most ``prefetch`` unacked deliveries."""
+        """Return a receiver of ``queue`` that holds at most ``prefetch`` unacked deliveries."""
 
     def browse(self, queue: str, *, limit: int = 100) -> Iterator[Delivery]:
-        """Yield up to ``limit`` waiting messages without consuming them."""
+        """Yield up to ``limit`` waiting messages without taking them off the queue."""
         raise UnsupportedCapability(f"{type(self).__name__} cannot browse queues")
 
     def close(self) -> None:

@@ -39,13 +39,13 @@ class MemoryProvider(Provider):
     """Queues in a dict, guarded by one condition variable; thread-safe.
 
     Honours scheduled delivery, acks, redelivery of deliveries left
-    unacked when their consumer closes, and duplicate message ids (a
+    unacked when their receiver closes, and duplicate message ids (a
     message whose id the queue has seen is dropped, as a broker's
     duplicate detection would). State lives on the instance; ``clear()``
     empties it. Pass ``capabilities`` to imitate a less able provider.
     """
 
-    capabilities = frozenset(Capability) - {Capability.PERSISTENCE}
+    capabilities = frozenset(Capability) - {Capability.PERSISTENCE, Capability.DEAD_LETTER_ADDRESS}
 
     def __init__(self, *, capabilities: frozenset[Capability] | None = None):
         if capabilities is not None:
@@ -71,7 +71,7 @@ class MemoryProvider(Provider):
         with self._cond:
             waiting = sorted(self._queue(queue).heap)[:limit]
         for _, _, stored in waiting:
-            yield MemoryDelivery(self, queue, stored, consumer=None)
+            yield MemoryDelivery(self, queue, stored, receiver=None)
 
     def pending(self, queue: str) -> int:
         """Return how many messages wait in ``queue`` (scheduled ones included)."""
@@ -140,12 +140,12 @@ class MemoryReceiver(Receiver):
 
     def receive(self, timeout: float | None = None) -> Delivery | None:
         if self._closed:
-            raise ConfigurationError("receive() on a closed consumer")
+            raise ConfigurationError("receive() on a closed receiver")
         stored = self.provider._take(self.queue, timeout)
         if stored is None:
             return None
         self._unacked[id(stored)] = stored
-        return MemoryDelivery(self.provider, self.queue, stored, consumer=self)
+        return MemoryDelivery(self.provider, self.queue, stored, receiver=self)
 
     def close(self) -> None:
         if self._closed:
@@ -161,16 +161,16 @@ class MemoryReceiver(Receiver):
 class MemoryDelivery(Delivery):
     """A message taken from a memory queue."""
 
-    def __init__(self, provider, queue: str, stored: _Stored, *, consumer: MemoryReceiver | None):
+    def __init__(self, provider, queue: str, stored: _Stored, *, receiver: MemoryReceiver | None):
         self.queue = queue
         self.payload = stored.payload
         self.message_id = stored.message_id
         self.properties = stored.properties
         self.redelivered = stored.redelivered
         self._stored = stored
-        self._consumer = consumer
+        self._receiver = receiver
 
     def ack(self) -> None:
-        if self._consumer is None:
+        if self._receiver is None:
             raise ConfigurationError("a browsed message cannot be acknowledged")
-        self._consumer._unacked.pop(id(self._stored), None)
+        self._receiver._unacked.pop(id(self._stored), None)

@@ -15,19 +15,10 @@ from kew.providers.base import (
     Receiver,
 )
 from kew.qchan.engine import QueueSink
-from kew.qchan.outcomes import (
-    FIRST_FAILED_AT,
-    AckMode,
-    DeliveryOutcome,
-    WorkerStats,
-    delivery_count,
-    message_from,
-    retry_options,
-)
-from kew.qchan.source import QueueSource, delivery_options
+from kew.qchan.outcomes import AckMode, DeliveryOutcome, WorkerStats
+from kew.qchan.source import QueueSource
 
 __all__ = [
-    "FIRST_FAILED_AT",
     "AckMode",
     "Capability",
     "Delivery",
@@ -40,8 +31,4 @@ __all__ = [
     "QueueSource",
     "Receiver",
     "WorkerStats",
-    "delivery_count",
-    "delivery_options",
-    "message_from",
-    "retry_options",
 ]

@@ -1,33 +1,10 @@
 """The queue engine: consume a queue, run its handler, ack; retry on a schedule; give up.
 
-The one place where Kew's consume-and-retry rules live. The core uses
-``QueueSink`` as it is; ``kew_django``'s ``Worker`` subclasses it and fills
-in the hooks (a transaction, an idempotency record, dead letters).
-
-For each delivery, on the thread that calls ``poll``/``run`` (never a
-provider's I/O thread):
-
-1. ``decode`` (hook). An undecodable payload goes to ``give_up``
-   (UNDECODABLE), then it is acked.
-2. ``run_handler`` (hook): HANDLED or DUPLICATE when done, None when the
-   handler answered ``RepeatAction.RETRY``; an exception is a failure
-   (``recover`` runs first).
-3. Done: acked here with CONSUME_THEN_ACK (the default); ACK_THEN_CONSUME
-   acked it on receipt, so a crash loses it.
-4. Failed: ``kew.schedule.after_failure`` decides. A retry re-sends the
-   payload (delivery time, delivery count + 1, the id ``<origin>#<count>``,
-   content type, first failure time) and only then acks the original: a
-   crash in between delivers twice, never zero times; NACK is never used.
-   Giving up (exhausted, or ``PermanentError``) runs ``give_up`` (hook: by
-   default log, and call ``on_exhausted(data, error)`` once), then acks.
-5. Failed with no schedule at all (``retry=None``), consume-then-ack: Kew
-   does not retry; the delivery stays unacked and the receiver is reopened,
-   so the provider delivers it again as after a crash (RELEASED).
-
-``handle`` raises, leaving the delivery unacked so that it comes back, only
-when a retry or a give-up cannot be stored, or a hook raises
-``StorageUnavailable`` (the application's database is down); ``run`` then backs off, reopens
-the receiver and carries on: nothing outside the handler spends an attempt.
+The one place where Kew's consume-and-retry rules live; ``kew_django``'s
+``Worker`` fills in its hooks. Handlers run on the thread that calls
+``poll``/``run``. A retry is sent before the original is acked (a crash
+delivers twice, never zero times); NACK is never used. The steps and
+their hooks: ``docs/core.md`` (the queue engine).
 """
 
 from __future__ import annotations
@@ -45,15 +22,9 @@ from kew.codecs import Codec, JsonCodec
 from kew.errors import DecodeError, KewError, PermanentError, StorageUnavailable
 from kew.message import Message
 from kew.providers.base import Delivery, Provider, Receiver
+from kew.providers.headers import delivery_count, message_from, retry_options
 from kew.qchan.observe import NO_OBSERVER, EngineObserver, Handling
-from kew.qchan.outcomes import (
-    AckMode,
-    DeliveryOutcome,
-    WorkerStats,
-    delivery_count,
-    message_from,
-    retry_options,
-)
+from kew.qchan.outcomes import AckMode, DeliveryOutcome, WorkerStats
 from kew.qchan.producers import LazyProducer
 from kew.schedule import (
     ExhaustedHandler,
@@ -73,14 +44,16 @@ Handler = MessageSink[T] | ChannelSink[T] | Callable[[T], object]
 
 
 class QueueSink(Generic[T]):
-    """Consume one queue with ``handler``: the engine (see the module docstring).
+    """Consume one queue with ``handler``: the engine (see ``docs/core.md``).
 
     ``handler`` is a callable taking the data (it may answer
     ``RepeatAction.RETRY``), a ChannelSink or a MessageSink. ``retry`` is
     the schedule (``"10s 10s 2m"``, intervals or a ``Schedule``); a handler
     that raises or answers RETRY is retried on it, ``PermanentError`` is
-    not. Subclasses override the hooks ``decode``, ``run_handler``,
-    ``recover``, ``give_up`` and ``stopped``. One per thread.
+    not. With ``retry=None`` (and consume-then-ack) a failure is not
+    retried but left unacked for the provider to deliver again (RELEASED).
+    Subclasses override the hooks ``decode``, ``run_handler``, ``recover``,
+    ``give_up`` and ``stopped``. One per thread.
     """
 
     def __init__(
@@ -168,7 +141,7 @@ class QueueSink(Generic[T]):
         """Handle one delivery and acknowledge it; return what became of it.
 
         Raises, leaving the delivery unacked, only when a retry or a give-up
-        cannot be stored.
+        cannot be stored, or a hook raised ``StorageUnavailable``.
         """
         if self.ack_mode is AckMode.ACK_THEN_CONSUME:
             delivery.ack()
@@ -181,7 +154,7 @@ class QueueSink(Generic[T]):
         started = time.monotonic()
         try:
             outcome = self.run_handler(message)
-        except StorageUnavailable:  # not the handler's failure: no attempt spent
+        except StorageUnavailable:  # not the handler's failure: the delivery count stays
             raise
         except Exception as failure:
             error, outcome = failure, None
@@ -278,8 +251,8 @@ class QueueSink(Generic[T]):
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the delivery in hand is finished and acked first.
 
-        A provider or storage error backs off (spending no attempt), reopens
-        the receiver, and the unacked delivery comes back.
+        A provider or storage error backs off, reopens the receiver, and the
+        unacked delivery comes back with its delivery count unchanged.
         """
         backoff = Backoff(self.backoff_max, what=f"queue {self.queue!r}", logger=log)
         try:

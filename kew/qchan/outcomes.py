@@ -1,22 +1,11 @@
-"""The queue engine's terms: ack modes, outcomes and their counts, retry metadata."""
+"""The queue engine's terms: ack modes, outcomes and their counts."""
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import TypeVar
-
-from kew.message import Message, utcnow
-from kew.providers.base import CONTENT_TYPE, DELIVERY_COUNT, Delivery, DeliveryOptions
-from kew.qchan.source import delivery_options
-
-T = TypeVar("T")
-
-# Carried by retries, so that Kew knows when the first delivery failed.
-FIRST_FAILED_AT = "kew-first-failed-at"
 
 
 class AckMode(Enum):
@@ -58,37 +47,3 @@ class WorkerStats:
             parts = ", ".join(f"{n} {o.value}" for o, n in self.counts.items() if n)
         rate = done / max(time.monotonic() - self.started, 1e-9)
         return f"consume {queue}: {done} deliveries ({rate:.1f}/s){': ' if parts else ''}{parts}"
-
-
-def delivery_count(delivery: Delivery) -> int:
-    """Return how many times this data has been delivered, counting this delivery."""
-    try:
-        return max(1, int(delivery.properties.get(DELIVERY_COUNT, "1")))
-    except ValueError:
-        return 1
-
-
-def message_from(delivery: Delivery, data: T) -> Message[T]:
-    """Build the Message a handler sees from a delivery and its decoded data."""
-    properties = {k: v for k, v in delivery.properties.items() if not k.startswith("kew-")}
-    return Message(
-        data,
-        delivery_count=delivery_count(delivery),
-        message_id=delivery.message_id,
-        properties=properties,
-    )
-
-
-def retry_options(delivery: Delivery, message: Message[T], delay: timedelta) -> DeliveryOptions:
-    """Return how to send the retry of ``message`` (from ``delivery``), ``delay`` from now.
-
-    The retry is ``message.retry_after(delay)``: a delivery time, a count one
-    higher, the id ``<origin>#<count>``; it keeps the content type and when
-    the first delivery failed.
-    """
-    options = delivery_options(message.retry_after(delay))
-    properties = dict(options.properties)
-    properties[FIRST_FAILED_AT] = delivery.properties.get(FIRST_FAILED_AT) or utcnow().isoformat()
-    if CONTENT_TYPE in delivery.properties:
-        properties[CONTENT_TYPE] = delivery.properties[CONTENT_TYPE]
-    return replace(options, properties=properties)

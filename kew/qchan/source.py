@@ -7,23 +7,11 @@ from typing import Generic, TypeVar
 
 from kew.codecs import Codec, JsonCodec
 from kew.message import Message
-from kew.providers.base import DELIVERY_COUNT, DeliveryOptions, Provider
+from kew.providers.base import Provider
+from kew.providers.headers import delivery_options
 from kew.qchan.producers import LazyProducer
 
 T = TypeVar("T")
-
-
-def delivery_options(message: Message, *, durable: bool = True) -> DeliveryOptions:
-    """Return the SPI options that carry ``message``'s metadata."""
-    properties = dict(message.properties)
-    if message.delivery_count > 1:
-        properties[DELIVERY_COUNT] = str(message.delivery_count)
-    return DeliveryOptions(
-        durable=durable,
-        deliver_at=message.deliver_at,
-        message_id=message.message_id,
-        properties=properties,
-    )
 
 
 class QueueSource(Generic[T]):

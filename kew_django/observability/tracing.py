@@ -24,8 +24,8 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from kew.providers.base import Provider
+from kew.providers.headers import delivery_count
 from kew.qchan.observe import Handling
-from kew.qchan.outcomes import delivery_count
 from kew_django.observability.observer import Observer
 
 try:

@@ -14,7 +14,8 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 
-from kew.providers.base import CONTENT_TYPE, Capability, DeliveryOptions, Outgoing
+from kew.providers.base import Capability, DeliveryOptions, Outgoing
+from kew.providers.headers import CONTENT_TYPE
 
 JSON = "application/json"
 

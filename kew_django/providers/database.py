@@ -73,7 +73,7 @@ class DatabaseProvider(Provider):
     notification arrives (PostgreSQL LISTEN/NOTIFY wakes consumers at once).
     """
 
-    capabilities = frozenset(Capability)
+    capabilities = frozenset(Capability) - {Capability.DEAD_LETTER_ADDRESS}
 
     def __init__(
         self,

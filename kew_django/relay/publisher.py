@@ -25,14 +25,8 @@ from django.utils import timezone
 
 from kew.backoff import Backoff
 from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
-from kew.providers.base import (
-    CONTENT_TYPE,
-    Capability,
-    DeliveryOptions,
-    Outgoing,
-    Prepared,
-    Provider,
-)
+from kew.providers.base import Capability, DeliveryOptions, Outgoing, Prepared, Provider
+from kew.providers.headers import CONTENT_TYPE
 from kew.qchan.producers import LazyProducer
 from kew_django.db.connections import close_db_connections
 from kew_django.db.notify import OUTBOX, Listener

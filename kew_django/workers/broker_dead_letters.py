@@ -12,7 +12,7 @@ the row is committed: a crash in between writes the row once more at
 worst (it is skipped if the same message is already recorded).
 
 ``kew_consume`` and ``kew_run`` start one on its own thread when the
-provider declares ``has_dead_letter_address`` (Artemis) and
+provider declares ``Capability.DEAD_LETTER_ADDRESS`` (Artemis) and
 ``KEW["CONSUMERS"]["BROKER_DEAD_LETTERS"]`` names the queue (``None``
 turns it off).
 """
@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from django.db import router, transaction
 
 from kew.backoff import Backoff
-from kew.providers.base import DELIVERY_COUNT, Delivery, Provider, Receiver
+from kew.providers.base import Delivery, Provider, Receiver
+from kew.providers.headers import DELIVERY_COUNT
 from kew_django.db.connections import close_db_connections
 from kew_django.models import DeadLetter
 from kew_django.workers import deadletters

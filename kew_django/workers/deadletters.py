@@ -8,8 +8,8 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from kew.providers.base import CONTENT_TYPE, Delivery
-from kew.qchan.outcomes import FIRST_FAILED_AT
+from kew.providers.base import Delivery
+from kew.providers.headers import CONTENT_TYPE, FIRST_FAILED_AT
 from kew_django.models import DeadLetter
 
 __all__ = ["FIRST_FAILED_AT", "already_recorded", "first_failed_at", "record"]

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from kew.message import Message
 from kew.providers.base import Delivery
-from kew.qchan.outcomes import delivery_count
+from kew.providers.headers import delivery_count
 from kew_django.models import InProgress
 from kew_django.workers.pacemaker import Pacemaker
 

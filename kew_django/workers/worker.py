@@ -40,9 +40,10 @@ from django.db import IntegrityError, connections, router, transaction
 
 from kew.message import Message
 from kew.providers.base import Delivery, Provider
+from kew.providers.headers import delivery_count
 from kew.qchan.engine import QueueSink
 from kew.qchan.observe import EngineObserver
-from kew.qchan.outcomes import DeliveryOutcome, WorkerStats, delivery_count
+from kew.qchan.outcomes import DeliveryOutcome, WorkerStats
 from kew.schedule import GiveUpReason, RepeatAction
 from kew_django.conf import section
 from kew_django.db.connections import close_db_connections

@@ -16,8 +16,6 @@ from kew import (
     QueueSink,
     QueueSource,
     RepeatAction,
-    Repeater,
-    RetryingSink,
 )
 from kew.codecs import BytesCodec
 from kew.errors import ConfigurationError
@@ -177,21 +175,24 @@ def test_ack_then_consume_does_not_redeliver_after_a_failure(provider, queue):
     assert_empty(provider, queue)
 
 
-def test_repeat_sink_retries_on_schedule_then_calls_exhausted_once(provider, queue):
+def test_a_handler_answering_retry_is_retried_on_schedule_then_exhausted_once(provider, queue):
     if Capability.SCHEDULED_DELIVERY not in provider.capabilities:
         pytest.skip("provider declares no scheduled delivery")
     seen: list[float] = []
     exhausted = []
 
-    def always_repeat(data):
+    def always_retry(data):
         seen.append(time.monotonic())
-        return RepeatAction.REPEAT
+        return RepeatAction.RETRY
 
     source = QueueSource(provider, queue)
-    repeater = Repeater(
-        always_repeat, [0.5, 1.0], on_exhausted=lambda data, error: exhausted.append(data)
+    sink = QueueSink(
+        provider,
+        queue,
+        always_retry,
+        retry=[0.5, 1.0],
+        on_exhausted=lambda data, error: exhausted.append(data),
     )
-    sink = QueueSink(provider, queue, RetryingSink(repeater, source))
     source.send_message(Message({"job": 7}, message_id="job-7"))
     deadline = time.monotonic() + WAIT
     while not exhausted and time.monotonic() < deadline:
@@ -206,16 +207,16 @@ def test_repeat_sink_retries_on_schedule_then_calls_exhausted_once(provider, que
     assert seen[2] - seen[1] >= 0.9
 
 
-def test_repeat_sink_stops_when_the_consumer_says_stop(provider, queue):
-    answers = [RepeatAction.REPEAT, RepeatAction.STOP]
+def test_a_handler_answering_stop_after_retry_is_not_retried_again(provider, queue):
+    answers = [RepeatAction.RETRY, RepeatAction.STOP]
     calls = []
 
-    def consumer(data):
+    def handler(data):
         calls.append(data)
         return answers[len(calls) - 1]
 
     source = QueueSource(provider, queue)
-    sink = QueueSink(provider, queue, RetryingSink(Repeater(consumer, [0.1, 0.1]), source))
+    sink = QueueSink(provider, queue, handler, retry=[0.1, 0.1])
     source.send("work")
     deadline = time.monotonic() + WAIT
     while len(calls) < 2 and time.monotonic() < deadline:

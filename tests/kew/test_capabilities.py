@@ -61,3 +61,11 @@ def test_browsing_an_unable_provider_says_so():
 
     with pytest.raises(UnsupportedCapability, match="cannot browse"):
         list(Minimal().browse("q"))
+
+
+def test_only_artemis_declares_a_dead_letter_address():
+    from kew.providers.artemis import ArtemisProvider
+
+    artemis = ArtemisProvider("artemis://localhost:61613")  # connects only when asked to
+    assert Capability.DEAD_LETTER_ADDRESS in artemis.capabilities
+    assert Capability.DEAD_LETTER_ADDRESS not in MemoryProvider().capabilities

@@ -2,8 +2,8 @@ from datetime import timedelta
 
 import pytest
 
-from kew import ConfigurationError, Message, RepeatAction, Repeater, Retry, Schedule
-from kew.schedule import parse_interval
+from kew import ConfigurationError, GiveUpReason, Message, PermanentError, Retry, Schedule
+from kew.schedule import GiveUp, after_failure, parse_interval
 
 
 def test_parse_intervals_of_every_unit():
@@ -46,45 +46,16 @@ def test_negative_interval_is_refused():
         Schedule.of(-1)
 
 
-def test_repeater_asks_for_the_next_interval_while_consumer_repeats():
-    repeater = Repeater(lambda data: RepeatAction.REPEAT, [5, 60])
-    assert repeater(Message("x")) == Retry("x", timedelta(seconds=5))
-    assert repeater(Message("x", delivery_count=2)) == Retry("x", timedelta(seconds=60))
+def test_after_failure_retries_on_the_next_interval_of_the_delivery_count():
+    schedule = Schedule.of(5, 60)
+    assert after_failure(schedule, Message("x"), None) == Retry("x", timedelta(seconds=5))
+    second = Message("x", delivery_count=2)
+    assert after_failure(schedule, second, OSError()) == Retry("x", timedelta(seconds=60))
 
 
-def test_repeater_calls_exhausted_handler_after_the_last_interval():
-    exhausted = []
-    repeater = Repeater(
-        lambda d: RepeatAction.REPEAT, [5], on_exhausted=lambda data, error: exhausted.append(data)
-    )
-    assert repeater(Message("x", delivery_count=2)) is None
-    assert exhausted == ["x"]
-
-
-def test_repeater_stops_on_stop_or_none():
-    exhausted = []
-    for answer in (RepeatAction.STOP, None):
-        repeater = Repeater(
-            lambda d, a=answer: a, [5], on_exhausted=lambda data, error: exhausted.append(data)
-        )
-        assert repeater(Message("x")) is None
-    assert exhausted == []
-
-
-def test_retry_on_turns_listed_errors_into_repeats_and_lets_others_through():
-    def fails(data):
-        raise (OSError if data == "io" else KeyError)(data)
-
-    repeater = Repeater(fails, [1], retry_on=(OSError,))
-    assert repeater(Message("io")) == Retry("io", timedelta(seconds=1))
-    with pytest.raises(KeyError):
-        repeater(Message("key"))
-
-
-def test_once_off_repeater_goes_straight_to_exhausted():
-    exhausted = []
-    repeater = Repeater.once_off(
-        lambda d: RepeatAction.REPEAT, on_exhausted=lambda data, error: exhausted.append(data)
-    )
-    assert repeater(Message("x")) is None
-    assert exhausted == ["x"]
+def test_after_failure_gives_up_when_the_schedule_runs_out_or_the_error_is_permanent():
+    error = PermanentError("no")
+    exhausted = after_failure(Schedule.of(5), Message("x", delivery_count=2), None)
+    assert exhausted == GiveUp(GiveUpReason.EXHAUSTED, None)
+    assert after_failure(Schedule.of(5), Message("x"), error) == GiveUp(GiveUpReason.FAILED, error)
+    assert after_failure(Schedule(), Message("x"), None).reason is GiveUpReason.EXHAUSTED

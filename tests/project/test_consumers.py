@@ -72,10 +72,10 @@ def test_an_import_reports_its_progress_in_bytes_and_files(make):
 
 def test_a_transient_failure_asks_for_a_retry_and_counts_the_attempt(make):
     item = make("transient-2")
-    assert run(item) is RepeatAction.REPEAT
+    assert run(item) is RepeatAction.RETRY
     assert (item.status, item.attempts) == ("pending", 1)
     assert "TransientImportError" in item.last_error
-    assert run(item) is RepeatAction.REPEAT
+    assert run(item) is RepeatAction.RETRY
     assert run(item) is None
     assert (item.status, item.attempts) == ("succeeded", 3)
     assert notices(item) == 1

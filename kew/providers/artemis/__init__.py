@@ -1,12 +1,9 @@
 """Apache ActiveMQ Artemis over STOMP 1.2 (through stomp.py): durable, confirmed, deduplicated.
 
 ``connect("artemis://user:password@host:61613/")`` returns an
-``ArtemisProvider``. Every producer and consumer has a STOMP connection
-of its own; see ``producer`` (when a send is confirmed, what is retried),
-``consumer`` (threads, acks, redelivery), ``connection`` (failover,
-reconnection) and ``wire`` (one stomp.py connection: receipts, errors,
-heart-beats, timeouts). The provider cannot browse: Artemis 2.40's
-STOMP subscriptions always consume.
+``ArtemisProvider``; every producer and receiver has a connection of its
+own. It cannot browse (Artemis's STOMP subscriptions always take
+messages). See ``docs/artemis.md``.
 """
 
 from __future__ import annotations
@@ -31,11 +28,11 @@ __all__ = [
 
 
 class ArtemisProvider(Provider):
-    """Make producers and consumers for one Artemis broker (or a failover list).
+    """Make producers and receivers for one Artemis broker (or a failover list).
 
     Made from a URL and options (``ArtemisProvider(url, heartbeat=5000)``,
     as ``connect`` does) or from an ``ArtemisConfig``. Thread-safe: any
-    thread may ask for producers and consumers; each of those belongs to
+    thread may ask for producers and receivers; each of those belongs to
     one thread. ``close`` closes every one still open.
     """
 
@@ -46,12 +43,9 @@ class ArtemisProvider(Provider):
             Capability.DEDUPLICATION,
             Capability.PROPERTIES,
             Capability.PERSISTENCE,
+            Capability.DEAD_LETTER_ADDRESS,  # after max-delivery-attempts redeliveries
         }
     )
-
-    # The broker moves a message delivered max-delivery-attempts times to its
-    # dead-letter address (kew_django drains it into DeadLetter rows).
-    has_dead_letter_address = True
 
     def __init__(self, url: str | ArtemisConfig, **options: object):
         if isinstance(url, ArtemisConfig):
@@ -65,7 +59,7 @@ class ArtemisProvider(Provider):
 
     @classmethod
     def from_url(cls, url: str, **options: object) -> ArtemisProvider:
-        """Return a provider for ``url``; nothing connects until a producer or consumer is made."""
+        """Return a provider for ``url``; nothing connects until a producer or receiver is made."""
         return cls(url, **options)
 
     def __repr__(self) -> str:
@@ -86,11 +80,11 @@ class ArtemisProvider(Provider):
         return self._keep(ArtemisProducer(self, self.config))
 
     def receiver(self, queue: str, *, prefetch: int = 1, selector: str | None = None) -> Receiver:
-        """Return a subscribed consumer; ``prefetch=1`` takes one message at a time.
+        """Return a subscribed receiver; ``prefetch=1`` takes one message at a time.
 
         ``selector`` (Artemis only) is a filter expression on message
         properties, e.g. ``"_AMQ_ORIG_QUEUE IN ('imports')"``: other
-        messages stay in the queue for other consumers.
+        messages stay in the queue for other receivers.
         """
         receiver = ArtemisReceiver(self.config, queue, prefetch=prefetch, selector=selector)
         return self._keep(receiver)
@@ -101,7 +95,7 @@ class ArtemisProvider(Provider):
         return client
 
     def close(self) -> None:
-        """Close every producer and consumer this provider made that is still open."""
+        """Close every producer and receiver this provider made that is still open."""
         with self._lock:
             clients = list(self._open)
             self._open.clear()

@@ -51,8 +51,8 @@ class ArtemisConfig:
     """Where the brokers are, how to log in, and how patient to be.
 
     Times are seconds, except ``heartbeat`` (milliseconds, as in STOMP).
-    ``window`` is the consumer window in bytes used when a consumer asks
-    for ``prefetch`` > 1 (``None``: 1 KiB per prefetched message); a
+    ``window`` is Artemis's consumer-window-size in bytes for a receiver
+    with ``prefetch`` > 1 (``None``: 1 KiB per prefetched message); a
     prefetch of 1 always means window 0, one message at a time.
     ``receipt_address`` is the MULTICAST address, without subscribers,
     of the marker frame that carries each send's receipt (see producer).

@@ -49,7 +49,7 @@ class FailoverConnection:
     def ensure(self) -> Wire:
         """Return a usable wire; raise ConnectionLost naming the hosts if none can be had."""
         if self.closed:
-            raise ConfigurationError("this Artemis producer or consumer is closed")
+            raise ConfigurationError("this Artemis producer or receiver is closed")
         if self.wire is not None and self.wire.usable:
             return self.wire
         if self.wire is not None:

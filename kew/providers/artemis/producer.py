@@ -1,25 +1,9 @@
 """Sending to Artemis: durable, scheduled, deduplicated SEND frames confirmed by a receipt.
 
-``send``, ``send_many`` and ``send_prepared`` (frames encoded beforehand by
-``ArtemisProvider.prepare``) return only after the broker's RECEIPT, which
-Artemis sends once the storage operations of the connection's session
-so far are complete (journal synced for a persistent message). The
-frames of a batch go without a receipt; after them comes one small
-marker SEND to ``receipt_address``, a MULTICAST address nobody
-subscribes to, which asks for the receipt. The marker is routed nowhere
-and stored nowhere, so no message carries a ``receipt`` property, and
-its receipt confirms every frame written before it. Both run on the
-caller's thread; stomp.py's I/O thread only records the receipt.
-
-Failures: an ERROR from the broker raises ``SendError`` naming the queue
-and the broker's reason (Artemis then closes the connection; the next
-send reconnects); an ERROR for the marker itself (the broker may not
-create or send to ``receipt_address``) raises ``ProviderError``.
-A receipt that does not come within ``receipt_timeout``, or a connection
-lost mid-send, raises ``ConnectionLost`` -- except that a batch whose
-every message has a message id is sent once more on a new connection
-first, since ``_AMQ_DUPL_ID`` makes the broker drop what it had already
-stored.
+Every send returns after the broker's receipt, on the caller's thread.
+A refused message raises ``SendError``; a lost connection or a missing
+receipt raises ``ConnectionLost``, after one more try when every message
+of the batch has an id. See ``docs/artemis.md`` (how messages are sent).
 """
 
 from __future__ import annotations
@@ -162,12 +146,12 @@ class ArtemisProducer(Producer):
             return
         retry_safe = all(item.outgoing.options.message_id is not None for item in encoded)
         frames = [item.frame for item in encoded]
-        for attempt in (1, 2):
+        for round_ in (1, 2):
             try:
                 self._transmit(self._connection.ensure(), frames, [item.data for item in encoded])
                 return
             except ConnectionLost:
-                if not retry_safe or attempt == 2:
+                if not retry_safe or round_ == 2:
                     raise
                 log.warning(
                     "connection lost while sending %d message(s) to Artemis; "
@@ -192,13 +176,12 @@ class ArtemisProducer(Producer):
     ) -> None:
         """Write every frame, then the receipt marker, and wait for its receipt.
 
-        An ERROR that carries the marker's receipt id is the marker's own:
-        ``ProviderError`` (a broker setting, not a message, is at fault, so
-        a relay backs off and tries again rather than failing rows). NOTE: asking for the receipt on
-        an empty BEGIN/ABORT instead once lost 13 of 2000 confirmed messages
-        to a broker SIGKILLed right after the receipt: a transaction has a
-        session of its own in Artemis, whose receipt does not wait for this
-        session's storage. The marker goes on the same session as the batch.
+        The marker goes on the batch's own session, because Artemis's receipt
+        waits only for that session's storage (a receipt on a transaction,
+        which has a session of its own, would not). An ERROR that carries the
+        marker's receipt id is the marker's own: ``ProviderError`` (a broker
+        setting, not a message, is at fault, so a relay backs off and tries
+        again rather than failing rows).
         """
         receipt = new_receipt()
         marker = (self.config.receipt_address, b"", {**MARKER_HEADERS, "receipt": receipt})

@@ -1,22 +1,9 @@
-"""Consuming from Artemis: an ANYCAST subscription with client-individual acks.
+"""Receiving from Artemis: an ANYCAST subscription with client-individual acks.
 
-stomp.py's I/O thread puts each MESSAGE frame on a ``queue.Queue``;
-``receive`` takes it off on the caller's thread, so handlers run there
-and heart-beats keep flowing however long a handler takes. Flow control
-is Artemis's ``consumer-window-size`` (bytes): ``prefetch=1`` means
-window 0, one unacknowledged message at a time, so slow tasks spread
-over consumers; a larger prefetch opens a byte window.
-
-Acks: ``Delivery.ack`` sends ACK without waiting for a receipt; the
-consumer's ``close`` disconnects with a receipt, so acks sent before it
-are handled by then. NACK is never sent (Artemis would discard the
-message). An unacked message comes back, ``redelivered`` set, once its
-consumer closes, its process dies or its connection drops.
-
-Connection loss: ``receive`` reconnects (failover and backoff, see
-``FailoverConnection``) and subscribes again. Messages delivered on the old connection
-are handed out no more, and their acks are dropped: the broker delivers
-them again on its own, and an ack on the new connection would be refused.
+``receive`` returns deliveries on the caller's thread and reconnects after
+a lost connection; deliveries of the old connection are then dropped (the
+broker delivers them again). ``ack`` does not wait for a receipt; ``close``
+does. An unacked delivery comes back ``redelivered``. See ``docs/artemis.md``.
 """
 
 from __future__ import annotations
@@ -118,7 +105,7 @@ class ArtemisReceiver(Receiver):
         and then raise ``ConnectionLost``.
         """
         if self._connection.closed:
-            raise ConfigurationError("receive() on a closed consumer")
+            raise ConfigurationError("receive() on a closed receiver")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._current() is None:
@@ -135,7 +122,7 @@ class ArtemisReceiver(Receiver):
                 return ArtemisDelivery(self, wire, frame)
 
     def _resubscribe(self) -> None:
-        log.warning("consumer of %r lost its connection; subscribing again", self.queue)
+        log.warning("receiver of %r lost its connection; subscribing again", self.queue)
         self._drain()
         self._subscribe()
 
@@ -173,16 +160,16 @@ class ArtemisReceiver(Receiver):
 class ArtemisDelivery(Delivery):
     """A MESSAGE frame from Artemis."""
 
-    def __init__(self, consumer: ArtemisReceiver, wire: Wire, frame: stomp.utils.Frame):
+    def __init__(self, receiver: ArtemisReceiver, wire: Wire, frame: stomp.utils.Frame):
         headers = frame.headers
         body = frame.body
-        self.queue = consumer.queue
+        self.queue = receiver.queue
         self.payload = body if isinstance(body, bytes) else (body or "").encode()
         self.message_id = headers.get(MESSAGE_ID) or headers.get(DUPLICATE_ID)
         self.properties = properties_of(headers)
         self.headers = dict(headers)  # every header of the MESSAGE frame, Artemis's own too
         self.redelivered = headers.get("redelivered") == "true"
-        self._consumer = consumer
+        self._receiver = receiver
         self._wire = wire
         self._ack_id = headers.get("ack") or headers.get("message-id", "")
         self._acked = False
@@ -192,4 +179,4 @@ class ArtemisDelivery(Delivery):
         if self._acked:
             return
         self._acked = True
-        self._consumer._ack(self)
+        self._receiver._ack(self)

@@ -3,7 +3,7 @@
 Threads: stomp.py reads frames on its own I/O thread and calls ``Wire``'s
 listener methods there. They only record what arrived (receipts, an
 ERROR, the loss of the connection) under a condition variable, and hand
-MESSAGE frames to a callback that must not block (consumers put them on a
+MESSAGE frames to a callback that must not block (receivers put them on a
 ``queue.Queue``). Callers wait for receipts on their own thread, always
 with a deadline, so a silent broker raises ``ConnectionLost`` instead of
 hanging.
@@ -246,10 +246,9 @@ class Wire(stomp.ConnectionListener):
         """Turn Nagle's algorithm off for this (producer's) connection.
 
         stomp.py leaves it on: the end of a batch, with the frame that asks
-        for the receipt, would then wait for the broker's delayed ACK
-        (~40 ms on Linux) before leaving. Producers write large chunks, so
-        nothing is lost by sending each at once; consumers keep Nagle, which
-        coalesces their many small ACK frames.
+        for the receipt, would then wait for the broker's delayed ACK before
+        leaving. Producers write large chunks, so nothing is lost by sending
+        each at once; receivers keep Nagle, which coalesces their small ACKs.
         """
         if self._nodelay:
             return

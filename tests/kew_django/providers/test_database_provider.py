@@ -26,6 +26,11 @@ def test_capabilities_cover_everything_the_outbox_needs(database_provider):
     } <= database_provider.capabilities
 
 
+def test_the_database_has_no_dead_letter_address(database_provider):
+    # Its consumers give up through the engine; nothing is moved aside behind their back.
+    assert Capability.DEAD_LETTER_ADDRESS not in database_provider.capabilities
+
+
 def test_expired_lease_redelivers_the_message(transactional_db, queue):
     provider = DatabaseProvider(lease=0.5, poll_interval=0.05)
     with provider.producer() as producer:

@@ -82,7 +82,7 @@ def test_retry_schedule_is_honoured_then_exhausted_handler_runs_once(provider, q
 
 def test_retries_carry_deterministic_ids(database_provider, queue):
     ids = []
-    spec = ConsumerSpec(queue, lambda job: RepeatAction.REPEAT, payload=Job, retry="0s 0s")
+    spec = ConsumerSpec(queue, lambda job: RepeatAction.RETRY, payload=Job, retry="0s 0s")
     worker = Worker(spec, database_provider)
     (row,) = publish(database_provider, queue, Job(1))
     with database_provider.receiver(queue) as consumer:
@@ -97,7 +97,7 @@ def test_repeat_answer_retries_and_exhausted_gets_no_error(provider, queue):
     exhausted = []
     spec = ConsumerSpec(
         queue,
-        lambda job: RepeatAction.REPEAT,
+        lambda job: RepeatAction.RETRY,
         payload=Job,
         retry="0.1s",
         on_exhausted=lambda data, error: exhausted.append((data, error)),
@@ -185,7 +185,7 @@ def test_idempotent_consumer_records_the_id_and_skips_a_redelivery(database_prov
 
 
 def test_idempotent_consumer_retries_are_not_mistaken_for_duplicates(database_provider, queue):
-    answers = [RepeatAction.REPEAT, None]
+    answers = [RepeatAction.RETRY, None]
     calls = []
 
     def handler(job):
@@ -218,7 +218,7 @@ def test_exhausted_handler_is_not_called_again_when_the_ack_was_lost(database_pr
     exhausted = []
     spec = ConsumerSpec(
         queue,
-        lambda job: RepeatAction.REPEAT,
+        lambda job: RepeatAction.RETRY,
         payload=Job,
         on_exhausted=lambda data, error: exhausted.append(data),
     )
@@ -241,7 +241,7 @@ def test_failing_exhausted_handler_is_noted_on_the_dead_letter(database_provider
     def broken(data, error):
         raise RuntimeError("mail server down")
 
-    spec = ConsumerSpec(queue, lambda job: RepeatAction.REPEAT, payload=Job, on_exhausted=broken)
+    spec = ConsumerSpec(queue, lambda job: RepeatAction.RETRY, payload=Job, on_exhausted=broken)
     publish(database_provider, queue, Job(1))
     pump(Worker(spec, database_provider), database_provider, queue, DeadLetter.objects.exists)
     assert "on_exhausted failed" in DeadLetter.objects.get().error
