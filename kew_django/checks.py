@@ -197,29 +197,10 @@ def _check_memory(where: str, is_memory: bool) -> list[checks.CheckMessage]:
 @checks.register("kew")
 def check_consumers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Check that each queue has one consumer and each retry schedule parses."""
-    registry = kew_config().registry
-    errors: list[checks.CheckMessage] = [
-        checks.Error(
-            f"queue {first.queue!r} has two consumers: {first.name} and {second.name}",
-            hint="Each queue has exactly one @consumer; rename one queue or remove one handler.",
-            obj=second.handler,
-            id="kew.E004",
-        )
-        for first, second in registry.duplicates
+    return [
+        checks.Error(problem.message, hint=problem.hint, obj=problem.spec.handler, id=problem.id)
+        for problem in kew_config().registry.problems()
     ]
-    for spec in registry:
-        try:
-            spec.schedule  # noqa: B018 - parses the retry intervals
-        except Exception as error:
-            errors.append(
-                checks.Error(
-                    f"consumer {spec.name}: {error}",
-                    hint="Write intervals as a number and a unit, e.g. retry='10s 10s 2m 1d'.",
-                    obj=spec.handler,
-                    id="kew.E005",
-                )
-            )
-    return errors
 
 
 @checks.register("kew", deploy=True)

@@ -44,6 +44,17 @@ class ConsumerSpec:
         return JsonCodec(self.payload)
 
 
+@dataclass(frozen=True)
+class Problem:
+    """A consumer declaration that cannot run, with its system-check id and hint."""
+
+    id: str
+    message: str
+    hint: str
+    spec: ConsumerSpec
+    error: Exception | None = None
+
+
 class ConsumerRegistry:
     """The consumers of one project, keyed by queue. One queue, one consumer."""
 
@@ -88,17 +99,40 @@ class ConsumerRegistry:
 
         return decorate
 
-    def validate(self) -> None:
-        """Raise KewImproperlyConfigured on a duplicate queue or a bad retry schedule."""
-        for first, second in self.duplicates:
-            raise KewImproperlyConfigured(
-                f"queue {first.queue!r} has two consumers: {first.name} and {second.name}"
+    def problems(self) -> list[Problem]:
+        """Return what is wrong: a queue with two consumers, a retry schedule that does not parse.
+
+        The one source of both ``validate`` and the system checks ``kew.E004``/``kew.E005``.
+        """
+        found = [
+            Problem(
+                "kew.E004",
+                f"queue {first.queue!r} has two consumers: {first.name} and {second.name}",
+                "Each queue has exactly one @consumer; rename one queue or remove one handler.",
+                second,
             )
+            for first, second in self.duplicates
+        ]
         for spec in self:
             try:
                 spec.schedule  # noqa: B018 - parses the retry intervals
             except Exception as error:
-                raise KewImproperlyConfigured(f"consumer {spec.name}: {error}") from error
+                found.append(
+                    Problem(
+                        "kew.E005",
+                        f"consumer {spec.name}: {error}",
+                        "Write intervals as a number and a unit, e.g. retry='10s 10s 2m 1d'.",
+                        spec,
+                        error,
+                    )
+                )
+        return found
+
+    def validate(self) -> None:
+        """Raise KewImproperlyConfigured on a duplicate queue or a bad retry schedule."""
+        problems = self.problems()
+        if problems:
+            raise KewImproperlyConfigured(problems[0].message) from problems[0].error
 
     def get(self, queue: str) -> ConsumerSpec:
         """Return the consumer of ``queue``; KeyError names the known queues."""
