@@ -31,7 +31,7 @@ from kew_django.outbox.channel import Channel
 from kew_django.providers import get_provider
 from kew_django.relay.publisher import Relay
 from kew_django.workers.progress import Work
-from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec, default_registry
+from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec, consumers
 from kew_django.workers.worker import Worker
 
 __all__ = ["DeliveryOutcome", "dead_letters", "drain", "work_for"]
@@ -60,7 +60,7 @@ def drain(
     Handler exceptions never escape: they become retries and dead letters.
     """
     name = queue.queue if isinstance(queue, Channel) else queue
-    spec = (registry or default_registry()).get(name)
+    spec = (registry or consumers).get(name)
     if retry_now:
         spec = _without_delays(spec)
     provider = get_provider(provider) if isinstance(provider, str) else provider

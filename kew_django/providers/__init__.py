@@ -1,5 +1,8 @@
 """Providers named in ``KEW["PROVIDERS"]``, built once per process and alias.
 
+``providers`` is the process's handler (as Django's ``caches``):
+``providers["default"]`` or ``get_provider("default")``.
+
 An alias is configured by URL (``{"URL": "artemis://u:p@host:61613"}``,
 handed to ``kew.connect``; ``database://`` selects the Django database
 provider) or by class (``{"BACKEND": "dotted.Path", "OPTIONS": {...}}``).
@@ -100,8 +103,9 @@ class ProviderHandler:
             provider.close()
 
 
+providers = ProviderHandler()
+
+
 def get_provider(alias: str = "default") -> Provider:
     """Return the provider configured as ``alias`` in KEW["PROVIDERS"]."""
-    from kew_django.apps import kew_config
-
-    return kew_config().providers[alias]
+    return providers[alias]

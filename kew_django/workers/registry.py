@@ -1,11 +1,13 @@
-"""Consumer declarations: the ``@consumer`` decorator and the registry it fills."""
+"""Consumer declarations: the ``@consumer`` decorator and ``consumers``, the registry it fills."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, cast
+from typing import Any
+
+from django.apps import apps
 
 from kew.codecs import JsonCodec
 from kew.schedule import ExhaustedHandler, RepeatAction, RetrySpec, Schedule, as_schedule
@@ -157,17 +159,7 @@ class ConsumerRegistry:
         return queue in self._specs
 
 
-def default_registry() -> ConsumerRegistry:
-    """Return the registry kept on the kew_django app config."""
-    from django.apps import apps
-
-    from kew_django.apps import KewConfig
-
-    try:
-        config = apps.get_app_config("kew_django")
-    except LookupError:
-        raise KewImproperlyConfigured("@consumer needs 'kew_django' in INSTALLED_APPS") from None
-    return cast(KewConfig, config).registry
+consumers = ConsumerRegistry()
 
 
 def consumer(
@@ -199,7 +191,9 @@ def consumer(
     writes in ``with work.commit():``, a short transaction that also
     records the message id; see ``kew_django.workers.long``.
     """
-    return default_registry().consumer(
+    if not apps.is_installed("kew_django"):
+        raise KewImproperlyConfigured("@consumer needs 'kew_django' in INSTALLED_APPS")
+    return consumers.consumer(
         queue,
         payload=payload,
         retry=retry,
