@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from kew.providers.base import CONTENT_TYPE, Capability, DeliveryOptions, Outgoing
+from kew_django.providers import ProviderNotConfigured, get_provider
 
 JSON = "application/json"
 
@@ -51,8 +52,6 @@ def validate_outgoing(
     A provider alias that is not configured is left to the system checks
     (``kew.E001``); the generic rules were applied by the caller.
     """
-    from kew_django.providers import ProviderNotConfigured, get_provider
-
     try:
         provider = get_provider(alias)
     except ProviderNotConfigured:

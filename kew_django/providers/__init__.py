@@ -22,6 +22,7 @@ from kew.providers import SCHEMES, connect, redact
 from kew.providers.base import Provider
 from kew_django.conf import section
 from kew_django.errors import KewImproperlyConfigured
+from kew_django.providers.database import DatabaseProvider
 
 DATABASE_SCHEME = "database"
 KNOWN_BACKENDS = (
@@ -61,8 +62,6 @@ def build_provider(alias: str, config: Any) -> Provider:
     scheme = urlsplit(url).scheme
     try:
         if scheme == DATABASE_SCHEME:
-            from kew_django.providers.database import DatabaseProvider
-
             return DatabaseProvider.from_url(url, **options)
         return connect(url, **options)
     except ConfigurationError as error:
