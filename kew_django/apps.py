@@ -1,43 +1,31 @@
-"""The kew_django app configuration."""
+"""The kew_django app configuration: it wires, it holds nothing.
+
+The shared objects are module-level handlers: ``kew_django.providers.providers``
+and ``kew_django.workers.registry.consumers``.
+"""
 
 from __future__ import annotations
 
-from typing import cast
-
-from django.apps import AppConfig, apps
+from django.apps import AppConfig
+from django.core import checks
 from django.utils.module_loading import autodiscover_modules
+
+from kew_django.checks import check_broker_reachable, check_consumers, check_settings
+from kew_django.observability.checks import check_observability
+from kew_django.tasks import hooks
 
 
 class KewConfig(AppConfig):
-    """Kew's Django app: outbox, database provider, relay, consumers, admin.
-
-    ``registry`` holds the consumers found in each installed app's
-    ``consumers.py``; ``providers`` the providers named in ``KEW``.
-    """
+    """Kew's Django app: outbox, database provider, relay, consumers, admin."""
 
     name = "kew_django"
     verbose_name = "Kew messaging"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def __init__(self, app_name, app_module):
-        super().__init__(app_name, app_module)
-        from kew_django.providers import ProviderHandler
-        from kew_django.workers.registry import ConsumerRegistry
-
-        self.registry = ConsumerRegistry()
-        self.providers = ProviderHandler()
-
     def ready(self) -> None:
-        from kew_django import checks  # noqa: F401 - registers the system checks
-        from kew_django.observability import checks as _  # noqa: F401 - and KEW["OBSERVABILITY"]'s
-
+        """Register the system checks, import each app's ``consumers.py``, add the task queues."""
+        for check in (check_settings, check_consumers, check_observability):
+            checks.register(check, "kew")
+        checks.register(check_broker_reachable, "kew", deploy=True)
         autodiscover_modules("consumers")
-
-        from kew_django.tasks import hooks
-
-        hooks.ready(self)  # task queues beside @consumer ones
-
-
-def kew_config() -> KewConfig:
-    """Return the installed kew_django app config (its ``registry`` and ``providers``)."""
-    return cast(KewConfig, apps.get_app_config("kew_django"))  # the label is always ours
+        hooks.ready()  # task queues beside the @consumer ones

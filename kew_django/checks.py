@@ -1,4 +1,4 @@
-"""System checks for the KEW setting and the registered consumers."""
+"""System checks for the KEW setting and the registered consumers (registered by ``apps``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from django.utils.module_loading import import_string
 
 from kew.providers import redact
 from kew.schedule import parse_interval
-from kew_django.apps import kew_config
 from kew_django.conf import DEFAULTS, kew_settings
 from kew_django.providers import (
     KNOWN_BACKENDS,
@@ -22,9 +21,9 @@ from kew_django.providers import (
     build_provider,
     known_schemes,
 )
+from kew_django.workers.registry import consumers
 
 
-@checks.register("kew")
 def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Check the shape of KEW and each provider entry."""
     config = getattr(settings, "KEW", {})
@@ -194,35 +193,14 @@ def _check_memory(where: str, is_memory: bool) -> list[checks.CheckMessage]:
     return []
 
 
-@checks.register("kew")
 def check_consumers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Check that each queue has one consumer and each retry schedule parses."""
-    registry = kew_config().registry
-    errors: list[checks.CheckMessage] = [
-        checks.Error(
-            f"queue {first.queue!r} has two consumers: {first.name} and {second.name}",
-            hint="Each queue has exactly one @consumer; rename one queue or remove one handler.",
-            obj=second.handler,
-            id="kew.E004",
-        )
-        for first, second in registry.duplicates
+    return [
+        checks.Error(problem.message, hint=problem.hint, obj=problem.spec.handler, id=problem.id)
+        for problem in consumers.problems()
     ]
-    for spec in registry:
-        try:
-            spec.schedule  # noqa: B018 - parses the retry intervals
-        except Exception as error:
-            errors.append(
-                checks.Error(
-                    f"consumer {spec.name}: {error}",
-                    hint="Write intervals as a number and a unit, e.g. retry='10s 10s 2m 1d'.",
-                    obj=spec.handler,
-                    id="kew.E005",
-                )
-            )
-    return errors
 
 
-@checks.register("kew", deploy=True)
 def check_broker_reachable(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """At ``check --deploy``, connect to each provider once."""
     providers = kew_settings()["PROVIDERS"]

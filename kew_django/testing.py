@@ -20,18 +20,20 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from django.db import router
 from django.db.models import QuerySet
 
 from kew.message import Message
 from kew.providers.base import Delivery, Provider
 from kew.qchan.outcomes import DeliveryOutcome
 from kew.schedule import Schedule
-from kew_django.models import DeadLetter
+from kew_django.models import DeadLetter, ProcessedMessage
 from kew_django.outbox.channel import Channel
 from kew_django.providers import get_provider
 from kew_django.relay.publisher import Relay
+from kew_django.workers.heartbeat import Heartbeat
 from kew_django.workers.progress import Work
-from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec, default_registry
+from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec, consumers
 from kew_django.workers.worker import Worker
 
 __all__ = ["DeliveryOutcome", "dead_letters", "drain", "work_for"]
@@ -60,7 +62,7 @@ def drain(
     Handler exceptions never escape: they become retries and dead letters.
     """
     name = queue.queue if isinstance(queue, Channel) else queue
-    spec = (registry or default_registry()).get(name)
+    spec = (registry or consumers).get(name)
     if retry_now:
         spec = _without_delays(spec)
     provider = get_provider(provider) if isinstance(provider, str) else provider
@@ -113,11 +115,6 @@ def work_for(
     the first progress report raise ``Cancelled``. ``commit()`` opens a
     transaction but records no message id.
     """
-    from django.db import router
-
-    from kew_django.models import ProcessedMessage
-    from kew_django.workers.heartbeat import Heartbeat
-
     using = router.db_for_write(ProcessedMessage)
     heartbeat = Heartbeat(_HeldDelivery(queue, message_id), queue=queue, using=using, interval=3600)
     if cancelled:

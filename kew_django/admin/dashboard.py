@@ -15,8 +15,8 @@ from django.db.models.functions import Coalesce, TruncHour
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from kew_django.apps import kew_config
 from kew_django.models import DeadLetter, OutboxMessage
+from kew_django.workers.registry import consumers
 
 Status = OutboxMessage.Status
 HOURS = 24
@@ -86,7 +86,7 @@ def summarize(now: datetime | None = None) -> Summary:
     def row(queue: str) -> QueueRow:
         return rows.setdefault(queue, QueueRow(queue))
 
-    for spec in kew_config().registry:
+    for spec in consumers:
         row(spec.queue)
     due = Q(status=Status.PENDING) & (Q(deliver_at__isnull=True) | Q(deliver_at__lte=now))
     open_counts = (

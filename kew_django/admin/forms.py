@@ -8,15 +8,13 @@ from django import forms
 
 from kew.codecs import JsonCodec
 from kew.errors import DecodeError
-from kew_django.apps import kew_config
 from kew_django.models import DeadLetter
-from kew_django.workers.registry import ConsumerSpec
+from kew_django.workers.registry import ConsumerSpec, consumers
 
 
 def consumer_for(queue: str) -> ConsumerSpec | None:
     """Return the consumer registered for ``queue`` in this process, or None."""
-    registry = kew_config().registry
-    return registry.get(queue) if queue in registry else None
+    return consumers.get(queue) if queue in consumers else None
 
 
 def payload_text(payload: bytes | memoryview) -> str:

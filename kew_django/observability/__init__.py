@@ -15,8 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.core.management.base import CommandError
+
 from kew.errors import ConfigurationError
 from kew.providers.base import Provider
+from kew_django.conf import section
+from kew_django.observability import tracing
+from kew_django.observability.health import HealthServer, Liveness
 from kew_django.observability.observer import NO_OBSERVER, Observer, Observers
 
 __all__ = ["NO_OBSERVER", "Observability", "Observer", "Observers", "metrics_available", "observed"]
@@ -51,9 +56,7 @@ class Observability:
         record: bool = True,
         using: str = "default",
     ):
-        from kew_django.conf import section
-        from kew_django.observability import tracing
-        from kew_django.observability.health import HealthServer, Liveness
+        # The package loads before the models do (Channel imports its tracing).
         from kew_django.observability.processes import ProcessRecord
 
         config = section("OBSERVABILITY")
@@ -66,6 +69,7 @@ class Observability:
         registry: Any = None
         self.metrics: Any = None
         if port is not None and metrics_available():
+            # Needs prometheus_client, an optional dependency (metrics_available).
             from kew_django.observability.metrics import DatabaseCollector, Metrics
 
             self.metrics = Metrics(system=system)
@@ -129,8 +133,6 @@ class Observability:
 @contextmanager
 def observed(runner: Any, kind: str, port: int | None) -> Iterator[Observability]:
     """Give ``runner`` (and its relay) an observer, a health server and a process record."""
-    from django.core.management.base import CommandError
-
     queues = [spec.queue for spec in runner.specs]
     provider = runner.provider or (runner.relay.provider if runner.relay else None)
     try:

@@ -9,7 +9,6 @@ from kew_django.conf import DEFAULTS, kew_settings
 NUMBERS = ("LIVENESS_TIMEOUT", "RECORD_INTERVAL")
 
 
-@checks.register("kew")
 def check_observability(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Check the keys and values of KEW['OBSERVABILITY']."""
     config = kew_settings().get("OBSERVABILITY")

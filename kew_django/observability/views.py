@@ -45,7 +45,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-    from kew_django.observability.metrics import DatabaseCollector
+    from kew_django.observability.metrics import DatabaseCollector  # needs prometheus_client
 
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(close=False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
@@ -15,6 +16,7 @@ from kew.providers.base import DeliveryOptions, validate_properties
 from kew_django.observability.tracing import outbox_headers
 from kew_django.outbox.insert import OutboxInsert
 from kew_django.outbox.validation import validate_outgoing
+from kew_django.providers import get_provider
 
 T = TypeVar("T")
 
@@ -93,10 +95,6 @@ class Channel(Generic[T]):
         database provider the insert does join the current transaction.)
         Prefer ``send``.
         """
-        import uuid
-
-        from kew_django.providers import get_provider
-
         message_id = str(uuid.uuid4())
         properties = outbox_headers(self.queue, dict(properties or {}), 1)
         options = DeliveryOptions(message_id=message_id, properties=properties)
@@ -107,7 +105,7 @@ class Channel(Generic[T]):
         return message_id
 
     def _write(self, items, deliver_at, properties, using):
-        from kew_django.models import OutboxMessage
+        from kew_django.models import OutboxMessage  # channels are declared before models load
 
         headers = dict(properties or {})
         validate_properties(headers)

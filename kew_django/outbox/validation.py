@@ -16,6 +16,7 @@ from datetime import datetime
 
 from kew.providers.base import Capability, DeliveryOptions, Outgoing
 from kew.providers.headers import CONTENT_TYPE
+from kew_django.providers import ProviderNotConfigured, get_provider
 
 JSON = "application/json"
 
@@ -52,8 +53,6 @@ def validate_outgoing(
     A provider alias that is not configured is left to the system checks
     (``kew.E001``); the generic rules were applied by the caller.
     """
-    from kew_django.providers import ProviderNotConfigured, get_provider
-
     try:
         provider = get_provider(alias)
     except ProviderNotConfigured:

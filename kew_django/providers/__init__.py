@@ -1,5 +1,8 @@
 """Providers named in ``KEW["PROVIDERS"]``, built once per process and alias.
 
+``providers`` is the process's handler (as Django's ``caches``):
+``providers["default"]`` or ``get_provider("default")``.
+
 An alias is configured by URL (``{"URL": "artemis://u:p@host:61613"}``,
 handed to ``kew.connect``; ``database://`` selects the Django database
 provider) or by class (``{"BACKEND": "dotted.Path", "OPTIONS": {...}}``).
@@ -19,6 +22,7 @@ from kew.providers import SCHEMES, connect, redact
 from kew.providers.base import Provider
 from kew_django.conf import section
 from kew_django.errors import KewImproperlyConfigured
+from kew_django.providers.database import DatabaseProvider
 
 DATABASE_SCHEME = "database"
 KNOWN_BACKENDS = (
@@ -58,8 +62,6 @@ def build_provider(alias: str, config: Any) -> Provider:
     scheme = urlsplit(url).scheme
     try:
         if scheme == DATABASE_SCHEME:
-            from kew_django.providers.database import DatabaseProvider
-
             return DatabaseProvider.from_url(url, **options)
         return connect(url, **options)
     except ConfigurationError as error:
@@ -100,8 +102,9 @@ class ProviderHandler:
             provider.close()
 
 
+providers = ProviderHandler()
+
+
 def get_provider(alias: str = "default") -> Provider:
     """Return the provider configured as ``alias`` in KEW["PROVIDERS"]."""
-    from kew_django.apps import kew_config
-
-    return kew_config().providers[alias]
+    return providers[alias]

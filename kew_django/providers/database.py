@@ -47,7 +47,7 @@ MAX_ID_LENGTH = 100
 
 
 def _model():
-    from kew_django.models import QueuedMessage
+    from kew_django.models import QueuedMessage  # this module loads before the models do
 
     return QueuedMessage
 

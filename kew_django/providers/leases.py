@@ -48,7 +48,7 @@ class Leases:
     """The lease statements of the ``QueuedMessage`` table on database ``using``."""
 
     def __init__(self, using: str):
-        from kew_django.models import QueuedMessage
+        from kew_django.models import QueuedMessage  # this module loads before the models do
 
         self.using = using
         connection = connections[using]

@@ -18,6 +18,7 @@ from django.db import router, transaction
 from django.utils import timezone
 
 from kew.schedule import Schedule
+from kew_django.conf import section
 from kew_django.models import TaskResultRecord
 from kew_django.outbox import Channel
 from kew_django.tasks.compat import (
@@ -121,8 +122,6 @@ class KewTaskBackend(BaseTaskBackend):
         return list(self._check())
 
     def _check(self) -> Iterable[checks.CheckMessage]:
-        from kew_django.conf import section
-
         where = f"TASKS[{self.alias!r}]"
         unknown = sorted(set(self.options) - KNOWN_OPTIONS)
         if unknown:

@@ -30,12 +30,14 @@ import socket
 import threading
 from typing import Any
 
+from django.conf import settings
 from django.db import router, transaction
 from django.utils import timezone
 
 from kew_django.errors import PermanentError
 from kew_django.models import DeadLetter, TaskResultRecord
 from kew_django.outbox import Channel
+from kew_django.tasks.backend import KewTaskBackend
 from kew_django.tasks.compat import (
     Task,
     TaskContext,
@@ -173,10 +175,6 @@ def _call(task: Task, result: Any) -> Any:
 
 def task_queues() -> dict[str, str]:
     """Return the queues of every Kew task backend in ``TASKS``, with their backend alias."""
-    from django.conf import settings
-
-    from kew_django.tasks.backend import KewTaskBackend
-
     queues: dict[str, str] = {}
     for alias in getattr(settings, "TASKS", {}) or {}:
         try:

@@ -85,7 +85,7 @@ class Heartbeat:
             if pacemaker is None:
                 pacemaker = self._own_pacemaker = Pacemaker(f"kew-heartbeat-{self.queue}")
             self._pacemaker = pacemaker
-            pacemaker.attach(self)
+            pacemaker.attach(self.beat, self.due)
         return self
 
     def due(self) -> float:
@@ -157,7 +157,7 @@ class Heartbeat:
     def stop(self) -> None:
         """Stop beating and delete the state row (the delivery is done, or given back)."""
         if self._pacemaker is not None:
-            self._pacemaker.detach(self)
+            self._pacemaker.detach(self.beat)
             self._pacemaker = None
         if self._own_pacemaker is not None:
             self._own_pacemaker.close()

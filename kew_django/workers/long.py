@@ -32,7 +32,7 @@ heartbeat keeps the lease until then. Runs on the worker's thread.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
 
@@ -42,18 +42,15 @@ from kew.schedule import RepeatAction
 from kew_django.models import ProcessedMessage
 from kew_django.workers.heartbeat import Heartbeat
 from kew_django.workers.progress import AlreadyProcessed, LeaseLost, Work, record_processed
-
-if TYPE_CHECKING:
-    from kew_django.workers.worker import Worker
+from kew_django.workers.registry import ConsumerSpec
 
 log = logging.getLogger(__name__)
 
 
 def run_outside(
-    worker: Worker, message: Message[Any], heartbeat: Heartbeat
+    spec: ConsumerSpec, message: Message[Any], heartbeat: Heartbeat, *, using: str
 ) -> DeliveryOutcome | None:
-    """Run ``worker``'s handler as ``handler(data, work)`` in autocommit; None: retry it."""
-    spec, using = worker.spec, worker.using
+    """Run ``spec``'s handler as ``handler(data, work)`` in autocommit; None: retry it."""
     record = spec.idempotent and bool(message.origin_id)
     processed = ProcessedMessage.objects.using(using).filter(
         consumer=spec.queue, message_id=message.origin_id

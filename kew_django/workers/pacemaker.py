@@ -2,10 +2,10 @@
 
 A worker handles one delivery at a time, so one thread can beat for all of
 them: starting a thread per delivery cost more than a short handler's whole
-transaction. The worker ``attach``es each delivery's ``Heartbeat`` before
-its handler runs and ``detach``es it after the ack; in between, the
-pacemaker's thread calls ``Heartbeat.beat()`` whenever one is due
-(``Heartbeat.due()``). Short deliveries are detached before their first
+transaction. The worker ``attach``es each delivery's heartbeat (its
+``beat`` and ``due`` callables) before its handler runs and ``detach``es
+it after the ack; in between, the pacemaker's thread calls ``beat()``
+whenever ``due()`` has passed. Short deliveries are detached before their first
 beat and cost no write and no thread start.
 
 Threads: ``attach``, ``detach`` and ``close`` are called on the worker's
@@ -26,12 +26,12 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from kew_django.db.connections import close_db_connections
 
-if TYPE_CHECKING:
-    from kew_django.workers.heartbeat import Heartbeat
+Beat = Callable[[], None]  # one beat; never raises
+Due = Callable[[], float]  # when the next beat is due, in time.monotonic()
 
 
 class Pacemaker:
@@ -40,31 +40,35 @@ class Pacemaker:
     def __init__(self, name: str):
         self.name = name
         self._cond = threading.Condition()
-        self._current: Heartbeat | None = None
-        self._beating: Heartbeat | None = None
+        self._current: tuple[Beat, Due] | None = None
+        self._beating: Beat | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
         self._wake_at = math.inf  # when the thread's current wait ends (time.monotonic())
         self.wakeups = 0  # times the thread woke (diagnostics, tests)
 
-    def attach(self, heartbeat: Heartbeat) -> None:
-        """Beat ``heartbeat`` from now on, instead of any other."""
+    def attach(self, beat: Beat, due: Due) -> None:
+        """Call ``beat`` whenever ``due()`` has passed, from now on, instead of any other."""
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"pacemaker {self.name} is closed")
-            self._current = heartbeat
+            self._current = (beat, due)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
                 self._thread.start()
-            if heartbeat.due() < self._wake_at:  # else the thread wakes in time on its own
+            if due() < self._wake_at:  # else the thread wakes in time on its own
                 self._cond.notify_all()
 
-    def detach(self, heartbeat: Heartbeat) -> None:
-        """Stop beating ``heartbeat``; wait for a beat of it in progress to end."""
+    def detach(self, beat: Beat) -> None:
+        """Stop calling ``beat``; wait for a call of it in progress to end.
+
+        ``beat`` is compared with ``==``: a bound method equals another one of
+        the same method and object, so ``detach(heartbeat.beat)`` works.
+        """
         with self._cond:
-            if self._current is heartbeat:
+            if self._current is not None and self._current[0] == beat:
                 self._current = None
-            self._cond.wait_for(lambda: self._beating is not heartbeat)
+            self._cond.wait_for(lambda: self._beating != beat)
 
     def close(self) -> None:
         """End the thread (after a beat in progress); ``attach`` is refused from now on."""
@@ -80,18 +84,18 @@ class Pacemaker:
         try:
             with self._cond:
                 while not self._closed:
-                    heartbeat = self._current
-                    if heartbeat is None:
+                    if self._current is None:
                         self._sleep(math.inf)
                         continue
-                    due = heartbeat.due()
-                    if due > time.monotonic():
-                        self._sleep(due)  # woken early by an attach due sooner, or close
+                    beat, due = self._current
+                    next_beat = due()
+                    if next_beat > time.monotonic():
+                        self._sleep(next_beat)  # woken early by an attach due sooner, or close
                         continue
-                    self._beating = heartbeat
+                    self._beating = beat
                     self._cond.release()
                     try:
-                        heartbeat.beat()  # never raises
+                        beat()  # never raises
                     finally:
                         self._cond.acquire()
                         self._beating = None

@@ -1,11 +1,13 @@
-"""Consumer declarations: the ``@consumer`` decorator and the registry it fills."""
+"""Consumer declarations: the ``@consumer`` decorator and ``consumers``, the registry it fills."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, cast
+from typing import Any
+
+from django.apps import apps
 
 from kew.codecs import JsonCodec
 from kew.schedule import ExhaustedHandler, RepeatAction, RetrySpec, Schedule, as_schedule
@@ -42,6 +44,17 @@ class ConsumerSpec:
     def codec(self) -> JsonCodec[Any]:
         """Return the codec that decodes this queue's payloads."""
         return JsonCodec(self.payload)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A consumer declaration that cannot run, with its system-check id and hint."""
+
+    id: str
+    message: str
+    hint: str
+    spec: ConsumerSpec
+    error: Exception | None = None
 
 
 class ConsumerRegistry:
@@ -88,17 +101,40 @@ class ConsumerRegistry:
 
         return decorate
 
-    def validate(self) -> None:
-        """Raise KewImproperlyConfigured on a duplicate queue or a bad retry schedule."""
-        for first, second in self.duplicates:
-            raise KewImproperlyConfigured(
-                f"queue {first.queue!r} has two consumers: {first.name} and {second.name}"
+    def problems(self) -> list[Problem]:
+        """Return what is wrong: a queue with two consumers, a retry schedule that does not parse.
+
+        The one source of both ``validate`` and the system checks ``kew.E004``/``kew.E005``.
+        """
+        found = [
+            Problem(
+                "kew.E004",
+                f"queue {first.queue!r} has two consumers: {first.name} and {second.name}",
+                "Each queue has exactly one @consumer; rename one queue or remove one handler.",
+                second,
             )
+            for first, second in self.duplicates
+        ]
         for spec in self:
             try:
                 spec.schedule  # noqa: B018 - parses the retry intervals
             except Exception as error:
-                raise KewImproperlyConfigured(f"consumer {spec.name}: {error}") from error
+                found.append(
+                    Problem(
+                        "kew.E005",
+                        f"consumer {spec.name}: {error}",
+                        "Write intervals as a number and a unit, e.g. retry='10s 10s 2m 1d'.",
+                        spec,
+                        error,
+                    )
+                )
+        return found
+
+    def validate(self) -> None:
+        """Raise KewImproperlyConfigured on a duplicate queue or a bad retry schedule."""
+        problems = self.problems()
+        if problems:
+            raise KewImproperlyConfigured(problems[0].message) from problems[0].error
 
     def get(self, queue: str) -> ConsumerSpec:
         """Return the consumer of ``queue``; KeyError names the known queues."""
@@ -123,17 +159,7 @@ class ConsumerRegistry:
         return queue in self._specs
 
 
-def default_registry() -> ConsumerRegistry:
-    """Return the registry kept on the kew_django app config."""
-    from django.apps import apps
-
-    from kew_django.apps import KewConfig
-
-    try:
-        config = apps.get_app_config("kew_django")
-    except LookupError:
-        raise KewImproperlyConfigured("@consumer needs 'kew_django' in INSTALLED_APPS") from None
-    return cast(KewConfig, config).registry
+consumers = ConsumerRegistry()
 
 
 def consumer(
@@ -165,7 +191,9 @@ def consumer(
     writes in ``with work.commit():``, a short transaction that also
     records the message id; see ``kew_django.workers.long``.
     """
-    return default_registry().consumer(
+    if not apps.is_installed("kew_django"):
+        raise KewImproperlyConfigured("@consumer needs 'kew_django' in INSTALLED_APPS")
+    return consumers.consumer(
         queue,
         payload=payload,
         retry=retry,

@@ -121,7 +121,7 @@ class Worker(QueueSink[Any]):
         again when it is back (``kew_django.workers.outage``): no attempt spent.
         """
         if not self.spec.atomic and self.heartbeat is not None:
-            return long.run_outside(self, message, self.heartbeat)
+            return long.run_outside(self.spec, message, self.heartbeat, using=self.using)
         return self.gate.through(lambda: self._run_in_transaction(message))
 
     def _run_in_transaction(self, message: Message[Any]) -> DeliveryOutcome | None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from django.apps import apps
 
 import kew
 from kew.errors import ConnectionLost, SendError
 from kew.providers.base import Producer, Provider
 from kew_django.providers import ProviderHandler
+from kew_django.providers import providers as provider_handler
 from kew_django.workers.registry import ConsumerRegistry
+from kew_django.workers.registry import consumers as registry
 
 
 @dataclass
@@ -53,20 +55,23 @@ def queue() -> str:
 
 
 @pytest.fixture
-def consumers(monkeypatch) -> ConsumerRegistry:
-    """An empty consumer registry installed on the app config for the test."""
-    registry = ConsumerRegistry()
-    monkeypatch.setattr(apps.get_app_config("kew_django"), "registry", registry)
-    return registry
+def consumers() -> Iterator[ConsumerRegistry]:
+    """The consumer registry, empty for the test; the project's consumers come back after it."""
+    kept, duplicates = list(registry), list(registry.duplicates)
+    registry.clear()
+    yield registry
+    registry.clear()
+    for spec in kept:
+        registry.register(spec)
+    registry.duplicates.extend(duplicates)
 
 
 @pytest.fixture
-def providers(monkeypatch) -> ProviderHandler:
-    """A fresh provider handler on the app config, so KEW settings overrides take effect."""
-    handler = ProviderHandler()
-    monkeypatch.setattr(apps.get_app_config("kew_django"), "providers", handler)
-    yield handler
-    handler.close_all()
+def providers() -> Iterator[ProviderHandler]:
+    """The provider handler, with nothing built yet, so KEW settings overrides take effect."""
+    provider_handler.close_all()
+    yield provider_handler
+    provider_handler.close_all()
 
 
 class Wrapped(Provider):

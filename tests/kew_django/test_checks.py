@@ -84,7 +84,7 @@ def test_consumers_registered_twice_and_bad_retries(consumers):
         consumers.validate()
 
 
-def test_the_decorator_registers_on_the_app_config(consumers):
+def test_the_decorator_registers_in_the_consumer_registry(consumers):
     @consumer("imports", retry="1s 2s", idempotent=True, prefetch=4)
     def handle(data): ...
 

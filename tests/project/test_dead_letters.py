@@ -10,7 +10,9 @@ from django.core import mail
 
 from kew_django.models import DeadLetter
 from kew_django.operations import requeue_dead_letters
+from kew_django.providers import providers as handler
 from kew_django.runner import relay_from_settings
+from kew_django.workers.registry import consumers
 from kew_django.workers.worker import DeliveryOutcome, Worker
 from project.imports import outcomes
 from project.imports.messages import OUTCOMES_QUEUE
@@ -22,10 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def providers(settings):
     """The database provider, closed afterwards (on PostgreSQL it holds a LISTEN connection)."""
-    from django.apps import apps
-
     settings.KEW = {"PROVIDERS": {"default": {"URL": "database://"}}}
-    handler = apps.get_app_config("kew_django").providers
     handler.close_all()
     yield handler
     handler.close_all()
@@ -41,9 +40,7 @@ def deliver_one(worker: Worker) -> DeliveryOutcome:
 
 
 def test_an_unsendable_outcome_is_dead_lettered_then_requeued(providers, monkeypatch):
-    from django.apps import apps
-
-    spec = apps.get_app_config("kew_django").registry.get(OUTCOMES_QUEUE)
+    spec = consumers.get(OUTCOMES_QUEUE)
     worker = Worker(dataclasses.replace(spec, retry=""), providers["default"])  # no retries
     item = Import.objects.create(path="/r/x", requested_path="x", root="/r", email="a@b.org")
     outcomes.record_failure(item.pk, "it broke", attempts=1)

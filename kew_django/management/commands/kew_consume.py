@@ -6,10 +6,10 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from kew_django.apps import kew_config
 from kew_django.observability import observed
 from kew_django.runner import ComponentDied, Runner, stop_on_signals
 from kew_django.workers.processes import Supervisor, consume_command
+from kew_django.workers.registry import consumers
 
 
 def run_or_exit(runner: Runner) -> None:
@@ -35,12 +35,11 @@ def supervise(queues: list[str], *, concurrency, provider: str, processes: int) 
 
 def select_specs(queues: list[str]):
     """Return the registered consumers of ``queues`` (all of them if none is named)."""
-    registry = kew_config().registry
-    registry.validate()
+    consumers.validate()
     if not queues:
-        return list(registry)
+        return list(consumers)
     try:
-        return [registry.get(queue) for queue in queues]
+        return [consumers.get(queue) for queue in queues]
     except KeyError as error:
         raise CommandError(error.args[0]) from None
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from django.apps import apps
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
@@ -26,11 +25,9 @@ class Order:
 
 
 @pytest.fixture
-def registry(monkeypatch):
+def registry(consumers) -> ConsumerRegistry:
     """Give kew_django an empty consumer registry for the test."""
-    registry = ConsumerRegistry()
-    monkeypatch.setattr(apps.get_app_config("kew_django"), "registry", registry)
-    return registry
+    return consumers
 
 
 @pytest.fixture

@@ -28,16 +28,20 @@ class Beating:
         self.last = time.monotonic()
 
 
+def attach(pacemaker: Pacemaker, heartbeat: Beating) -> None:
+    pacemaker.attach(heartbeat.beat, heartbeat.due)
+
+
 def test_one_thread_beats_successive_deliveries_when_due():
     with contextlib.closing(Pacemaker("kew-heartbeat-test")) as pacemaker:
         first, second = Beating(0.05), Beating(0.05)
-        pacemaker.attach(first)  # type: ignore[arg-type]
+        attach(pacemaker, first)
         time.sleep(0.3)
-        pacemaker.detach(first)  # type: ignore[arg-type]
+        pacemaker.detach(first.beat)
         beats = len(first.threads)
-        pacemaker.attach(second)  # type: ignore[arg-type]
+        attach(pacemaker, second)
         time.sleep(0.3)
-        pacemaker.detach(second)  # type: ignore[arg-type]
+        pacemaker.detach(second.beat)
         time.sleep(0.1)
         assert 2 <= beats <= 7 and len(first.threads) == beats  # none after detach
         assert len(second.threads) >= 2
@@ -47,12 +51,12 @@ def test_one_thread_beats_successive_deliveries_when_due():
 def test_a_short_delivery_is_never_beaten_and_starts_no_thread():
     with contextlib.closing(Pacemaker("kew-heartbeat-short")) as pacemaker:
         before = threading.active_count()
-        pacemaker.attach(Beating(5.0))  # type: ignore[arg-type]
+        attach(pacemaker, Beating(5.0))
         running = threading.active_count()
         for _ in range(200):
             short = Beating(5.0)
-            pacemaker.attach(short)  # type: ignore[arg-type]
-            pacemaker.detach(short)  # type: ignore[arg-type]
+            attach(pacemaker, short)
+            pacemaker.detach(short.beat)
             assert short.threads == []
         assert running == before + 1 and threading.active_count() == running
 
@@ -61,34 +65,34 @@ def test_short_deliveries_do_not_wake_the_thread():
     # Each wake-up takes the GIL from the worker: a stream of short deliveries must not
     # cost one per attach or detach (it cost two a delivery before).
     with contextlib.closing(Pacemaker("kew-heartbeat-quiet")) as pacemaker:
-        pacemaker.attach(Beating(5.0))  # type: ignore[arg-type]
+        attach(pacemaker, Beating(5.0))
         time.sleep(0.1)  # the thread started and sleeps until that heartbeat is due
         before = pacemaker.wakeups
         for _ in range(200):
             short = Beating(5.0)
-            pacemaker.attach(short)  # type: ignore[arg-type]
-            pacemaker.detach(short)  # type: ignore[arg-type]
+            attach(pacemaker, short)
+            pacemaker.detach(short.beat)
             time.sleep(0.0005)  # give a woken thread the chance to run and count
         assert pacemaker.wakeups - before <= 1
 
 
 def test_an_attach_due_sooner_wakes_the_thread_in_time():
     with contextlib.closing(Pacemaker("kew-heartbeat-sooner")) as pacemaker:
-        pacemaker.attach(Beating(30.0))  # type: ignore[arg-type]
+        attach(pacemaker, Beating(30.0))
         time.sleep(0.1)  # asleep until that one is due, 30 s from now
         soon = Beating(0.05)
-        pacemaker.attach(soon)  # type: ignore[arg-type]
+        attach(pacemaker, soon)
         assert soon.beating.wait(2), "the thread slept past a heartbeat due sooner"
-        pacemaker.detach(soon)  # type: ignore[arg-type]
+        pacemaker.detach(soon.beat)
 
 
 def test_detach_waits_for_a_beat_in_progress():
     with contextlib.closing(Pacemaker("kew-heartbeat-slow")) as pacemaker:
         slow = Beating(0.0, hold=0.3)
-        pacemaker.attach(slow)  # type: ignore[arg-type]
+        attach(pacemaker, slow)
         assert slow.beating.wait(2)
         began = time.monotonic()
-        pacemaker.detach(slow)  # type: ignore[arg-type]
+        pacemaker.detach(slow.beat)
         assert time.monotonic() - began >= 0.1  # it waited for the beat to end
         count = len(slow.threads)
         time.sleep(0.2)
