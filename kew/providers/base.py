@@ -18,8 +18,15 @@ from enum import Enum
 from kew.errors import ConfigurationError, UnsupportedCapability
 
 # Property names Kew itself uses. Application properties must not start with "kew-".
+KEW_PREFIX = "kew-"
 DELIVERY_COUNT = "kew-delivery-count"
 CONTENT_TYPE = "kew-content-type"
+
+
+def application_properties(properties: Mapping[str, str]) -> dict[str, str]:
+    """Return ``properties`` without Kew's own (those named ``kew-...``)."""
+    return {k: v for k, v in properties.items() if not k.startswith(KEW_PREFIX)}
+
 
 _PROPERTY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 

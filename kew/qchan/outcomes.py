@@ -10,7 +10,13 @@ from enum import Enum
 from typing import TypeVar
 
 from kew.message import Message, utcnow
-from kew.providers.base import CONTENT_TYPE, DELIVERY_COUNT, Delivery, DeliveryOptions
+from kew.providers.base import (
+    CONTENT_TYPE,
+    DELIVERY_COUNT,
+    Delivery,
+    DeliveryOptions,
+    application_properties,
+)
 from kew.qchan.source import delivery_options
 
 T = TypeVar("T")
@@ -70,12 +76,11 @@ def delivery_count(delivery: Delivery) -> int:
 
 def message_from(delivery: Delivery, data: T) -> Message[T]:
     """Build the Message a handler sees from a delivery and its decoded data."""
-    properties = {k: v for k, v in delivery.properties.items() if not k.startswith("kew-")}
     return Message(
         data,
         delivery_count=delivery_count(delivery),
         message_id=delivery.message_id,
-        properties=properties,
+        properties=application_properties(delivery.properties),
     )
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from kew.providers.base import CONTENT_TYPE, Delivery
+from kew.providers.base import CONTENT_TYPE, Delivery, application_properties
 from kew.qchan.outcomes import FIRST_FAILED_AT
 from kew_django.models import DeadLetter
 
@@ -42,7 +42,7 @@ def record(
         message_id=message_id or "",
         payload=bytes(delivery.payload),
         content_type=delivery.properties.get(CONTENT_TYPE, "application/json"),
-        headers={k: v for k, v in delivery.properties.items() if not k.startswith("kew-")},
+        headers=application_properties(delivery.properties),
         reason=reason,
         error=text[:10000],
         traceback=trace[:100000],
