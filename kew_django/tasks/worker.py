@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import threading
 from typing import Any
 
 from django.db import router, transaction
 from django.utils import timezone
 
 from kew_django.errors import PermanentError
+from kew_django.identity import worker_id
 from kew_django.models import DeadLetter, TaskResultRecord
 from kew_django.outbox import Channel
 from kew_django.tasks.compat import (
@@ -51,11 +49,6 @@ log = logging.getLogger(__name__)
 Status = TaskResultRecord.Status
 # Retries of the glue itself (a database error around the task), not of tasks.
 GLUE_RETRY = "5s 30s 2m"
-
-
-def worker_id() -> str:
-    """Return this thread's worker id: host, process and thread."""
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:100]
 
 
 def run_task(data: dict[str, Any]) -> None:
