@@ -13,8 +13,9 @@ module only says how each step is done in Django:
 - ``recover``: after a failure the database connection is replaced if it
   broke (``close_if_unusable_or_obsolete``).
 - ``give_up``: a ``DeadLetter`` row (raw payload, headers, error,
-  traceback, attempts) and ``on_exhausted(data, error)``, in one
-  transaction, before the ack. A delivery whose ack was lost after that
+  traceback, attempts) and ``on_exhausted(data, error)`` (with the letter
+  as a third argument if the hook is marked ``@deadletters.takes_dead_letter``),
+  in one transaction, before the ack. A delivery whose ack was lost after that
   finds its dead letter and does not call ``on_exhausted`` again.
 - ``stopped``: the thread's database connections are closed.
 - ``handle``: a ``Heartbeat`` (``workers.heartbeat``) renews the lease and
@@ -200,7 +201,7 @@ class Worker(QueueSink[Any]):
             return
         try:
             with transaction.atomic(using=self.using):
-                self.spec.on_exhausted(message.data, error)
+                deadletters.call_exhausted(self.spec.on_exhausted, message.data, error, letter)
         except Exception as failure:
             log.exception(
                 "%s: on_exhausted failed for message %s", self.spec.queue, message.message_id
