@@ -4,7 +4,7 @@
 
 1. SQLite (the embedded default), web + kew_run as real processes: the
    latency of ``POST /imports/`` while a long import runs, with the import
-   in one transaction (the old mode, ``IMPORT_IN_ONE_TRANSACTION=true``)
+   in one transaction (the old mode, ``bench/longwork_settings.py``)
    and outside it (the new mode), side by side.
 2. On each provider (database on SQLite, database on PostgreSQL, Artemis),
    two import workers with the DEFAULT lease: the time from SIGKILL of the
@@ -40,14 +40,16 @@ from tests.harness.e2e import (  # noqa: E402
 REQUESTS = 40
 
 
-def environment(tmp: Path, smtp: SMTPServer, **overrides: str) -> tuple[Path, Path, dict]:
+def environment(
+    tmp: Path, smtp: SMTPServer, settings: str = "project.settings", **overrides: str
+) -> tuple[Path, Path, dict]:
     root, logs = tmp / "root", tmp / "logs"
     root.mkdir()
     logs.mkdir()
     for name in ("long-2", "long-6", *(f"ok-{n}" for n in range(REQUESTS))):
         create_sample(root, name)
     env = app_env(
-        DJANGO_SETTINGS_MODULE="project.settings",
+        DJANGO_SETTINGS_MODULE=settings,
         EMAIL_URL=smtp.url,
         IMPORT_ROOTS=str(root),
         IMPORT_IMPORTER="project.imports.testing.ScriptedImporter",
@@ -71,8 +73,8 @@ def latency(one_transaction: bool) -> list[float]:
         root, logs, env = environment(
             Path(tmp),
             smtp,
+            "bench.longwork_settings" if one_transaction else "project.settings",
             DATABASE_URL=f"sqlite:///{tmp}/db.sqlite3",
-            IMPORT_IN_ONE_TRANSACTION=str(one_transaction).lower(),
         )
         env.pop("KEW_BROKER_URL", None)
         web = WebServer(env, logs, token=create_token(env)).start()

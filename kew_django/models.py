@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -102,12 +102,38 @@ class DeadLetter(models.Model):
         return f"{self.queue} {self.message_id} ({self.reason}, {self.state})"
 
 
+class ProcessedMessages(models.QuerySet["ProcessedMessage"]):
+    """The idempotency record's operations: ``ProcessedMessage.objects.using(db).seen(...)``."""
+
+    def seen(self, queue: str, message_id: str) -> bool:
+        """Return whether the consumer of ``queue`` recorded ``message_id`` as handled."""
+        return self.filter(consumer=queue, message_id=message_id).exists()
+
+    def record(self, queue: str, message_id: str) -> ProcessedMessage | None:
+        """Record ``message_id`` as handled by ``queue``'s consumer; None if it was before.
+
+        Runs in a savepoint of the caller's transaction, so the record commits
+        with the handler's writes and a duplicate leaves that transaction usable.
+        """
+        try:
+            with transaction.atomic(using=self.db):
+                return self.create(consumer=queue, message_id=message_id)
+        except IntegrityError:
+            return None
+
+    def forget(self, record: ProcessedMessage) -> None:
+        """Delete ``record``, so that the message is handled again when it comes back."""
+        self.filter(pk=record.pk).delete()
+
+
 class ProcessedMessage(models.Model):
     """A message an idempotent consumer has handled, recorded in the handler's transaction."""
 
     consumer = models.CharField(max_length=200)
     message_id = models.CharField(max_length=64)
     processed_at = models.DateTimeField(default=timezone.now)
+
+    objects = ProcessedMessages.as_manager()
 
     class Meta:
         verbose_name = "processed message"

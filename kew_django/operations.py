@@ -16,10 +16,10 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from kew.errors import KewError
+from kew.providers.headers import application_properties
 from kew_django.models import DeadLetter, InProgress, OutboxMessage
 
 DEAD = Q(state=DeadLetter.State.DEAD)
-KEW_PREFIX = "kew-"  # Kew's own properties (kew.providers.base.DELIVERY_COUNT, ...)
 RETRYABLE = Q(status=OutboxMessage.Status.FAILED)
 DISCARDABLE = Q(status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.FAILED])
 
@@ -69,7 +69,7 @@ def requeue_headers(headers: dict) -> dict:
     first delivery failed) describe the old delivery; the new message
     starts again at delivery one.
     """
-    return {k: v for k, v in (headers or {}).items() if not k.startswith(KEW_PREFIX)}
+    return application_properties(headers or {})
 
 
 def requeue_dead_letters(letters: QuerySet[DeadLetter] | Iterable[DeadLetter]) -> OperationResult:

@@ -164,7 +164,6 @@ IMPORT_USER_FOLDERS = env.bool("IMPORT_USER_FOLDERS", default=True)
 IMPORT_MAX_FILES = env.int("IMPORT_MAX_FILES", default=100_000)  # files one import may find
 IMPORT_RETRY = env.str("IMPORT_RETRY", default="10s 10s 2m")
 NOTIFY_RETRY = env.str("NOTIFY_RETRY", default="10s 1m 5m 30m 2h")
-IMPORT_IN_ONE_TRANSACTION = env.bool("IMPORT_IN_ONE_TRANSACTION", default=False)  # the old mode
 IMPORT_SITE_URL = env.str("IMPORT_SITE_URL", default="http://127.0.0.1:8000")
 
 # Kew (kew_django): which provider carries the messages, and how the relay and the

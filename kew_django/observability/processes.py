@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,6 +18,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from kew_django.db.connections import close_db_connections
+from kew_django.identity import host, process_id
 from kew_django.models import KewProcess
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,9 @@ class ProcessRecord:
         in_progress: Callable[[], dict[str, int]] = dict,
     ):
         now = timezone.now()
-        host = socket.gethostname()
-        self.name = f"{host}:{os.getpid()}:{now:%Y%m%dT%H%M%S}"
+        self.name = f"{process_id()}:{now:%Y%m%dT%H%M%S}"  # a pid is reused, a start time not
         self.row = KewProcess(
-            name=self.name, kind=kind, host=host, pid=os.getpid(), queues=queues, started_at=now
+            name=self.name, kind=kind, host=host(), pid=os.getpid(), queues=queues, started_at=now
         )
         self.interval = interval
         self.in_progress = in_progress

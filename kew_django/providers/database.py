@@ -38,6 +38,7 @@ from kew.providers.base import (
     Provider,
     Receiver,
 )
+from kew_django.db.errors import DATABASE_ERRORS
 from kew_django.db.notify import QUEUE, Listener
 from kew_django.providers import database_options
 from kew_django.providers.leases import RETURNED, Leased, Leases
@@ -50,13 +51,6 @@ def _model():
     from kew_django.models import QueuedMessage  # this module loads before the models do
 
     return QueuedMessage
-
-
-def provider_errors():
-    """Translate database errors into Kew's: lost connections are recoverable."""
-    from django.db import InterfaceError, OperationalError
-
-    return (OperationalError, InterfaceError)
 
 
 URL_OPTIONS = set(database_options.OPTIONS)
@@ -152,7 +146,7 @@ class DatabaseProducer(Producer):
         try:
             with transaction.atomic(using=using):
                 _model().objects.using(using).bulk_create(rows, ignore_conflicts=True)
-        except provider_errors() as error:
+        except DATABASE_ERRORS as error:
             raise ConnectionLost(f"database {using!r}: {error}") from error
         except (IntegrityError, DatabaseError) as error:
             raise SendError(f"database {using!r} refused the batch: {error}", index=0) from error
@@ -213,7 +207,7 @@ class DatabaseReceiver(Receiver):
             try:
                 delivery = self._next()
                 next_due = None if delivery else self._next_due()
-            except provider_errors() as error:
+            except DATABASE_ERRORS as error:
                 raise ConnectionLost(f"database {self.provider.using!r}: {error}") from error
             if delivery is not None:
                 self._unacked[delivery._pk] = delivery._token
@@ -359,7 +353,7 @@ class DatabaseDelivery(Delivery):
                 .filter(pk=self._pk, lease_token=self._token)
                 .update(available_at=until, leased_until=until)
             )
-        except provider_errors() as error:
+        except DATABASE_ERRORS as error:
             raise ConnectionLost(f"database {self._provider.using!r}: {error}") from error
         return bool(renewed)
 
@@ -369,7 +363,7 @@ class DatabaseDelivery(Delivery):
             raise ConfigurationError("a browsed message cannot be acknowledged")
         try:
             deleted = self._consumer._leases.delete(self._pk, self._token)
-        except provider_errors() as error:
+        except DATABASE_ERRORS as error:
             raise ConnectionLost(f"database {self._provider.using!r}: {error}") from error
         self._consumer._unacked.pop(self._pk, None)
         if not deleted:

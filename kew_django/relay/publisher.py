@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connections, router, transaction
+from django.db import connections, router, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
@@ -29,6 +29,7 @@ from kew.providers.base import Capability, DeliveryOptions, Outgoing, Prepared, 
 from kew.providers.headers import CONTENT_TYPE
 from kew.qchan.producers import LazyProducer
 from kew_django.db.connections import close_db_connections
+from kew_django.db.errors import DATABASE_ERRORS
 from kew_django.db.notify import OUTBOX, Listener
 from kew_django.models import OutboxMessage
 from kew_django.observability.observer import NO_OBSERVER, Observer
@@ -40,7 +41,6 @@ from kew_django.relay.rejections import retry_at, retry_backoff_over
 from kew_django.relay.waiting import wait
 
 log = logging.getLogger(__name__)
-JSON = "application/json"
 PENDING, SENT, FAILED = (
     OutboxMessage.Status.PENDING,
     OutboxMessage.Status.SENT,
@@ -347,7 +347,7 @@ class Relay:
                     backoff.failed(error)
                     wait(stop, backoff.delay())
                     continue
-                except (OperationalError, InterfaceError) as error:
+                except DATABASE_ERRORS as error:
                     database.failed(error)
                     connections[self.using].close_if_unusable_or_obsolete()
                     wait(stop, database.delay())

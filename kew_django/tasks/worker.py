@@ -23,11 +23,7 @@ see READY until the attempt ends.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
-import threading
 from typing import Any
 
 from django.conf import settings
@@ -35,6 +31,7 @@ from django.db import router, transaction
 from django.utils import timezone
 
 from kew_django.errors import PermanentError
+from kew_django.identity import worker_id
 from kew_django.models import DeadLetter, TaskResultRecord
 from kew_django.outbox import Channel
 from kew_django.tasks.backend import KewTaskBackend
@@ -46,6 +43,7 @@ from kew_django.tasks.compat import (
     task_started,
 )
 from kew_django.tasks.results import load_task, task_error, to_json, to_result
+from kew_django.workers.deadletters import takes_dead_letter
 from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec
 
 log = logging.getLogger(__name__)
@@ -53,11 +51,6 @@ log = logging.getLogger(__name__)
 Status = TaskResultRecord.Status
 # Retries of the glue itself (a database error around the task), not of tasks.
 GLUE_RETRY = "5s 30s 2m"
-
-
-def worker_id() -> str:
-    """Return this thread's worker id: host, process and thread."""
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:100]
 
 
 def run_task(data: dict[str, Any]) -> None:
@@ -121,8 +114,11 @@ def run_task(data: dict[str, Any]) -> None:
     task_finished.send(type(backend), task_result=to_result(record, task))
 
 
-def task_gave_up(data: dict[str, Any], error: BaseException | None) -> None:
-    """Store FAILED for a task whose last attempt failed; called with its dead letter."""
+@takes_dead_letter
+def task_gave_up(
+    data: dict[str, Any], error: BaseException | None, letter: DeadLetter | None = None
+) -> None:
+    """Store FAILED, and the dead letter, for a task whose last attempt failed."""
     using = router.db_for_write(TaskResultRecord)
     record = TaskResultRecord.objects.using(using).filter(pk=str(data.get("id"))).first()
     if record is None or record.status == Status.SUCCESSFUL:
@@ -135,27 +131,13 @@ def task_gave_up(data: dict[str, Any], error: BaseException | None) -> None:
     record.worker_ids = [*record.worker_ids, worker_id()]
     if cause is not None:
         record.errors = [*record.errors, task_error(cause)]
-    record.dead_letter_id = _letter_of(record, using)
+    record.dead_letter_id = letter.pk if letter is not None else None
     record.save(using=using)
     try:
         task: Task | None = load_task(record)
     except Exception:
         return
     task_finished.send(type(task_backends[record.backend]), task_result=to_result(record, task))
-
-
-def _letter_of(record: TaskResultRecord, using: str) -> int | None:
-    """Return the id of the dead letter just written for ``record`` (in this transaction)."""
-    letters = DeadLetter.objects.using(using).filter(
-        queue=record.queue_name, state=DeadLetter.State.DEAD
-    )
-    for pk, payload in letters.order_by("-pk").values_list("pk", "payload")[:100]:
-        try:
-            if json.loads(bytes(payload)).get("id") == str(record.id):
-                return pk
-        except (ValueError, AttributeError):
-            continue
-    return None
 
 
 def _requeued(record: TaskResultRecord, using: str) -> bool:

@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import traceback as tb
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from kew.providers.base import Delivery
-from kew.providers.headers import CONTENT_TYPE, FIRST_FAILED_AT
+from kew.providers.headers import CONTENT_TYPE, FIRST_FAILED_AT, application_properties
 from kew_django.models import DeadLetter
 
-__all__ = ["FIRST_FAILED_AT", "already_recorded", "first_failed_at", "record"]
+__all__ = ["FIRST_FAILED_AT", "already_recorded", "first_failed_at", "record", "takes_dead_letter"]
+
+Hook = TypeVar("Hook", bound=Callable[..., Any])
+
+
+def takes_dead_letter(hook: Hook) -> Hook:
+    """Mark an ``on_exhausted`` hook to be called as ``hook(data, error, letter)``.
+
+    ``letter`` is the ``DeadLetter`` the worker wrote for the message, in the
+    transaction the hook runs in (so its ``pk`` is set).
+    """
+    hook.takes_dead_letter = True  # type: ignore[attr-defined]  # a flag, as csrf_exempt sets
+    return hook
+
+
+def call_exhausted(
+    hook: Callable[..., Any], data: Any, error: BaseException | None, letter: DeadLetter
+) -> None:
+    """Call ``hook`` as ``on_exhausted``: with the dead letter if it takes it."""
+    if getattr(hook, "takes_dead_letter", False):
+        hook(data, error, letter)
+    else:
+        hook(data, error)
 
 
 def first_failed_at(delivery: Delivery) -> datetime | None:
@@ -42,7 +66,7 @@ def record(
         message_id=message_id or "",
         payload=bytes(delivery.payload),
         content_type=delivery.properties.get(CONTENT_TYPE, "application/json"),
-        headers={k: v for k, v in delivery.properties.items() if not k.startswith("kew-")},
+        headers=application_properties(delivery.properties),
         reason=reason,
         error=text[:10000],
         traceback=trace[:100000],

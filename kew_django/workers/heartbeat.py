@@ -19,10 +19,7 @@ handler's own thread, at the handler's progress reports.
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
@@ -33,21 +30,12 @@ from django.utils import timezone
 from kew.message import Message
 from kew.providers.base import Delivery
 from kew.providers.headers import delivery_count
+from kew_django.identity import worker_id
 from kew_django.models import InProgress
 from kew_django.workers.pacemaker import Pacemaker
 
 log = logging.getLogger(__name__)
 NOTE_LENGTH = 200
-
-
-@functools.cache
-def _host() -> str:
-    return socket.gethostname()  # once: a system call per delivery cost the worker the GIL
-
-
-def worker_name() -> str:
-    """Return who holds a delivery: host, process id and thread name."""
-    return f"{_host()}:{os.getpid()}/{threading.current_thread().name}"[:200]
 
 
 class Heartbeat:
@@ -61,7 +49,7 @@ class Heartbeat:
         self.message_id = (origin or f"#{uuid.uuid4().hex}")[:64]
         self.attempt = delivery_count(delivery)
         self.interval = min(interval, delivery.lease / 3) if delivery.lease else interval
-        self.worker = worker_name()
+        self.worker = worker_id()
         self.started_at = timezone.now()
         self.cancelled = threading.Event()
         self.lost = threading.Event()

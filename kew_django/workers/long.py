@@ -52,10 +52,8 @@ def run_outside(
 ) -> DeliveryOutcome | None:
     """Run ``spec``'s handler as ``handler(data, work)`` in autocommit; None: retry it."""
     record = spec.idempotent and bool(message.origin_id)
-    processed = ProcessedMessage.objects.using(using).filter(
-        consumer=spec.queue, message_id=message.origin_id
-    )
-    if record and processed.exists():
+    processed = ProcessedMessage.objects.using(using)
+    if record and processed.seen(spec.queue, message.origin_id or ""):
         return DeliveryOutcome.DUPLICATE
     work = Work(message, heartbeat, using=using, record=record)
     try:
@@ -69,7 +67,7 @@ def run_outside(
         return DeliveryOutcome.RELEASED
     if answer is RepeatAction.RETRY:
         if work.recorded is not None:  # committed, yet asks again: let the retry run
-            ProcessedMessage.objects.using(using).filter(pk=work.recorded.pk).delete()
+            processed.forget(work.recorded)
         return None
     if record and work.recorded is None:
         try:

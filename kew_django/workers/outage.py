@@ -23,14 +23,14 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import InterfaceError, OperationalError, connections
+from django.db import connections
 
 from kew.backoff import Backoff
 from kew.errors import StorageUnavailable
+from kew_django.db.errors import DATABASE_ERRORS
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 def database_down(using: str) -> bool:

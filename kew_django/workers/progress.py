@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from kew.errors import KewError, PermanentError
 from kew.message import Message
@@ -103,10 +103,7 @@ class Work:
 
 def record_processed(queue: str, message: Message[Any], using: str) -> ProcessedMessage:
     """Record the message's origin id in the caller's transaction; AlreadyProcessed if known."""
-    try:
-        with transaction.atomic(using=using):
-            return ProcessedMessage.objects.using(using).create(
-                consumer=queue, message_id=message.origin_id or ""
-            )
-    except IntegrityError:
-        raise AlreadyProcessed(f"message {message.origin_id} was processed before") from None
+    record = ProcessedMessage.objects.using(using).record(queue, message.origin_id or "")
+    if record is None:
+        raise AlreadyProcessed(f"message {message.origin_id} was processed before")
+    return record

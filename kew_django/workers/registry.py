@@ -67,8 +67,8 @@ class ConsumerRegistry:
     def register(self, spec: ConsumerSpec) -> ConsumerSpec:
         """Add ``spec``; a second consumer of the same queue is recorded as a duplicate.
 
-        Re-registering the very same handler (a module imported twice) is
-        ignored. Duplicates are reported by the system check ``kew.E004``
+        Registering the very same handler again (a module imported twice)
+        replaces its spec: the last declaration wins. Duplicates are reported by the system check ``kew.E004``
         and make ``validate`` raise.
         """
         known = self._specs.get(spec.queue)

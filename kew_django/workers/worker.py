@@ -13,8 +13,9 @@ module only says how each step is done in Django:
 - ``recover``: after a failure the database connection is replaced if it
   broke (``close_if_unusable_or_obsolete``).
 - ``give_up``: a ``DeadLetter`` row (raw payload, headers, error,
-  traceback, attempts) and ``on_exhausted(data, error)``, in one
-  transaction, before the ack. A delivery whose ack was lost after that
+  traceback, attempts) and ``on_exhausted(data, error)`` (with the letter
+  as a third argument if the hook is marked ``@deadletters.takes_dead_letter``),
+  in one transaction, before the ack. A delivery whose ack was lost after that
   finds its dead letter and does not call ``on_exhausted`` again.
 - ``stopped``: the thread's database connections are closed.
 - ``handle``: a ``Heartbeat`` (``workers.heartbeat``) renews the lease and
@@ -36,7 +37,7 @@ import logging
 import threading
 from typing import Any
 
-from django.db import IntegrityError, connections, router, transaction
+from django.db import connections, router, transaction
 
 from kew.message import Message
 from kew.providers.base import Delivery, Provider
@@ -125,28 +126,19 @@ class Worker(QueueSink[Any]):
         return self.gate.through(lambda: self._run_in_transaction(message))
 
     def _run_in_transaction(self, message: Message[Any]) -> DeliveryOutcome | None:
+        processed = ProcessedMessage.objects.using(self.using)
         with transaction.atomic(using=self.using):
-            record = self._record_processed(message) if self.spec.idempotent else None
-            if record is False:
-                return DeliveryOutcome.DUPLICATE
+            record = None
+            if self.spec.idempotent and message.origin_id:
+                record = processed.record(self.spec.queue, message.origin_id)
+                if record is None:
+                    return DeliveryOutcome.DUPLICATE
             answer = self.spec.handler(message.data)
             if answer is not RepeatAction.RETRY:
                 return DeliveryOutcome.HANDLED
-            if isinstance(record, ProcessedMessage):
-                ProcessedMessage.objects.using(self.using).filter(pk=record.pk).delete()
+            if record is not None:
+                processed.forget(record)
         return None
-
-    def _record_processed(self, message: Message[Any]) -> ProcessedMessage | bool | None:
-        """Record the message id; return False if it was recorded before, None if it has none."""
-        if not message.origin_id:
-            return None
-        try:
-            with transaction.atomic(using=self.using):
-                return ProcessedMessage.objects.using(self.using).create(
-                    consumer=self.spec.queue, message_id=message.origin_id
-                )
-        except IntegrityError:
-            return False
 
     def recover(self, error: BaseException) -> None:
         """Replace the database connection if the failure broke it.
@@ -197,8 +189,9 @@ class Worker(QueueSink[Any]):
                 error=error,
                 using=self.using,
             )
-            if self.spec.idempotent and message_id:
-                self._record_processed(message or Message(None, message_id=message_id))
+            origin = (message or Message(None, message_id=message_id)).origin_id
+            if self.spec.idempotent and origin:
+                ProcessedMessage.objects.using(self.using).record(self.spec.queue, origin)
             if message is not None:
                 self._call_exhausted(message, error, letter)
 
@@ -209,7 +202,7 @@ class Worker(QueueSink[Any]):
             return
         try:
             with transaction.atomic(using=self.using):
-                self.spec.on_exhausted(message.data, error)
+                deadletters.call_exhausted(self.spec.on_exhausted, message.data, error, letter)
         except Exception as failure:
             log.exception(
                 "%s: on_exhausted failed for message %s", self.spec.queue, message.message_id

@@ -64,9 +64,7 @@ def import_exhausted(request: ImportRequest, error: BaseException | None) -> Non
     on_exhausted=import_exhausted,
     idempotent=True,
     prefetch=1,  # imports are long: hold one at a time, leave the rest to other workers
-    # ... and run outside a transaction, committing the outcome in a short one
-    # (IMPORT_IN_ONE_TRANSACTION=true restores the old mode, for bench/longwork.py)
-    atomic=settings.IMPORT_IN_ONE_TRANSACTION,
+    atomic=False,  # ... and run outside a transaction, committing the outcome in a short one
 )
 def run_import(request: ImportRequest, work: Work | None = None) -> RepeatAction | None:
     """Run the importer once; record the outcome, or ask for a retry if it may yet work.

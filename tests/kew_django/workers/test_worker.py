@@ -14,6 +14,7 @@ from kew.schedule import RepeatAction
 from kew_django import Channel, PermanentError
 from kew_django.models import DeadLetter, OutboxMessage, ProcessedMessage
 from kew_django.relay.publisher import Relay
+from kew_django.workers.deadletters import takes_dead_letter
 from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import DeliveryOutcome, Worker
 from tests.contract.helpers import assert_empty
@@ -245,6 +246,21 @@ def test_failing_exhausted_handler_is_noted_on_the_dead_letter(database_provider
     publish(database_provider, queue, Job(1))
     pump(Worker(spec, database_provider), database_provider, queue, DeadLetter.objects.exists)
     assert "on_exhausted failed" in DeadLetter.objects.get().error
+
+
+def test_an_exhausted_handler_that_takes_the_dead_letter_gets_the_one_written(
+    database_provider, queue
+):
+    given = []
+
+    @takes_dead_letter
+    def exhausted(data, error, letter):
+        given.append((data, letter.pk, DeadLetter.objects.filter(pk=letter.pk).exists()))
+
+    spec = ConsumerSpec(queue, lambda job: RepeatAction.RETRY, payload=Job, on_exhausted=exhausted)
+    publish(database_provider, queue, Job(1))
+    pump(Worker(spec, database_provider), database_provider, queue, lambda: given)
+    assert given == [(Job(1), DeadLetter.objects.get().pk, True)]
 
 
 @pytest.mark.parametrize("concurrency", [3])
