@@ -80,6 +80,7 @@ class GiveUpReason(Enum):
     EXHAUSTED = "exhausted"  # the schedule ran out
     FAILED = "failed"  # the handler raised PermanentError
     UNDECODABLE = "undecodable"  # the payload could not be decoded
+    CRASHED = "crashed"  # its handling ended without an outcome too often (the worker died)
 
 
 @dataclass(frozen=True)

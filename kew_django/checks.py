@@ -88,6 +88,17 @@ def _check_options() -> list[checks.CheckMessage]:
                             id="kew.E007",
                         )
                     )
+            elif key == "MAX_CRASHES":
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    errors.append(
+                        checks.Error(
+                            f"{where} must be a whole number of at least 1, not {value!r}",
+                            hint="One crash or one deploy must never dead-letter a message: "
+                            "e.g. 3 (the default). It must stay below the broker's own "
+                            "redelivery limit (Artemis max-delivery-attempts, 10).",
+                            id="kew.E007",
+                        )
+                    )
             elif key == "RETENTION":
                 try:
                     if not isinstance(value, timedelta):

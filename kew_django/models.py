@@ -66,6 +66,7 @@ class DeadLetter(models.Model):
         UNDECODABLE = "undecodable", "Undecodable payload"
         EXHAUSTED = "exhausted", "Retries exhausted"
         CANCELLED = "cancelled", "Cancelled by an operator"
+        CRASHED = "crashed", "Its worker kept dying"
 
     class State(models.TextChoices):
         DEAD = "dead", "Dead"
@@ -124,6 +125,60 @@ class ProcessedMessages(models.QuerySet["ProcessedMessage"]):
     def forget(self, record: ProcessedMessage) -> None:
         """Delete ``record``, so that the message is handled again when it comes back."""
         self.filter(pk=record.pk).delete()
+
+
+class CrashCounts(models.QuerySet["CrashCount"]):
+    """Count deliveries that ended without an outcome: ``CrashCount.objects.using(db)``."""
+
+    def started_again(self, queue: str, message_id: str) -> int:
+        """Count one more crash of a redelivered message, unless it was released; return the count.
+
+        Commits on its own (before the handler runs), so the count outlives
+        the process if this delivery kills it too.
+        """
+        with transaction.atomic(using=self.db):
+            row, created = self.select_for_update().get_or_create(
+                queue=queue, message_id=message_id, defaults={"crashes": 1}
+            )
+            if created:
+                return 1
+            if row.released:  # the delivery before was handed back on purpose, not lost
+                row.released = False
+            else:
+                row.crashes += 1
+            row.save(update_fields=["crashes", "released", "updated_at"])
+            return row.crashes
+
+    def released(self, queue: str, message_id: str) -> None:
+        """Note that a delivery went back on purpose (a shutdown): its next one is no crash."""
+        self.update_or_create(queue=queue, message_id=message_id, defaults={"released": True})
+
+    def ended(self, queue: str, message_id: str) -> None:
+        """Forget the count: the message's handling reached an outcome."""
+        self.filter(queue=queue, message_id=message_id).delete()
+
+
+class CrashCount(models.Model):
+    """How often a message's handling ended without an outcome (its worker died meanwhile).
+
+    Written only for redelivered messages; see ``workers.crashes``.
+    """
+
+    queue = models.CharField(max_length=200)
+    message_id = models.CharField(max_length=200)
+    crashes = models.PositiveIntegerField(default=0)
+    released = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CrashCounts.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "message_id"], name="kew_crash_count_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.message_id}: {self.crashes} crash(es)"
 
 
 class ProcessedMessage(models.Model):

@@ -46,7 +46,12 @@ def broker_dead_letters_for(provider: Any, specs: list[ConsumerSpec]) -> BrokerD
     queue = section("CONSUMERS").get("BROKER_DEAD_LETTERS")
     if not specs or not queue or Capability.DEAD_LETTER_ADDRESS not in provider.capabilities:
         return None
-    return BrokerDeadLetters(provider, [spec.queue for spec in specs], dead_letter_queue=queue)
+    return BrokerDeadLetters(
+        provider,
+        [spec.queue for spec in specs],
+        consumers={spec.queue: spec for spec in specs},
+        dead_letter_queue=queue,
+    )
 
 
 class ComponentDied(KewError):

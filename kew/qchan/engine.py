@@ -52,8 +52,8 @@ class QueueSink(Generic[T]):
     that raises or answers RETRY is retried on it, ``PermanentError`` is
     not. With ``retry=None`` (and consume-then-ack) a failure is not
     retried but left unacked for the provider to deliver again (RELEASED).
-    Subclasses override the hooks ``decode``, ``run_handler``, ``recover``,
-    ``give_up`` and ``stopped``. One per thread.
+    Subclasses override the hooks ``decode``, ``screen``, ``run_handler``,
+    ``recover``, ``give_up`` and ``stopped``. One per thread.
     """
 
     def __init__(
@@ -100,6 +100,14 @@ class QueueSink(Generic[T]):
         """Run the handler; return HANDLED (or DUPLICATE), None if it answered RETRY."""
         answer = self.sink.consume_message(message)
         return None if answer is RepeatAction.RETRY else DeliveryOutcome.HANDLED
+
+    def screen(self, delivery: Delivery, message: Message[T]) -> GiveUp | None:
+        """Return a decision to give ``message`` up without running its handler, or None.
+
+        Called before each handler run; a worker that counts crashed
+        deliveries gives up here on one that keeps killing its process.
+        """
+        return None
 
     def recover(self, error: BaseException) -> None:
         """Repair what a failure may have broken (a handler's, or the loop's own)."""
@@ -150,6 +158,9 @@ class QueueSink(Generic[T]):
         except DecodeError as undecodable:
             return self._give_up(delivery, None, GiveUpReason.UNDECODABLE, undecodable)
         message = message_from(delivery, data)
+        refused = self.screen(delivery, message)
+        if refused is not None:
+            return self._give_up(delivery, message, refused.reason, refused.error)
         error: BaseException | None = None
         started = time.monotonic()
         try:

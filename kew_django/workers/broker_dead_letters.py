@@ -7,9 +7,11 @@ in the default ``broker.xml``), keeping where it came from in
 there, but a consumer process that keeps dying on a message does. The
 drainer consumes that queue over STOMP, with a selector that takes only
 messages of Kew's queues (others stay for whoever else reads the DLQ),
-writes each as a ``DeadLetter`` (reason ``exhausted``) and acks it after
-the row is committed: a crash in between writes the row once more at
-worst (it is skipped if the same message is already recorded).
+writes each as a ``DeadLetter`` (reason ``crashed``), calls its
+consumer's ``on_exhausted`` in the same transaction (so the outcome is
+recorded as for any message Kew gives up), and acks it after the row is
+committed: a crash in between does it all once more at worst (it is
+skipped if the same message is already recorded).
 
 ``kew_consume`` and ``kew_run`` start one on its own thread when the
 provider declares ``Capability.DEAD_LETTER_ADDRESS`` (Artemis) and
@@ -21,16 +23,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from django.db import router, transaction
 
 from kew.backoff import Backoff
+from kew.errors import DecodeError
 from kew.providers.base import Delivery, Provider, Receiver
 from kew.providers.headers import DELIVERY_COUNT
 from kew_django.db.connections import close_db_connections
 from kew_django.models import DeadLetter
 from kew_django.workers import deadletters
+from kew_django.workers.crashes import CrashLoop
+from kew_django.workers.registry import ConsumerSpec
 
 log = logging.getLogger(__name__)
 ORIGINAL_QUEUE = "_AMQ_ORIG_QUEUE"
@@ -51,12 +56,14 @@ class BrokerDeadLetters:
         provider: Provider,
         queues: Sequence[str],
         *,
+        consumers: Mapping[str, ConsumerSpec] | None = None,
         dead_letter_queue: str = "DLQ",
         using: str | None = None,
         poll_interval: float = 1.0,
     ):
         self.provider = provider
         self.queues = list(queues)
+        self.consumers = dict(consumers or {})
         self.dead_letter_queue = dead_letter_queue
         self.using = using or router.db_for_write(DeadLetter)
         self.poll_interval = poll_interval
@@ -92,7 +99,7 @@ class BrokerDeadLetters:
                 return None
             letter = deadletters.record(
                 delivery,
-                reason=DeadLetter.Reason.EXHAUSTED,
+                reason=DeadLetter.Reason.CRASHED,
                 message_id=message_id,
                 attempts=attempts,
                 error=(
@@ -104,8 +111,27 @@ class BrokerDeadLetters:
             )
             letter.queue = queue
             letter.save(update_fields=["queue"])
+            self._call_exhausted(queue, delivery, letter)
         log.error("%s: the broker dead-lettered message %s; recorded", queue, message_id)
         return letter
+
+    def _call_exhausted(self, queue: str, delivery: Delivery, letter: DeadLetter) -> None:
+        """Call the queue's ``on_exhausted`` with the decoded data (not if undecodable)."""
+        spec = self.consumers.get(queue)
+        if spec is None or spec.on_exhausted is None:
+            return
+        try:
+            data = spec.codec.decode(delivery.payload)
+        except DecodeError:
+            return  # the dead letter shows the raw bytes; there is no data to hand over
+        error = CrashLoop(letter.error)
+        try:
+            with transaction.atomic(using=self.using):
+                deadletters.call_exhausted(spec.on_exhausted, data, error, letter)
+        except Exception as failure:
+            log.exception("%s: on_exhausted failed for message %s", queue, letter.message_id)
+            letter.error = f"{letter.error}\non_exhausted failed: {failure!r}"[:10000]
+            letter.save(update_fields=["error"])
 
     def run(self, stop: threading.Event) -> None:
         """Drain until ``stop`` is set; errors back off and never end the thread."""

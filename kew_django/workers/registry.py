@@ -68,8 +68,8 @@ class ConsumerRegistry:
         """Add ``spec``; a second consumer of the same queue is recorded as a duplicate.
 
         Registering the very same handler again (a module imported twice)
-        replaces its spec: the last declaration wins. Duplicates are reported by the system check ``kew.E004``
-        and make ``validate`` raise.
+        replaces its spec: the last declaration wins. Duplicates are
+        reported by the system check ``kew.E004`` and make ``validate`` raise.
         """
         known = self._specs.get(spec.queue)
         if known is not None and known.name != spec.name:

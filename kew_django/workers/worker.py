@@ -10,6 +10,8 @@ module only says how each step is done in Django:
   before is acked without running the handler (DUPLICATE). A handler that
   raises has its writes rolled back; one that answers RETRY keeps them,
   but its id is not recorded, so the retry runs.
+- ``screen``: a redelivered message is counted (``workers.crashes``); one
+  whose worker died more than ``MAX_CRASHES`` times is given up unrun.
 - ``recover``: after a failure the database connection is replaced if it
   broke (``close_if_unusable_or_obsolete``).
 - ``give_up``: a ``DeadLetter`` row (raw payload, headers, error,
@@ -45,11 +47,12 @@ from kew.providers.headers import delivery_count
 from kew.qchan.engine import QueueSink
 from kew.qchan.observe import EngineObserver
 from kew.qchan.outcomes import DeliveryOutcome, WorkerStats
-from kew.schedule import GiveUpReason, RepeatAction
+from kew.schedule import GiveUp, GiveUpReason, RepeatAction
 from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
 from kew_django.models import DeadLetter, ProcessedMessage
 from kew_django.workers import deadletters, long
+from kew_django.workers.crashes import CrashCounter
 from kew_django.workers.heartbeat import Heartbeat
 from kew_django.workers.outage import DatabaseGate
 from kew_django.workers.pacemaker import Pacemaker
@@ -92,6 +95,8 @@ class Worker(QueueSink[Any]):
         self.heartbeat: Heartbeat | None = None
         self.pacemaker: Pacemaker | None = None  # while ``run`` runs
         self.gate = DatabaseGate(self.using, what=f"consumer of {spec.queue!r}")
+        limit = int(section("CONSUMERS").get("MAX_CRASHES", 3))
+        self.crashes = CrashCounter(spec.queue, self.using, limit, self.gate.through)
 
     def handle(self, delivery: Delivery) -> DeliveryOutcome:
         """Handle one delivery (see the engine) with a heartbeat running until after its ack."""
@@ -100,10 +105,16 @@ class Worker(QueueSink[Any]):
         )
         self.heartbeat = beat.start(eager=not self.spec.atomic, pacemaker=self.pacemaker)
         try:
-            return super().handle(delivery)
+            outcome = super().handle(delivery)
         finally:
             self.heartbeat = None
             beat.stop()
+        self.crashes.ended(delivery, outcome)
+        return outcome
+
+    def screen(self, delivery: Delivery, message: Message[Any]) -> GiveUp | None:
+        """Give up on a redelivered message whose worker died too often (``workers.crashes``)."""
+        return self.crashes.screen(delivery)
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set (``QueueSink.run``); a database outage is waited out."""

@@ -56,6 +56,8 @@ from kew_django.checks import check_settings
         ({"RELAY": {"POLL_INTERVAL": float("nan")}}, "kew.E007", "positive"),
         ({"CONSUMERS": {"POLL_INTERVAL": 0.0}}, "kew.E007", "positive"),
         ({"CONSUMERS": {"BROKER_DEAD_LETTERS": 3}}, "kew.E007", "must name a queue"),
+        ({"CONSUMERS": {"MAX_CRASHES": 0}}, "kew.E007", "at least 1"),
+        ({"CONSUMERS": {"MAX_CRASHES": 2.5}}, "kew.E007", "whole number"),
     ],
 )
 def test_bad_settings_are_check_errors_with_an_id_and_a_hint(settings, kew, expected, text):

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 from django.db import connection, connections
@@ -20,6 +21,7 @@ import kew
 from kew.providers.base import DeliveryOptions, Outgoing
 from kew_django.models import DeadLetter, ProcessedMessage
 from kew_django.workers.broker_dead_letters import BrokerDeadLetters
+from kew_django.workers.deadletters import takes_dead_letter
 from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import DeliveryOutcome, Worker
 from tests.kew_django.conftest import Job
@@ -111,12 +113,41 @@ def test_what_the_broker_dead_letters_becomes_a_dead_letter(transactional_db, ar
         drainer.close()
         (letter,) = DeadLetter.objects.all()
         assert letter.queue == queue and letter.message_id == "m-7"
-        assert bytes(letter.payload) == b'{"n": 7}' and letter.reason == "exhausted"
+        assert bytes(letter.payload) == b'{"n": 7}' and letter.reason == "crashed"
         assert "dead-letter queue 'DLQ'" in letter.error
         # the other queue's message was left in the DLQ for whoever reads it
         with artemis.receiver("DLQ", selector=drainer_selector([other])) as receiver:
             delivery = receiver.receive(10)
             assert delivery is not None and delivery.message_id == "m-8"
             delivery.ack()
+    finally:
+        artemis.close()
+
+
+def test_what_the_broker_dead_letters_reaches_its_consumers_on_exhausted_once(
+    transactional_db, artemis_url
+):
+    queue = f"test.dla.{uuid.uuid4().hex[:10]}"
+    given_up: list[tuple[Any, str, int]] = []
+
+    @takes_dead_letter
+    def exhausted(data, error, letter):
+        given_up.append((data, str(error), letter.pk))
+
+    spec = ConsumerSpec(queue, lambda data: None, on_exhausted=exhausted)
+    artemis = kew.connect(artemis_url)
+    try:
+        with artemis.producer() as producer:
+            producer.send(queue, b'{"n": 7}', DeliveryOptions(message_id="m-7"))
+        for _ in range(10):  # a consumer that dies before its ack, ten times
+            receiver = artemis.receiver(queue)
+            assert receiver.receive(10) is not None
+            receiver.close()
+        drainer = BrokerDeadLetters(artemis, [queue], consumers={queue: spec})
+        assert drainer.drain(10) == 1
+        drainer.close()
+        (letter,) = DeadLetter.objects.all()
+        assert given_up == [({"n": 7}, letter.error, letter.pk)]
+        assert letter.reason == DeadLetter.Reason.CRASHED
     finally:
         artemis.close()

@@ -1,0 +1,129 @@
+"""A message that kills its worker every time is given up, with its outcome.
+
+A real ``kew_consume`` process handles a queue in which one message makes
+the handler SIGKILL its own process. Like an orchestrator, the test starts
+the process again each time it dies. After ``MAX_CRASHES`` (2 here) deaths
+more than one, the message is given up through the normal path: a dead
+letter (reason ``crashed``) and ``on_exhausted`` once; every other message
+is handled exactly once. On the database provider (SQLite, PostgreSQL) and
+on Artemis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+import kew
+from kew.providers.base import DeliveryOptions
+from kew_django.models import CrashCount, DeadLetter
+from kew_django.providers.database import DatabaseProvider
+from tests.kew_django.crash_app.consumers import QUEUE
+
+ROOT = Path(__file__).resolve().parents[3]
+MAX_CRASHES = 2  # tests/kew_django/crash_settings.py
+MESSAGES = 12
+POISON = 5
+pytestmark = pytest.mark.slow
+
+
+def consume(provider_url: str, marks: Path) -> subprocess.Popen:
+    database = {
+        k: connection.settings_dict[k]
+        for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+    }
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.kew_django.crash_settings",
+        "KEW_TEST_DB": json.dumps(database),
+        "KEW_TEST_PROVIDER_URL": provider_url,
+        "KEW_TEST_MARKS": str(marks),
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "kew_consume", QUEUE],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def lines(marks: Path, name: str) -> list[str]:
+    path = marks / name
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def run_until_given_up(provider_url: str, marks: Path, timeout: float = 120) -> int:
+    """Keep one consumer process running, restarting it when it dies; return its deaths."""
+    deaths = 0
+    process = consume(provider_url, marks)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            done = len(lines(marks, "handled")) >= MESSAGES - 1 and lines(marks, "exhausted")
+            if done:
+                return deaths
+            if process.poll() is not None:
+                output = process.stdout.read() if process.stdout else ""
+                assert process.returncode == -9, f"died otherwise ({process.returncode}):\n{output}"
+                deaths += 1
+                assert deaths <= MAX_CRASHES + 1, "not given up after its bound:\n" + output
+                process = consume(provider_url, marks)
+            time.sleep(0.05)
+        raise AssertionError(f"not done in {timeout}s after {deaths} deaths")
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            output, _ = process.communicate(timeout=30)
+            assert process.returncode == 0, output
+
+
+def send_messages(provider) -> None:
+    with provider.producer() as producer:
+        for n in range(MESSAGES):
+            data = {"n": n, "poison": n == POISON}
+            producer.send(QUEUE, json.dumps(data).encode(), DeliveryOptions(message_id=f"m{n}"))
+
+
+def check_outcome(marks: Path, deaths: int) -> None:
+    assert deaths == MAX_CRASHES + 1  # the bound: never fewer (one crash or deploy is no loop)
+    assert len(lines(marks, "started-poison")) == MAX_CRASHES + 1
+    assert lines(marks, "exhausted") == [f"{POISON} CrashLoop"]  # on_exhausted, once
+    handled = Counter(lines(marks, "handled"))
+    assert handled == Counter(str(n) for n in range(MESSAGES) if n != POISON)  # each once
+    (letter,) = DeadLetter.objects.filter(queue=QUEUE)
+    assert (letter.message_id, letter.reason) == (f"m{POISON}", DeadLetter.Reason.CRASHED)
+    assert "ended without an outcome 3 times" in letter.error
+    assert not CrashCount.objects.exists()  # every count ended with its message
+
+
+def test_a_message_that_kills_its_worker_is_given_up_on_the_database_provider(
+    transactional_db, tmp_path
+):
+    url = "database://?lease=1&poll_interval=0.1"  # a dead worker's lease ends within a second
+    send_messages(DatabaseProvider())
+    deaths = run_until_given_up(url, tmp_path)
+    check_outcome(tmp_path, deaths)
+
+
+@pytest.mark.artemis
+def test_a_message_that_kills_its_worker_is_given_up_on_artemis(
+    transactional_db, tmp_path, artemis_url
+):
+    provider = kew.connect(artemis_url)
+    try:
+        send_messages(provider)
+        deaths = run_until_given_up(artemis_url, tmp_path)
+        check_outcome(tmp_path, deaths)
+    finally:
+        provider.close()
