@@ -233,3 +233,68 @@ def test_on_postgres_and_artemis_a_killed_worker_s_import_runs_again_at_once(
         broker_url=artemis_server.url,
         lease=5.0,  # Artemis has no lease: it redelivers when the connection drops
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.artemis
+def test_an_import_whose_worker_is_killed_every_run_ends_failed_with_one_email(
+    tmp_path, postgres_server, artemis_server
+):
+    """A worker SIGKILLed mid-import, again and again (an import that always runs out of memory).
+
+    Kew gives the import up after ``MAX_CRASHES`` (3) deaths more than one, well
+    before Artemis's own limit of 10 deliveries: it ends ``failed``, with one e-mail.
+    """
+    name = f"crash_{uuid.uuid4().hex[:10]}"
+    postgres_server.create_database(name)
+    with SMTPServer() as smtp:
+        root, logs, env = start_app(
+            tmp_path,
+            smtp,
+            ["long-1"],
+            DATABASE_URL=postgres_server.url_for(name),
+            KEW_BROKER_URL=artemis_server.url,
+        )
+        web = WebServer(env, logs, token=create_token(env))
+        relay = Process("relay", ["kew_relay"], env, logs, ready="relay: started")
+        worker = Process("imports", ["kew_consume", "imports"], env, logs, ready="kew: started")
+        notifier = Process(
+            "notifier", ["kew_consume", "import-outcomes"], env, logs, ready="kew: started"
+        )
+        processes = [web, relay, worker, notifier]
+        kills = 0
+        try:
+            for process in processes:
+                process.start()
+            status, body = web.request("POST", "/imports/", {"path": "long-1"})
+            assert status == 202, body
+            detail = f"/imports/{body['id']}/"
+
+            def final() -> bool:
+                return web.request("GET", detail)[1]["status"] != "running" and bool(
+                    emails_for(smtp, body["id"])
+                )
+
+            while not final():
+                assert kills <= 10, "still not given up after more deaths than Artemis allows"
+
+                def next_run_or_final(killed: int = kills) -> bool:
+                    return len(runs(root, "long-1")) > killed or final()
+
+                if wait_until(next_run_or_final, 30, 0.05):
+                    if final():
+                        break
+                    worker.stop(signal.SIGKILL)  # mid-run: each run takes 5 s
+                    kills += 1
+                    worker.start()
+            time.sleep(1.5)  # room for a duplicate e-mail, if one were coming
+            final_status = web.request("GET", detail)[1]["status"]
+        except BaseException:
+            print_logs(processes)
+            raise
+        finally:
+            stop_all(processes)
+        assert kills == 4  # MAX_CRASHES (3) + 1: one crash or one deploy never gives up
+        assert emails_for(smtp, body["id"]) == ["failed"]
+        assert final_status == "failed"
+        assert len(runs(root, "long-1")) == 4  # each run killed; never a fifth
