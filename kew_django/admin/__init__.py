@@ -4,8 +4,8 @@
 - ``actions``: operator actions with confirmation, permissions and audit log;
 - ``forms``: edit-and-requeue, validated against the consumer's payload type;
 - ``dashboard``: per-queue counts, relay lag and a 24-hour chart;
-- ``in_progress``: what each worker runs now (attempt, worker, heartbeat,
-  progress), with an action that asks a running message to stop.
+- ``in_progress``: what each worker runs now, with an action that asks a
+  running message to stop.
 
 The operations themselves are plain functions in ``kew_django.operations``.
 """

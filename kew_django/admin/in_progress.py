@@ -1,12 +1,8 @@
 """The "in progress" screen: what each worker runs now, per queue, and a way to stop it.
 
-One row per delivery being handled (``InProgress``, written by the
-worker's heartbeat): the queue, the message, the attempt, which worker
-holds it, since when, its last heartbeat and its progress. A heartbeat
-older than three beats means the worker died: its message comes back
-when the lease ends (database provider) or at once (Artemis). The
-"waiting" count above the list is what the queue still holds, where the
-provider can tell. The one action asks the selected messages to stop.
+Lists the ``InProgress`` rows the workers' heartbeats write, marks a
+heartbeat older than three beats ("worker gone?"), and has one action,
+*Ask to stop*. What operators see: docs/admin.md#messages-in-progress.
 """
 
 from __future__ import annotations

@@ -1,21 +1,8 @@
 """Liveness, readiness and ``/metrics`` on one small HTTP server thread.
 
-- ``/healthz`` (live): 200 while every relay and worker thread of the
-  process went round its loop within ``timeout`` seconds; a thread busy
-  with a delivery counts as alive however long its handler runs (NOTE: so
-  a handler stuck for ever is not detected here; the database provider's
-  lease, or Artemis's redelivery after the process restarts, is what
-  recovers its message). 503 otherwise, naming the stale loops.
-- ``/readyz`` (ready): 200 when the database answers ``SELECT 1`` and the
-  provider accepts a connection (a producer is opened and closed); 503
-  with the reason otherwise. Checked at most once per ``ready_cache``
-  seconds (probes in between get the last answer), on a request's thread,
-  whose database connection is closed afterwards.
-- ``/metrics``: the Prometheus text format of a registry (needs
-  ``prometheus_client``; 501 saying so without it).
-
-The server listens on ``address:port`` (port 0: a free one, see ``port``)
-in a daemon thread; ``close`` stops it.
+``HealthServer`` answers ``/healthz`` from a ``Liveness`` observer,
+``/readyz`` by checking the database and the provider, and ``/metrics``
+from a Prometheus registry. What each answers: docs/operations.md#health.
 """
 
 from __future__ import annotations
@@ -41,7 +28,12 @@ log = logging.getLogger(__name__)
 
 
 class Liveness(Observer):
-    """Remember when each loop thread last turned, and whether it is handling a delivery."""
+    """Remember when each loop thread last turned, and whether it is handling a delivery.
+
+    A thread busy with a delivery counts as alive however long its handler
+    runs. NOTE: so a handler stuck for ever is not detected here; the
+    database provider's lease, or a restart, brings its message back.
+    """
 
     def __init__(self, *, timeout: float = 120.0):
         self.timeout = timeout

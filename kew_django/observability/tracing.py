@@ -1,20 +1,9 @@
 """OpenTelemetry traces through the outbox: send -> outbox row -> relay -> consumer.
 
-Nothing happens without the OpenTelemetry API (``pip install kew[tracing]``),
-and next to nothing without an SDK configured by the application.
-
-- ``Channel.send``, inside a span (the web request's), starts a short
-  PRODUCER span ``create <queue>``, a child of it, and stores its context
-  in the outbox row's headers as ``traceparent`` / ``tracestate``; the
-  relay publishes headers as message properties, so they travel through
-  any provider. A header the caller set is kept as it is.
-- The relay's PRODUCER span ``send`` for each batch links to the context
-  of every row it carries.
-- The worker's CONSUMER span ``process <queue>`` continues the context a
-  delivery carries, with the messaging attributes, and is current while
-  the handler runs (so the handler's own spans are its children).
-  Retries keep the original properties, and requeues from the admin keep
-  the application's headers: both stay in the original trace.
+``outbox_headers`` puts the sender's trace context in an outbox row's
+headers (``Channel.send`` calls it); ``Tracing`` is the observer that opens
+the relay's and the worker's spans. Nothing happens without the
+OpenTelemetry API (``kew[tracing]``). The spans: docs/operations.md#traces.
 """
 
 from __future__ import annotations

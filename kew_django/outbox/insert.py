@@ -1,13 +1,11 @@
 """Insert one outbox row with a statement compiled once per database.
 
-``Model.save(force_insert=True)`` builds and compiles its INSERT through
-the ORM on every call: for a send that is a transaction of its own (a
-request that only sends), that was about a fifth of its CPU.
-``OutboxInsert`` compiles the statement once per database alias and, on
-each send, prepares only the values, with each field's own
-``get_db_prep_save``, so the database receives what the ORM would have
-sent. Like ``bulk_create`` (``send_many``), it sends no ``pre_save`` or
-``post_save`` signal.
+``Model.save(force_insert=True)`` compiles its INSERT through the ORM on
+every call, a large share of a send's CPU; ``OutboxInsert`` compiles it once
+and prepares only the values, with each field's ``get_db_prep_save``, so the
+database receives what the ORM would have sent. Like ``bulk_create``
+(``send_many``), it sends no ``pre_save`` or ``post_save`` signal. See
+docs/internals.md#the-outboxs-insert.
 """
 
 from __future__ import annotations

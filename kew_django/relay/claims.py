@@ -45,10 +45,9 @@ class Claims:
     ``claimable(now)`` returns the rows a claim takes as of ``now`` (oldest
     first). On PostgreSQL and SQLite its ``UPDATE ... RETURNING`` is
     compiled once per batch size, with ``PLACEHOLDER`` for now, and every
-    parameter that is the placeholder gets the current time (compiling it
-    through the ORM took 0.9 ms of each claim). Other databases compile
-    ``claimable`` on every claim. Shared by the relay's threads: each runs
-    the statement on its own connection.
+    parameter that is the placeholder gets the current time. Other
+    databases compile ``claimable`` on every claim. Shared by the relay's
+    threads: each runs the statement on its own connection.
     """
 
     def __init__(self, claimable: Callable[[datetime], QuerySet], using: str):

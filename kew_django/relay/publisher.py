@@ -1,13 +1,9 @@
 """The relay: publish committed outbox rows to the provider, in order, in batches.
 
-A batch is claimed with row locks that skip rows other relays hold
-(PostgreSQL), prepared (checked and encoded by ``Provider.prepare``, while
-the batch before it is still being confirmed), published with one
-``send_prepared`` (pipelined, one broker confirmation) and marked sent in
-the same transaction, after the provider confirmed it. A crash in
-between leaves the rows pending: they are published again with the same
-ids, and the broker's duplicate detection (or an idempotent consumer)
-drops the second copy.
+Each batch is claimed, published with one broker confirmation and marked
+sent in one transaction, so a crash leaves its rows pending and they go
+again with the same ids. What it guarantees: docs/guarantees.md; its
+statements: docs/internals.md.
 """
 
 from __future__ import annotations
@@ -124,8 +120,8 @@ class Relay:
     def relay_batch(self) -> int:
         """Claim, publish and mark one batch; return how many rows it settled.
 
-        Raises ``ConnectionLost`` (nothing marked, no attempts spent) when
-        the provider is unreachable.
+        Raises ``ConnectionLost`` (nothing marked, no row's ``attempts``
+        spent) when the provider is unreachable.
         """
         while True:
             try:

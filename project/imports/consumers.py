@@ -1,14 +1,9 @@
 """The consumers of the imports app: run an import, then e-mail its outcome.
 
-Both are idempotent: kew_django records each message id with the
-handler's final writes, so a redelivered message has no second effect.
-The Import's state machine (``outcomes``) refuses a second outcome besides.
-
-The import is long work (``atomic=False``): the importer runs outside any
-database transaction, so the web and the relay keep writing meanwhile
-(on SQLite too), reports its progress per file and per byte through
-``work.progress`` and can be cancelled; its outcome, with the message id,
-is committed in one short ``work.commit()`` transaction.
+Both are idempotent and run outside a transaction (``atomic=False``): the
+import reports progress and can be cancelled, and commits its outcome in
+one short ``work.commit()``. The flow and its guarantee:
+docs/reference-app.md#the-flow.
 """
 
 from __future__ import annotations

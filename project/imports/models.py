@@ -1,11 +1,9 @@
 """Imports and the files they brought in.
 
 An Import is accepted ``pending`` and ends in exactly one outcome,
-``succeeded``, ``failed`` or ``cancelled``. While a worker runs it, its
-state and progress are kew_django's ``InProgress`` row of its message
-(``message_id``); the status page shows it as ``running``. The outcome is written by a conditional
-UPDATE that only matches a pending row, so a second outcome for the same
-import is refused by the database itself, whichever process tries.
+``succeeded``, ``failed`` or ``cancelled`` (written by ``outcomes``). While
+a worker runs it, its progress is kew_django's ``InProgress`` row of its
+message (``message_id``), and the status page shows it as ``running``.
 """
 
 from __future__ import annotations

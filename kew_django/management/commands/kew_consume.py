@@ -44,18 +44,23 @@ def select_specs(queues: list[str]):
         raise CommandError(error.args[0]) from None
 
 
+def add_consumer_arguments(parser) -> None:
+    """Add the queues and options that kew_consume and kew_run share."""
+    parser.add_argument("queues", nargs="*", metavar="QUEUE")
+    parser.add_argument("--concurrency", type=int, help="worker threads per queue")
+    parser.add_argument("--provider", default="default", help="KEW['PROVIDERS'] alias")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics /healthz /readyz on this port (0: any free one)",
+    )
+
+
 class Command(BaseCommand):
     help = "Consume queues with their @consumer handlers (all registered queues by default)."
 
     def add_arguments(self, parser):
-        parser.add_argument("queues", nargs="*", metavar="QUEUE")
-        parser.add_argument("--concurrency", type=int, help="worker threads per queue")
-        parser.add_argument("--provider", default="default", help="KEW['PROVIDERS'] alias")
-        parser.add_argument(
-            "--metrics-port",
-            type=int,
-            help="serve /metrics /healthz /readyz on this port (0: any free one)",
-        )
+        add_consumer_arguments(parser)
         parser.add_argument(
             "--processes", type=int, default=1, help="consumer processes (for CPU-bound handlers)"
         )

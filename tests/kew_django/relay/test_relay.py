@@ -286,7 +286,7 @@ def test_threads_publish_batches_in_the_order_they_were_claimed(provider, queue)
     assert statuses() == {"sent": 400}
 
 
-def test_a_failed_batch_is_not_overtaken_by_the_next_lane(database_provider, queue):
+def test_a_failed_batch_is_not_overtaken_by_a_later_batch(database_provider, queue):
     Channel(queue, payload=Job).send_many([Job(i) for i in range(200)])
     flaky = Wrapped(database_provider)
     calls = []

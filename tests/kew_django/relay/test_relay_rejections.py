@@ -46,7 +46,7 @@ def test_a_transient_rejection_does_not_spend_every_attempt_in_seconds(database_
     assert row.status == "sent"
 
 
-def test_rows_left_pending_by_a_rejection_are_not_overtaken_by_the_next_lane(provider, queue):
+def test_rows_left_pending_by_a_rejection_are_not_overtaken_by_a_later_batch(provider, queue):
     rows = Channel(queue, payload=Job).send_many([Job(i) for i in range(200)])
     recording = Wrapped(provider)
     recording.reject_ids = {str(rows[10].pk)}
