@@ -12,7 +12,7 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from kew.providers import redact
-from kew.schedule import parse_interval
+from kew.schedule import as_schedule, parse_interval
 from kew_django.conf import DEFAULTS, kew_settings
 from kew_django.providers import (
     KNOWN_BACKENDS,
@@ -96,6 +96,17 @@ def _check_options() -> list[checks.CheckMessage]:
                             hint="One crash or one deploy must never dead-letter a message: "
                             "e.g. 3 (the default). It must stay below the broker's own "
                             "redelivery limit (Artemis max-delivery-attempts, 10).",
+                            id="kew.E007",
+                        )
+                    )
+            elif key == "RETRY":
+                try:
+                    as_schedule(value)
+                except Exception:
+                    errors.append(
+                        checks.Error(
+                            f"{where} is not a retry schedule: {value!r}",
+                            hint="Write intervals as a number and a unit, e.g. '10s 1m 10m'.",
                             id="kew.E007",
                         )
                     )

@@ -23,6 +23,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "BROKER_DEAD_LETTERS": "DLQ",  # the broker's dead-letter queue to drain (None: off)
         "HEARTBEAT": 5.0,  # seconds between a running handler's beats (lease/3 at most)
         "MAX_CRASHES": 3,  # a message whose worker died more often than this is given up
+        "RETRY": "10s 1m 10m",  # the retry schedule of an @consumer that names none
     },
     "OBSERVABILITY": {  # see docs/operations.md
         "PORT": None,  # /metrics, /healthz, /readyz of kew_relay/kew_consume/kew_run (None: off)

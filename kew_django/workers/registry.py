@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps
 
 from kew.codecs import JsonCodec
 from kew.schedule import ExhaustedHandler, RepeatAction, RetrySpec, Schedule, as_schedule
+from kew_django.conf import section
 from kew_django.errors import KewImproperlyConfigured
 from kew_django.outbox.channel import Channel
 
@@ -162,11 +163,14 @@ class ConsumerRegistry:
 consumers = ConsumerRegistry()
 
 
+DEFAULT_RETRY = object()  # KEW["CONSUMERS"]["RETRY"]: a finite schedule with back-off
+
+
 def consumer(
     queue: str | Channel[Any],
     *,
     payload: type | None = None,
-    retry: RetrySpec = None,
+    retry: RetrySpec | object = DEFAULT_RETRY,
     on_exhausted: ExhaustedHandler[Any] | None = None,
     idempotent: bool = False,
     prefetch: int = 1,
@@ -179,9 +183,10 @@ def consumer(
     gets the decoded data and runs in ``transaction.atomic()`` on a worker
     thread; the delivery is acked after it returns. Raising (or answering
     ``RepeatAction.RETRY``) retries it after each ``retry`` interval
-    ("10s 10s 2m"); ``PermanentError`` skips the retries. When retries run
-    out the message becomes a DeadLetter and ``on_exhausted(data, error)``
-    is called once. ``idempotent=True`` records each message id in the
+    ("10s 10s 2m"; by default ``KEW["CONSUMERS"]["RETRY"]``, "10s 1m 10m";
+    ``retry=None``: no retry); ``PermanentError`` skips the retries. When
+    retries run out the message becomes a DeadLetter and
+    ``on_exhausted(data, error)`` is called once. ``idempotent=True`` records each message id in the
     handler's transaction and skips messages already recorded.
 
     ``atomic=False`` is for long work (minutes, hours): the handler is
@@ -193,10 +198,12 @@ def consumer(
     """
     if not apps.is_installed("kew_django"):
         raise KewImproperlyConfigured("@consumer needs 'kew_django' in INSTALLED_APPS")
+    if retry is DEFAULT_RETRY:
+        retry = section("CONSUMERS").get("RETRY", "10s 1m 10m")
     return consumers.consumer(
         queue,
         payload=payload,
-        retry=retry,
+        retry=cast(RetrySpec, retry),
         on_exhausted=on_exhausted,
         idempotent=idempotent,
         prefetch=prefetch,

@@ -96,6 +96,24 @@ def test_the_decorator_registers_in_the_consumer_registry(consumers):
         consumers.get("nope")
 
 
+def test_a_consumer_that_names_no_schedule_retries_with_back_off_then_gives_up(consumers, settings):
+    @consumer("defaults")
+    def handle(data): ...
+
+    @consumer("none", retry=None)
+    def once(data): ...
+
+    intervals = [i.total_seconds() for i in consumers.get("defaults").schedule.intervals]
+    assert intervals == [10.0, 60.0, 600.0]  # finite, each wait longer: never a hot loop
+    assert consumers.get("none").schedule.intervals == ()
+    settings.KEW = {"CONSUMERS": {"RETRY": "1s 5s"}}
+
+    @consumer("configured")
+    def configured(data): ...
+
+    assert [i.total_seconds() for i in consumers.get("configured").schedule.intervals] == [1, 5]
+
+
 def test_registering_the_same_handler_again_is_harmless():
     registry = ConsumerRegistry()
 

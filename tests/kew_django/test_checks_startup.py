@@ -58,6 +58,7 @@ from kew_django.checks import check_settings
         ({"CONSUMERS": {"BROKER_DEAD_LETTERS": 3}}, "kew.E007", "must name a queue"),
         ({"CONSUMERS": {"MAX_CRASHES": 0}}, "kew.E007", "at least 1"),
         ({"CONSUMERS": {"MAX_CRASHES": 2.5}}, "kew.E007", "whole number"),
+        ({"CONSUMERS": {"RETRY": "soon"}}, "kew.E007", "not a retry schedule"),
     ],
 )
 def test_bad_settings_are_check_errors_with_an_id_and_a_hint(settings, kew, expected, text):
