@@ -41,6 +41,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 Handler = MessageSink[T] | ChannelSink[T] | Callable[[T], object]
+RELEASE_PAUSE = 0.5  # seconds before the first redelivery of a released failure; doubles
 
 
 class QueueSink(Generic[T]):
@@ -51,7 +52,9 @@ class QueueSink(Generic[T]):
     the schedule (``"10s 10s 2m"``, intervals or a ``Schedule``); a handler
     that raises or answers RETRY is retried on it, ``PermanentError`` is
     not. With ``retry=None`` (and consume-then-ack) a failure is not
-    retried but left unacked for the provider to deliver again (RELEASED).
+    retried but left unacked for the provider to deliver again (RELEASED),
+    after a pause that doubles with each failure in a row (0.5 s up to
+    ``backoff_max``): never a loop without pause.
     Subclasses override the hooks ``decode``, ``screen``, ``run_handler``,
     ``recover``, ``give_up`` and ``stopped``. One per thread.
     """
@@ -89,6 +92,8 @@ class QueueSink(Generic[T]):
         self.observer = observer or NO_OBSERVER  # metrics, traces, liveness (kew.qchan.observe)
         self._receiver: Receiver | None = None
         self._producers = LazyProducer(provider)
+        self._releases = 0  # failures in a row left to the provider (retry=None)
+        self._paused_until = 0.0
 
     # Hooks: override them to change how a step is done, not the rules.
 
@@ -208,6 +213,9 @@ class QueueSink(Generic[T]):
             exc_info=error,
         )
         self._close_receiver()
+        self._releases += 1  # wait longer each time before taking deliveries again
+        pause = min(self.backoff_max, RELEASE_PAUSE * 2 ** (self._releases - 1))
+        self._paused_until = time.monotonic() + pause
         return DeliveryOutcome.RELEASED
 
     def _retry(self, delivery: Delivery, message: Message[T], delay: timedelta) -> None:
@@ -248,6 +256,10 @@ class QueueSink(Generic[T]):
     def poll(self, timeout: float | None = None) -> bool:
         """Handle at most one delivery, waiting up to ``timeout``; return whether one came."""
         self.observer.turned(self.queue)
+        paused = self._paused_until - time.monotonic()
+        if paused > 0:  # after a release: the provider delivers it again after a pause
+            time.sleep(paused if timeout is None else min(paused, timeout))
+            return False
         if self._receiver is None:
             self._receiver = self.provider.receiver(self.queue, prefetch=self.prefetch)
         delivery = self._receiver.receive(timeout)
@@ -256,6 +268,8 @@ class QueueSink(Generic[T]):
         seen = Handling(self.queue, delivery)
         with self.observer.handling(seen):
             seen.outcome = self.handle(delivery)
+        if seen.outcome is not DeliveryOutcome.RELEASED:
+            self._releases = 0
         self.stats.add(seen.outcome)
         return True
 

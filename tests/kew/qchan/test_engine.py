@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -96,3 +97,22 @@ def test_an_empty_schedule_goes_straight_to_exhausted(provider):
     sink = engine(provider, lambda data: RepeatAction.RETRY, [], exhausted := [])
     assert sink.handle(deliver(provider, Message("x"))) is DeliveryOutcome.DEAD
     assert exhausted == ["x"] and provider.sent == []
+
+
+def test_a_released_failure_comes_back_after_a_pause_that_grows():
+    provider = MemoryProvider()
+    QueueSource(provider, "q").send({"n": 1})
+    runs: list[float] = []
+
+    def failing(data):
+        runs.append(time.monotonic())
+        raise RuntimeError("fails every time")
+
+    sink = QueueSink(provider, "q", failing)  # retry=None: left to the provider
+    deadline = time.monotonic() + 10
+    while len(runs) < 4 and time.monotonic() < deadline:
+        sink.poll(0.2)
+    sink.close()
+    gaps = [later - earlier for earlier, later in zip(runs, runs[1:], strict=False)]
+    assert len(gaps) == 3, runs
+    assert gaps[0] >= 0.5 and gaps[1] >= 1.0 and gaps[2] >= 2.0  # 0.5 s, doubling
