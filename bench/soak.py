@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python bench/soak.py [--count 10000] [--relay-kills 20] [--consumer-kills 20]
         [--broker-crashes 3] [--db-crashes 1] [--db-outage 0] [--provider artemis|database]
-        [--database postgresql|sqlite]
+        [--database postgresql|sqlite] [--relay-terms 5] [--consumer-terms 5] [--crash-loops 3]
 
 It starts PostgreSQL (and Artemis) with ``tests.harness``, migrates a fresh
 database (``--database sqlite``: a fresh SQLite file, with the embedded
@@ -13,16 +13,20 @@ two ``kew_consume`` processes (``bench/soak_app``: each message adds a row
 to ``soak_effect``). A sender writes ``--count`` messages in transactions of
 10, paced to last as long as the crashes: some transactions are rolled
 back, some messages are poison (``PermanentError``), some answer RETRY
-once. Meanwhile, at random moments, the relay and the consumers are
-SIGKILLed and restarted, the broker is SIGKILLed and restarted, and the
-database is SIGKILLed and restarted (``--db-outage S`` also stops it for S
-seconds, e.g. 180). At the end it counts:
+once, and ``--crash-loops`` of them SIGKILL their consumer every time.
+Meanwhile, at random moments, the relay and the consumers are SIGKILLed
+and restarted, or stopped with SIGTERM (a deploy: each must exit 0 within
+the grace period) and restarted, the broker is SIGKILLed and restarted,
+and the database is SIGKILLed and restarted (``--db-outage S`` also stops
+it for S seconds, e.g. 180). A consumer that dies by itself is restarted
+at once, as an orchestrator would. At the end it counts:
 
 - lost: committed, not poison, and no effect;
 - duplicated: more than one effect for one message;
 - ghosts: an effect for a message whose transaction rolled back;
-- stuck: outbox rows not sent, dead letters of good messages, poison
-  messages without a dead letter;
+- stuck: outbox rows not sent, dead letters of good messages, poison and
+  crash-looping messages without a dead letter or without exactly one
+  ``on_exhausted``, crash-looping ones not given up as ``crashed``;
 
 and prints how long each kind of crash took to recover from (until the
 next effect). The harness's PostgreSQL runs with ``synchronous_commit=off``
@@ -62,6 +66,9 @@ def main() -> None:
     parser.add_argument("--broker-crashes", type=int, default=3)
     parser.add_argument("--db-crashes", type=int, default=1)
     parser.add_argument("--db-outage", type=float, default=0.0, help="seconds; 0: none")
+    parser.add_argument("--relay-terms", type=int, default=5, help="SIGTERMs (deploys)")
+    parser.add_argument("--consumer-terms", type=int, default=5, help="SIGTERMs (deploys)")
+    parser.add_argument("--crash-loops", type=int, default=3, help="messages that kill")
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between crashes")
     parser.add_argument("--settle", type=float, default=300.0, help="seconds to wait at the end")
     parser.add_argument("--provider", choices=["artemis", "database"], default="artemis")
@@ -103,6 +110,7 @@ def main() -> None:
         with connection.cursor() as cursor:
             cursor.execute("CREATE TABLE soak_effect (n integer NOT NULL, at timestamp)")
             cursor.execute("CREATE TABLE soak_failed (n integer PRIMARY KEY)")
+            cursor.execute("CREATE TABLE soak_exhausted (n integer NOT NULL)")
         where += (
             f" + Artemis {artemis.version} ({artemis.mode})" if artemis else ", database provider"
         )
@@ -139,6 +147,9 @@ class Soak:
         self.recoveries: dict[str, list[float]] = {}
         self.sending_done = threading.Event()
         self.sent_after = self.chaos_took = 0.0
+        self.killers = set(random.sample(range(args.count), min(args.crash_loops, args.count)))
+        self.term_exits: list[tuple[str, int | None, float]] = []
+        self.self_deaths = 0
         self.events = self.schedule()
         # The sender is paced to last as long as the crashes (a broker restart takes ~6 s),
         # so that every crash hits a system at work, not one that has finished.
@@ -163,10 +174,15 @@ class Soak:
         sender = threading.Thread(target=self.send_all)
         started = time.monotonic()
         sender.start()
+        supervising = threading.Event()
+        supervisor = threading.Thread(target=self.supervise, args=(supervising,), daemon=True)
+        supervisor.start()
         try:
             self.chaos()
             sender.join()
             settled = self.settle()
+            supervising.set()
+            supervisor.join()
             print(
                 f"sending took {self.sent_after:.0f}s, the crashes "
                 f"{self.chaos_took:.0f}s; "
@@ -202,7 +218,12 @@ class Soak:
                 with transaction.atomic():
                     for i in batch:
                         items.send(
-                            Item(i, poison=random.random() < 0.01, fail_once=random.random() < 0.02)
+                            Item(
+                                i,
+                                poison=random.random() < 0.01,
+                                fail_once=random.random() < 0.02,
+                                kill=i in self.killers,
+                            )
                         )
                     if roll_back:
                         raise _RollBack
@@ -225,6 +246,8 @@ class Soak:
         events = (
             ["relay"] * self.args.relay_kills
             + ["consumer"] * self.args.consumer_kills
+            + ["relay_term"] * self.args.relay_terms
+            + ["consumer_term"] * self.args.consumer_terms
             + (["broker"] * self.args.broker_crashes if self.artemis else [])
             + ["database"] * self.args.db_crashes
         )
@@ -247,8 +270,49 @@ class Soak:
         self.relay = self.kill_and_restart(self.relay, "kew_relay")
 
     def crash_consumer(self) -> None:
-        index = random.randrange(len(self.consumers))
-        self.consumers[index] = self.kill_and_restart(self.consumers[index], "kew_consume")
+        with self.lock:
+            index = random.randrange(len(self.consumers))
+            process = self.consumers[index]
+            self.consumers[index] = None  # not the supervisor's to restart
+        restarted = self.kill_and_restart(process, "kew_consume")
+        with self.lock:
+            self.consumers[index] = restarted
+
+    def crash_relay_term(self) -> None:
+        self.relay = self.term_and_restart(self.relay, "kew_relay")
+
+    def crash_consumer_term(self) -> None:
+        with self.lock:
+            index = random.randrange(len(self.consumers))
+            process = self.consumers[index]
+            self.consumers[index] = None  # not the supervisor's to restart
+        restarted = self.term_and_restart(process, "kew_consume")
+        with self.lock:
+            self.consumers[index] = restarted
+
+    def term_and_restart(self, process, command: str) -> subprocess.Popen:
+        """Stop ``process`` as a deploy does (SIGTERM), note its exit code and time, restart it."""
+        if process is not None and process.poll() is None:
+            began = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            try:
+                code: int | None = process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                code = None  # did not stop within the grace period
+            with self.lock:
+                self.term_exits.append((command, code, time.monotonic() - began))
+        return self.spawn(command)
+
+    def supervise(self, done: threading.Event) -> None:
+        """Restart a consumer that died by itself (a crash-looping message), as systemd would."""
+        while not done.wait(0.2):
+            with self.lock:
+                for index, process in enumerate(self.consumers):
+                    if process is not None and process.poll() == -signal.SIGKILL:
+                        self.self_deaths += 1
+                        self.consumers[index] = self.spawn("kew_consume")
 
     def kill_and_restart(self, process, command: str) -> subprocess.Popen:
         if process is not None and process.poll() is None:
@@ -305,9 +369,10 @@ class Soak:
         return rows[0][0] if rows else None
 
     def committed(self) -> dict[int, bool]:
+        """Return each committed item's number: whether it never has an effect (poison, kill)."""
         rows = self.query("SELECT payload FROM kew_django_outboxmessage") or []
         items = [json.loads(bytes(payload)) for (payload,) in rows]
-        return {item["n"]: item["poison"] for item in items}
+        return {item["n"]: item["poison"] or item.get("kill", False) for item in items}
 
     def expected(self) -> int:
         return sum(not poison for poison in self.committed().values())
@@ -319,7 +384,10 @@ class Soak:
             pending = self.query(
                 "SELECT count(*) FROM kew_django_outboxmessage WHERE status = 'pending'"
             )
-            if rows and pending and rows[0][0] >= self.expected() and pending[0][0] == 0:
+            letters = self.query("SELECT count(*) FROM kew_django_deadletter")
+            given_up = sum(self.committed().values())  # poison and crash-looping items
+            effects_done = rows and pending and rows[0][0] >= self.expected()
+            if effects_done and pending[0][0] == 0 and letters and letters[0][0] >= given_up:
                 time.sleep(3.0)  # let duplicates, if any, arrive
                 return True
             time.sleep(1.0)
@@ -332,8 +400,14 @@ class Soak:
         counts: dict[int, int] = {}
         for (n,) in self.query("SELECT n FROM soak_effect") or []:
             counts[n] = counts.get(n, 0) + 1
-        letters = self.query("SELECT payload, error FROM kew_django_deadletter") or []
-        lettered = {json.loads(bytes(p))["n"]: e for p, e in letters}
+        letters = self.query("SELECT payload, reason FROM kew_django_deadletter") or []
+        lettered = {json.loads(bytes(p))["n"]: reason for p, reason in letters}
+        exhausted: dict[int, int] = {}
+        for (n,) in self.query("SELECT n FROM soak_exhausted") or []:
+            exhausted[n] = exhausted.get(n, 0) + 1
+        killers = poison & self.killers
+        not_crashed = sorted(n for n in killers if lettered.get(n) != "crashed")
+        outcomes_off = sorted(n for n in poison if exhausted.get(n) != 1)
         unsent = self.query(
             "SELECT status, count(*) FROM kew_django_outboxmessage "
             "WHERE status <> 'sent' GROUP BY status"
@@ -342,7 +416,13 @@ class Soak:
         duplicated = sorted(n for n, c in counts.items() if c > 1)
         ghosts = sorted(set(counts) - set(committed))
         stuck_letters = sorted(n for n in lettered if n in good)
-        stuck = sum(c for _, c in unsent or []) + len(stuck_letters) + len(poison - set(lettered))
+        stuck = (
+            sum(c for _, c in unsent or [])
+            + len(stuck_letters)
+            + len(poison - set(lettered))
+            + len(not_crashed)
+            + len(outcomes_off)
+        )
         print(
             f"messages: {self.args.count} sent, {len(committed)} committed "
             f"({len(poison)} poison), {len(self.rolled_back)} rolled back"
@@ -353,6 +433,13 @@ class Soak:
             f"{self.args.db_crashes} database crashes"
             + (f", one {self.args.db_outage:.0f}s database outage" if self.args.db_outage else "")
         )
+        clean = [t for _, code, t in self.term_exits if code == 0]
+        print(
+            f"deploys (SIGTERM): {len(self.term_exits)}, {len(clean)} exited 0"
+            + (f" (longest {max(clean):.1f}s)" if clean else "")
+            + f"; crash-looping messages: {len(killers)} committed, consumers that died on "
+            f"them: {self.self_deaths}, given up as crashed: {len(killers) - len(not_crashed)}"
+        )
         print(
             f"lost {len(lost)}, duplicated {len(duplicated)}, ghosts {len(ghosts)}, stuck {stuck}"
         )
@@ -361,6 +448,9 @@ class Soak:
             ("duplicated", duplicated),
             ("ghosts", ghosts),
             ("stuck dead letters", stuck_letters),
+            ("crash-looping, not given up as crashed", not_crashed),
+            ("given up without exactly one on_exhausted", outcomes_off),
+            ("SIGTERM exits other than 0", [c for c in self.term_exits if c[1] != 0]),
         ):
             if values:
                 print(f"  {name}: {values[:20]}")
