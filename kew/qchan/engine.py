@@ -52,8 +52,8 @@ class QueueSink(Generic[T]):
     that raises or answers RETRY is retried on it, ``PermanentError`` is
     not. With ``retry=None`` (and consume-then-ack) a failure is not
     retried but left unacked for the provider to deliver again (RELEASED).
-    Subclasses override the hooks ``decode``, ``run_handler``, ``recover``,
-    ``give_up`` and ``stopped``. One per thread.
+    Subclasses override the hooks ``decode``, ``run_handler``,
+    ``schedule_for``, ``recover``, ``give_up`` and ``stopped``. One per thread.
     """
 
     def __init__(
@@ -100,6 +100,10 @@ class QueueSink(Generic[T]):
         """Run the handler; return HANDLED (or DUPLICATE), None if it answered RETRY."""
         answer = self.sink.consume_message(message)
         return None if answer is RepeatAction.RETRY else DeliveryOutcome.HANDLED
+
+    def schedule_for(self, message: Message[T]) -> Schedule:
+        """Return the retry schedule of ``message``; by default the queue's (``retry``)."""
+        return self.schedule
 
     def recover(self, error: BaseException) -> None:
         """Repair what a failure may have broken (a handler's, or the loop's own)."""
@@ -172,7 +176,8 @@ class QueueSink(Generic[T]):
             return outcome
         if self.releases_failures and not isinstance(error, PermanentError):
             return self._release(message, error)
-        decision = after_failure(self.schedule, message, error)
+        schedule = self.schedule_for(message)
+        decision = after_failure(schedule, message, error)
         if isinstance(decision, GiveUp):
             return self._give_up(delivery, message, decision.reason, decision.error)
         self._retry(delivery, message, decision.delay)
@@ -181,7 +186,7 @@ class QueueSink(Generic[T]):
             self.queue,
             message.message_id,
             message.delivery_count,
-            self.schedule.max_deliveries,
+            schedule.max_deliveries,
             decision.delay.total_seconds(),
             error if error is not None else "handler answered RETRY",
         )

@@ -6,7 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from kew import DeliveryOutcome, Message, PermanentError, QueueSink, QueueSource, RepeatAction
+from kew import (
+    DeliveryOutcome,
+    Message,
+    PermanentError,
+    QueueSink,
+    QueueSource,
+    RepeatAction,
+    Schedule,
+)
 from kew.message import utcnow
 from kew.providers.base import Delivery, DeliveryOptions
 from kew.providers.headers import DELIVERY_COUNT
@@ -96,3 +104,16 @@ def test_an_empty_schedule_goes_straight_to_exhausted(provider):
     sink = engine(provider, lambda data: RepeatAction.RETRY, [], exhausted := [])
     assert sink.handle(deliver(provider, Message("x"))) is DeliveryOutcome.DEAD
     assert exhausted == ["x"] and provider.sent == []
+
+
+def test_schedule_for_picks_each_message_its_own_schedule(provider):
+    class PerMessage(QueueSink):
+        def schedule_for(self, message):
+            return Schedule.of(5, 5) if message.data == "patient" else Schedule()
+
+    sink = PerMessage(provider, "q", lambda data: RepeatAction.RETRY, retry=[60])
+    assert sink.handle(deliver(provider, Message("hasty"))) is DeliveryOutcome.DEAD
+    before = utcnow()
+    assert sink.handle(deliver(provider, Message("patient"))) is DeliveryOutcome.RETRIED
+    (retry,) = provider.sent
+    assert before <= retry.deliver_at - timedelta(seconds=5) <= utcnow()
