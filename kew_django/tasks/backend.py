@@ -99,7 +99,7 @@ class KewTaskBackend(BaseTaskBackend):
                 run_after=task.run_after,
                 enqueued_at=timezone.now(),
             )
-            payload = {"task": task.module_path, "id": str(record.id), "attempt": 1}
+            payload = {"task": task.module_path, "id": str(record.id), "backend": self.alias}
             channel: Channel[dict] = Channel(task.queue_name, provider=self.provider)
             if task.run_after is None:
                 channel.send(payload, using=using)

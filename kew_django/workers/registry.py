@@ -10,6 +10,7 @@ from typing import Any
 from django.apps import apps
 
 from kew.codecs import JsonCodec
+from kew.message import Message
 from kew.schedule import ExhaustedHandler, RepeatAction, RetrySpec, Schedule, as_schedule
 from kew_django.errors import KewImproperlyConfigured
 from kew_django.outbox.channel import Channel
@@ -45,6 +46,17 @@ class ConsumerSpec:
         """Return the codec that decodes this queue's payloads."""
         return JsonCodec(self.payload)
 
+    # Hooks a subclass overrides for queues whose messages need more than their data
+    # (the task queues: kew_django.tasks.worker).
+
+    def call(self, message: Message[Any]) -> RepeatAction | None:
+        """Call the handler (``atomic`` consumers) with the message's data."""
+        return self.handler(message.data)
+
+    def schedule_for(self, message: Message[Any]) -> Schedule:
+        """Return the retry schedule of ``message``: the queue's."""
+        return self.schedule
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -68,8 +80,8 @@ class ConsumerRegistry:
         """Add ``spec``; a second consumer of the same queue is recorded as a duplicate.
 
         Registering the very same handler again (a module imported twice)
-        replaces its spec: the last declaration wins. Duplicates are reported by the system check ``kew.E004``
-        and make ``validate`` raise.
+        replaces its spec: the last declaration wins. Duplicates are reported
+        by the system check ``kew.E004`` and make ``validate`` raise.
         """
         known = self._specs.get(spec.queue)
         if known is not None and known.name != spec.name:
