@@ -8,7 +8,6 @@ retry rule applies, on the task's own schedule; when it gives up,
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -127,7 +126,6 @@ def task_schedule(data: Any) -> Schedule:
     return Schedule()
 
 
-@dataclass(frozen=True, eq=False)
 class TaskQueueSpec(ConsumerSpec):
     """The consumer of a task queue: ``run_task`` gets the message, each task its schedule."""
 
@@ -140,7 +138,7 @@ class TaskQueueSpec(ConsumerSpec):
         return task_schedule(message.data)
 
 
-def task_queue_spec(queue: str) -> ConsumerSpec:
+def task_queue_spec(queue: str) -> TaskQueueSpec:
     """Return the consumer of the task queue ``queue``."""
     return TaskQueueSpec(queue, run_task, payload=None, on_exhausted=task_gave_up)
 
