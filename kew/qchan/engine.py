@@ -56,7 +56,7 @@ class QueueSink(Generic[T]):
     after a pause that doubles with each failure in a row (0.5 s up to
     ``backoff_max``): never a loop without pause.
     Subclasses override the hooks ``decode``, ``screen``, ``run_handler``,
-    ``recover``, ``give_up`` and ``stopped``. One per thread.
+    ``schedule_for``, ``recover``, ``give_up`` and ``stopped``. One per thread.
     """
 
     def __init__(
@@ -113,6 +113,10 @@ class QueueSink(Generic[T]):
         deliveries gives up here on one that keeps killing its process.
         """
         return None
+
+    def schedule_for(self, message: Message[T]) -> Schedule:
+        """Return the retry schedule of ``message``; by default the queue's (``retry``)."""
+        return self.schedule
 
     def recover(self, error: BaseException) -> None:
         """Repair what a failure may have broken (a handler's, or the loop's own)."""
@@ -188,7 +192,8 @@ class QueueSink(Generic[T]):
             return outcome
         if self.releases_failures and not isinstance(error, PermanentError):
             return self._release(message, error)
-        decision = after_failure(self.schedule, message, error)
+        schedule = self.schedule_for(message)
+        decision = after_failure(schedule, message, error)
         if isinstance(decision, GiveUp):
             return self._give_up(delivery, message, decision.reason, decision.error)
         self._retry(delivery, message, decision.delay)
@@ -197,7 +202,7 @@ class QueueSink(Generic[T]):
             self.queue,
             message.message_id,
             message.delivery_count,
-            self.schedule.max_deliveries,
+            schedule.max_deliveries,
             decision.delay.total_seconds(),
             error if error is not None else "handler answered RETRY",
         )

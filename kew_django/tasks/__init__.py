@@ -1,10 +1,8 @@
 """Django tasks through Kew: ``"BACKEND": "kew_django.tasks.KewTaskBackend"`` in ``TASKS``.
 
-- ``backend``: ``KewTaskBackend``, enqueue in the caller's transaction (an outbox row);
-- ``task``: ``KewTask``, a task with its own retry schedule;
-- ``worker``: run each attempt, retry it on its schedule, dead-letter it at the end;
-- ``results``: the stored ``TaskResultRecord`` as Django's ``TaskResult``;
-- ``compat``: ``django.tasks`` on Django 6, the ``django-tasks`` backport on 5.2.
+``KewTaskBackend`` enqueues in the caller's transaction; ``KewTask`` is a task
+with its own retry schedule (``@task(retry="10s 1m")``). How tasks run, retry
+and fail: ``docs/tasks.md``.
 """
 
 from __future__ import annotations

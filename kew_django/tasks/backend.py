@@ -1,10 +1,8 @@
 """``KewTaskBackend``: Django tasks delivered through Kew's transactional outbox.
 
-``enqueue`` writes a result row and an outbox row in the caller's
-transaction: inside ``transaction.atomic()`` the task exists if and only
-if the transaction commits. The relay publishes it to the provider (the
-database provider or Artemis) and ``kew_consume`` runs it with Kew's
-retries and dead letters (``kew_django.tasks.worker``).
+``enqueue`` writes the result row and an outbox row in the caller's
+transaction: the task exists if and only if that transaction commits.
+``kew_consume`` runs it (``docs/tasks.md``).
 """
 
 from __future__ import annotations
@@ -99,7 +97,7 @@ class KewTaskBackend(BaseTaskBackend):
                 run_after=task.run_after,
                 enqueued_at=timezone.now(),
             )
-            payload = {"task": task.module_path, "id": str(record.id), "attempt": 1}
+            payload = {"task": task.module_path, "id": str(record.id), "backend": self.alias}
             channel: Channel[dict] = Channel(task.queue_name, provider=self.provider)
             if task.run_after is None:
                 channel.send(payload, using=using)

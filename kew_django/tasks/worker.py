@@ -1,24 +1,8 @@
-"""Run enqueued tasks: the consumer of every task queue.
+"""Run enqueued tasks: the consumer of every task queue (``register_task_queues``).
 
-Each task queue gets a ``ConsumerSpec`` whose handler is ``run_task``,
-so ``kew_consume`` and ``kew_run`` run task queues beside ``@consumer``
-ones. One delivery is one attempt, in the worker's transaction:
-
-- the attempt is recorded (RUNNING, a worker id) and the task runs in a
-  savepoint; success stores SUCCESSFUL and the return value;
-- a failure rolls the task's writes back and stores the error; if the
-  task's schedule allows another attempt, the next one is written to the
-  outbox (``attempt`` + 1, delivered after the interval) in the same
-  transaction and the result is READY again; if not, ``PermanentError``
-  makes the worker write a dead letter (requeued from the admin like
-  any other) and ``task_gave_up`` stores FAILED.
-- a worker that dies mid-attempt commits nothing: the delivery comes back
-  and the attempt runs again. A delivery whose attempt is already
-  recorded (redelivered after its commit) is skipped, so each attempt has
-  its effects once.
-
-NOTE: RUNNING is written in the attempt's transaction, so other processes
-see READY until the attempt ends.
+One delivery is one attempt, in the worker's transaction; the engine's
+retry rule applies, on the task's own schedule; when it gives up,
+``task_gave_up`` stores FAILED. See ``docs/tasks.md`` (What happens).
 """
 
 from __future__ import annotations
@@ -29,11 +13,13 @@ from typing import Any
 from django.conf import settings
 from django.db import router, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
+from kew.message import Message
+from kew.schedule import GiveUp, RepeatAction, Schedule, after_failure
 from kew_django.errors import PermanentError
 from kew_django.identity import worker_id
 from kew_django.models import DeadLetter, TaskResultRecord
-from kew_django.outbox import Channel
 from kew_django.tasks.backend import KewTaskBackend
 from kew_django.tasks.compat import (
     Task,
@@ -49,24 +35,28 @@ from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec
 log = logging.getLogger(__name__)
 
 Status = TaskResultRecord.Status
-# Retries of the glue itself (a database error around the task), not of tasks.
-GLUE_RETRY = "5s 30s 2m"
 
 
-def run_task(data: dict[str, Any]) -> None:
-    """Run one attempt of the task ``data["id"]``, in the worker's transaction."""
+def run_task(message: Message[dict[str, Any]]) -> RepeatAction | None:
+    """Run one attempt of the task ``message.data["id"]``, in the worker's transaction.
+
+    A failure with retries left stores its error and answers RETRY; the
+    last failure raises, rolling the attempt back, for the dead letter.
+    """
+    data = message.data
     using = router.db_for_write(TaskResultRecord)
-    attempt = int(data.get("attempt", 1))
     record = TaskResultRecord.objects.using(using).select_for_update().filter(pk=data["id"]).first()
     if record is None:
         log.warning("task result %s is gone; delivery dropped", data["id"])
-        return
+        return None
     if record.status == Status.FAILED and _requeued(record, using):
         record.round_base, record.dead_letter_id = len(record.worker_ids), None
-        attempt = len(record.worker_ids) + 1
-    elif record.status in (Status.SUCCESSFUL, Status.FAILED) or len(record.worker_ids) >= attempt:
-        log.info("task %s: attempt %d ran before; delivery dropped", record.id, attempt)
-        return
+    elif record.status in (Status.SUCCESSFUL, Status.FAILED):
+        log.info("task %s has finished; delivery dropped", record.id)
+        return None
+    attempt = _attempt(record, message)
+    if len(record.worker_ids) >= attempt:
+        return _ran_before(record, attempt)
     try:
         task = load_task(record)
     except Exception as error:
@@ -83,35 +73,74 @@ def run_task(data: dict[str, Any]) -> None:
         with transaction.atomic(using=using):
             value = to_json(_call(task, result), f"the return value of task {task.module_path}")
     except Exception as error:
+        decision = after_failure(task_schedule(data), message, error)
+        if isinstance(decision, GiveUp):
+            raise  # rolls the attempt back: the dead letter keeps the traceback (task_gave_up)
         record.errors = [*record.errors, task_error(error)]
-        schedule = backend.schedule(task)  # type: ignore[attr-defined]
-        delay = schedule.delay_after(attempt - record.round_base)
-        if delay is None:
-            raise PermanentError(
-                f"task {task.module_path} failed on attempt {attempt}, the last: {error!r}"
-            ) from error
         record.status = Status.READY
         record.save(using=using)
-        retry = {**data, "attempt": attempt + 1}
-        channel: Channel[dict[str, Any]] = Channel(
-            record.queue_name,
-            provider=backend.provider,  # type: ignore[attr-defined]
-        )
-        channel.send_after(retry, delay, using=using)
         log.warning(
             "task %s (%s) failed on attempt %d, retry in %ss: %r",
             record.id,
             task.module_path,
             attempt,
-            delay.total_seconds(),
+            decision.delay.total_seconds(),
             error,
         )
-        return
+        return RepeatAction.RETRY
     record.status = Status.SUCCESSFUL
     record.return_value = value
     record.finished_at = timezone.now()
     record.save(using=using)
     task_finished.send(type(backend), task_result=to_result(record, task))
+    return None
+
+
+def _attempt(record: TaskResultRecord, message: Message[dict[str, Any]]) -> int:
+    """Return the attempt ``message`` is: counted from the round's start by its deliveries."""
+    # Payloads queued by earlier versions carry their attempt number ("attempt"),
+    # their deliveries counting from one again.
+    carried = int(message.data.get("attempt", 1)) - 1
+    return max(record.round_base, carried) + message.delivery_count
+
+
+def _ran_before(record: TaskResultRecord, attempt: int) -> RepeatAction | None:
+    """Answer a delivery whose attempt is recorded: RETRY if its retry may not have been sent."""
+    if len(record.worker_ids) == attempt and record.status == Status.READY:
+        # It failed and committed; the worker may have stopped before sending the retry.
+        log.info("task %s: attempt %d failed before; its retry is sent", record.id, attempt)
+        return RepeatAction.RETRY
+    log.info("task %s: attempt %d ran before; delivery dropped", record.id, attempt)
+    return None
+
+
+def task_schedule(data: Any) -> Schedule:
+    """Return the retry schedule of the task a payload names; none if it cannot be found."""
+    try:
+        task = import_string(data["task"])
+        backend = task_backends[data.get("backend") or task.backend]
+        if isinstance(backend, KewTaskBackend):
+            return backend.schedule(task)
+    except Exception:  # noqa: BLE001 - a task that cannot be loaded is given up on (run_task)
+        pass
+    return Schedule()
+
+
+class TaskQueueSpec(ConsumerSpec):
+    """The consumer of a task queue: ``run_task`` gets the message, each task its schedule."""
+
+    def call(self, message: Message[Any]) -> RepeatAction | None:
+        """Run the task attempt ``message`` is."""
+        return self.handler(message)
+
+    def schedule_for(self, message: Message[Any]) -> Schedule:
+        """Return the retry schedule of the message's task."""
+        return task_schedule(message.data)
+
+
+def task_queue_spec(queue: str) -> TaskQueueSpec:
+    """Return the consumer of the task queue ``queue``."""
+    return TaskQueueSpec(queue, run_task, payload=None, on_exhausted=task_gave_up)
 
 
 @takes_dead_letter
@@ -123,7 +152,8 @@ def task_gave_up(
     record = TaskResultRecord.objects.using(using).filter(pk=str(data.get("id"))).first()
     if record is None or record.status == Status.SUCCESSFUL:
         return
-    cause = error.__cause__ if error is not None and error.__cause__ is not None else error
+    # run_task's own PermanentError (the task cannot be loaded) stands for its cause.
+    cause = error.__cause__ if isinstance(error, PermanentError) and error.__cause__ else error
     now = timezone.now()
     record.status = Status.FAILED
     record.started_at = record.started_at or now
@@ -171,9 +201,4 @@ def task_queues() -> dict[str, str]:
 
 def register_task_queues(registry: ConsumerRegistry) -> list[ConsumerSpec]:
     """Register ``run_task`` as the consumer of every task queue; return the specs."""
-    return [
-        registry.register(
-            ConsumerSpec(queue, run_task, payload=None, retry=GLUE_RETRY, on_exhausted=task_gave_up)
-        )
-        for queue in task_queues()
-    ]
+    return [registry.register(task_queue_spec(queue)) for queue in task_queues()]

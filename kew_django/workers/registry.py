@@ -10,6 +10,7 @@ from typing import Any, cast
 from django.apps import apps
 
 from kew.codecs import JsonCodec
+from kew.message import Message
 from kew.schedule import ExhaustedHandler, RepeatAction, RetrySpec, Schedule, as_schedule
 from kew_django.conf import section
 from kew_django.errors import KewImproperlyConfigured
@@ -45,6 +46,17 @@ class ConsumerSpec:
     def codec(self) -> JsonCodec[Any]:
         """Return the codec that decodes this queue's payloads."""
         return JsonCodec(self.payload)
+
+    # Hooks a subclass overrides for queues whose messages need more than their data
+    # (the task queues: kew_django.tasks.worker).
+
+    def call(self, message: Message[Any]) -> RepeatAction | None:
+        """Call the handler (``atomic`` consumers) with the message's data."""
+        return self.handler(message.data)
+
+    def schedule_for(self, message: Message[Any]) -> Schedule:
+        """Return the retry schedule of ``message``: the queue's."""
+        return self.schedule
 
 
 @dataclass(frozen=True)

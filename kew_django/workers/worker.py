@@ -47,7 +47,7 @@ from kew.providers.headers import delivery_count
 from kew.qchan.engine import QueueSink
 from kew.qchan.observe import EngineObserver
 from kew.qchan.outcomes import DeliveryOutcome, WorkerStats
-from kew.schedule import GiveUp, GiveUpReason, RepeatAction
+from kew.schedule import GiveUp, GiveUpReason, RepeatAction, Schedule
 from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
 from kew_django.models import DeadLetter, ProcessedMessage
@@ -144,12 +144,16 @@ class Worker(QueueSink[Any]):
                 record = processed.record(self.spec.queue, message.origin_id)
                 if record is None:
                     return DeliveryOutcome.DUPLICATE
-            answer = self.spec.handler(message.data)
+            answer = self.spec.call(message)
             if answer is not RepeatAction.RETRY:
                 return DeliveryOutcome.HANDLED
             if record is not None:
                 processed.forget(record)
         return None
+
+    def schedule_for(self, message: Message[Any]) -> Schedule:
+        """Return the consumer's retry schedule for ``message`` (``ConsumerSpec.schedule_for``)."""
+        return self.spec.schedule_for(message)
 
     def recover(self, error: BaseException) -> None:
         """Replace the database connection if the failure broke it.

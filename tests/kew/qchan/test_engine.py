@@ -7,7 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from kew import DeliveryOutcome, Message, PermanentError, QueueSink, QueueSource, RepeatAction
+from kew import (
+    DeliveryOutcome,
+    Message,
+    PermanentError,
+    QueueSink,
+    QueueSource,
+    RepeatAction,
+    Schedule,
+)
 from kew.message import utcnow
 from kew.providers.base import Delivery, DeliveryOptions
 from kew.providers.headers import DELIVERY_COUNT
@@ -116,3 +124,16 @@ def test_a_released_failure_comes_back_after_a_pause_that_grows():
     gaps = [later - earlier for earlier, later in zip(runs, runs[1:], strict=False)]
     assert len(gaps) == 3, runs
     assert gaps[0] >= 0.5 and gaps[1] >= 1.0 and gaps[2] >= 2.0  # 0.5 s, doubling
+
+
+def test_schedule_for_picks_each_message_its_own_schedule(provider):
+    class PerMessage(QueueSink):
+        def schedule_for(self, message):
+            return Schedule.of(5, 5) if message.data == "patient" else Schedule()
+
+    sink = PerMessage(provider, "q", lambda data: RepeatAction.RETRY, retry=[60])
+    assert sink.handle(deliver(provider, Message("hasty"))) is DeliveryOutcome.DEAD
+    before = utcnow()
+    assert sink.handle(deliver(provider, Message("patient"))) is DeliveryOutcome.RETRIED
+    (retry,) = provider.sent
+    assert before <= retry.deliver_at - timedelta(seconds=5) <= utcnow()

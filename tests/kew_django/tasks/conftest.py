@@ -9,8 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from kew_django.relay.publisher import Relay
-from kew_django.tasks.worker import GLUE_RETRY, run_task, task_gave_up
-from kew_django.workers.registry import ConsumerSpec
+from kew_django.tasks.worker import task_queue_spec
 from kew_django.workers.worker import Worker
 
 
@@ -31,9 +30,7 @@ def task_queue(settings) -> str:
 @pytest.fixture
 def run_tasks(provider, task_queue) -> Callable[..., None]:
     """Relay and run the tasks of ``task_queue`` until ``until()`` holds."""
-    worker = Worker(
-        ConsumerSpec(task_queue, run_task, retry=GLUE_RETRY, on_exhausted=task_gave_up), provider
-    )
+    worker = Worker(task_queue_spec(task_queue), provider)
 
     def run(until: Callable[[], bool], timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

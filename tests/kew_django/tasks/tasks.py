@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.contrib.auth.models import Group
 
+from kew_django.errors import PermanentError
 from kew_django.tasks.compat import TaskContext
 from kew_django.tasks.compat import task as decorate
 
@@ -55,3 +56,15 @@ def slow(marks: str) -> int:
     if runs == 0:
         time.sleep(60)
     return runs + 1
+
+
+@decorate(retry="")
+def fails_at_once() -> None:
+    """Fail; ``retry=""``: no second attempt, whatever the backend's schedule."""
+    raise RuntimeError("no luck")
+
+
+@decorate(retry="1h")
+def refuses() -> None:
+    """Raise PermanentError: given up on at once, whatever the schedule."""
+    raise PermanentError("never")

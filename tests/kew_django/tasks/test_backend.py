@@ -149,8 +149,7 @@ def test_check_reports_misconfiguration(settings):
 def test_the_reference_app_resends_an_outcome_email_as_a_task(provider):
     from django.core import mail
 
-    from kew_django.tasks.worker import GLUE_RETRY, run_task, task_gave_up
-    from kew_django.workers.registry import ConsumerSpec
+    from kew_django.tasks.worker import task_queue_spec
     from kew_django.workers.worker import Worker
     from project.imports.models import Import
     from project.imports.tasks import MAINTENANCE_QUEUE, resend_outcome_email
@@ -159,10 +158,7 @@ def test_the_reference_app_resends_an_outcome_email_as_a_task(provider):
     item = Import.objects.create(requested_path="a", path="a", email="x@example.org")
     result = resend_outcome_email.enqueue(str(item.pk))
     Relay(provider).relay_all()
-    worker = Worker(
-        ConsumerSpec(MAINTENANCE_QUEUE, run_task, retry=GLUE_RETRY, on_exhausted=task_gave_up),
-        provider,
-    )
+    worker = Worker(task_queue_spec(MAINTENANCE_QUEUE), provider)
     with provider.receiver(MAINTENANCE_QUEUE) as receiver:
         worker.handle(receiver.receive(10))
     result.refresh()
