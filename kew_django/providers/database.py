@@ -17,7 +17,8 @@ One clock: every lease, renewal and due time is the database's time
 (``Now()`` in the statement), never a host's, so a consumer whose clock
 runs ahead does not take other hosts' leases or scheduled rows early.
 A row sent without ``deliver_at`` is due at the database's now; a
-``deliver_at`` is stored as the sender gave it.
+``deliver_at``, read on the sender's clock, is moved by the sender's
+offset from the database's (``clock``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from kew.providers.base import (
 from kew_django.db.errors import DATABASE_ERRORS
 from kew_django.db.notify import QUEUE, Listener
 from kew_django.providers import database_options
+from kew_django.providers.clock import ZERO, Clock
 from kew_django.providers.leases import RETURNED, Leased, Leases
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ class DatabaseProvider(Provider):
         self.poll_interval = poll_interval or (1.0 if listens else 0.05)
         self._listener: Listener | None = None
         self._lock = threading.Lock()
+        self.clock = Clock(self.using)
 
     @classmethod
     def from_url(cls, url: str, **options) -> DatabaseProvider:
@@ -144,13 +147,19 @@ class DatabaseProducer(Producer):
         self.send_many([Outgoing(queue, payload, options or DeliveryOptions())])
 
     def send_many(self, batch: Sequence[Outgoing]) -> None:
-        """Insert the batch in one statement; ids already queued are dropped."""
+        """Insert the batch in one statement; ids already queued are dropped.
+
+        A batch with a ``deliver_at`` reads the database's clock first, at
+        most once a minute (``Clock.offset``).
+        """
         if not batch:
             return
         now = timezone.now()
-        rows = [self._row(item, now) for item in batch]
         using = self.provider.using
         try:
+            scheduled = any(item.options.deliver_at for item in batch)
+            offset = self.provider.clock.offset() if scheduled else ZERO
+            rows = [self._row(item, now, offset) for item in batch]
             with transaction.atomic(using=using):
                 _model().objects.using(using).bulk_create(rows, ignore_conflicts=True)
         except DATABASE_ERRORS as error:
@@ -158,11 +167,11 @@ class DatabaseProducer(Producer):
         except (IntegrityError, DatabaseError) as error:
             raise SendError(f"database {using!r} refused the batch: {error}", index=0) from error
 
-    def _row(self, item: Outgoing, now):
+    def _row(self, item: Outgoing, now, offset):
         self.provider.require(item.options)
         if not item.queue:
             raise ConfigurationError("a queue needs a name")
-        message_id = item.options.message_id
+        message_id, deliver_at = item.options.message_id, item.options.deliver_at
         if message_id is not None and len(message_id) > MAX_ID_LENGTH:
             raise ConfigurationError(f"message ids have at most {MAX_ID_LENGTH} characters")
         return _model()(
@@ -170,7 +179,7 @@ class DatabaseProducer(Producer):
             payload=bytes(item.payload),
             message_id=message_id,
             properties=dict(item.options.properties),
-            available_at=item.options.deliver_at or Now(),
+            available_at=Now() if deliver_at is None else deliver_at + offset,
             created_at=now,
         )
 

@@ -12,10 +12,9 @@ statements for one database and runs them with a cursor:
   of those still available; rows another consumer took in between fail
   the ``available_at <= now`` recheck and are left out.
 
-Every instant is the database's: "now" is its clock in the SQL
-(``statement_timestamp()``, SQLite's ``'now'`` in UTC, as Django stores
-datetimes), and a lease ends a lease's length after it, so hosts whose
-clocks disagree never take each other's leases early.
+Every instant is the database's (``clock``): "now" is its clock in the
+SQL and a lease ends a lease's length after it, so hosts whose clocks
+disagree never take each other's leases early.
 
 ``supported`` is False on other databases; the provider then keeps its
 ORM claim. Each statement runs on its own (autocommit) unless the caller
@@ -32,6 +31,7 @@ from typing import Any, NamedTuple
 from django.db import connections
 
 from kew_django.db.returning import Converter, updates_return_rows
+from kew_django.providers.clock import LATER, NOW
 
 
 class Leased(NamedTuple):
@@ -47,14 +47,6 @@ class Leased(NamedTuple):
 
 
 RETURNED = ("id", "queue", "payload", "message_id", "properties", "redelivered")
-NOW = {  # the database's clock, in the text of a statement
-    "postgresql": "statement_timestamp()",
-    "sqlite": "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now')",
-}
-LATER = {  # the database's clock plus a parameter: seconds, "+N seconds" on SQLite
-    "postgresql": "(statement_timestamp() + %s * interval '1 second')",
-    "sqlite": "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s)",
-}
 
 
 class Leases:

@@ -81,3 +81,26 @@ def test_a_message_sent_by_a_host_whose_clock_runs_ahead_is_due_at_once(
     clock(None)
     with database_provider.receiver(queue) as consumer:
         assert consumer.receive(2).payload == b"now"
+
+
+def test_a_retry_delay_from_a_host_whose_clock_runs_ahead_is_counted_on_the_databases_clock(
+    database_provider, queue, clock
+):
+    clock(SKEW)  # a retry "in half a second", on this host's clock
+    send(database_provider, queue, b"retry", deliver_at=timezone.now() + timedelta(seconds=0.5))
+    clock(None)
+    with database_provider.receiver(queue) as consumer:
+        assert consumer.receive(0.2) is None, "due half a second after it was sent"
+        assert consumer.receive(5).payload == b"retry"
+
+
+def test_a_retry_delay_from_a_host_whose_clock_runs_behind_is_not_shortened(
+    database_provider, queue, clock
+):
+    clock(-SKEW)
+    send(database_provider, queue, b"retry", deliver_at=timezone.now() + timedelta(seconds=30))
+    clock(None)
+    with database_provider.receiver(queue) as consumer:
+        assert consumer.receive(0.3) is None
+    row = QueuedMessage.objects.get(queue=queue)
+    assert row.available_at > timezone.now() + timedelta(seconds=25)
