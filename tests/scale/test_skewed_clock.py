@@ -58,10 +58,11 @@ def database_time(database) -> float:
     return float(database.query("select extract(epoch from statement_timestamp())")[0][0])
 
 
-def leased(database, queue: str) -> bool:
+def taken(database, queue: str) -> bool:
+    """Whether a worker holds a message of ``queue`` (whether or not its lease looks over)."""
     rows = database.query(
         "select count(*) from kew_django_queuedmessage where queue = %s "
-        "and leased_until > statement_timestamp()",
+        "and lease_token is not null",
         queue,
     )
     return int(rows[0][0]) > 0
@@ -77,21 +78,21 @@ def handlers_of(database, queue: str, n: int) -> list[str]:
     return [worker for number, worker, _ in database.effects(queue) if number == n]
 
 
-def hold_then_probe(database, queue, env, logs, holder_env, other_env) -> tuple[float, float]:
+def hold_then_probe(database, queue, logs, holder_env, other_env) -> tuple[float, float, bool]:
     """Let ``holder`` hold message 0 for HOLD s, start ``other``, probe it with message 1.
 
-    Return (when the probe was handled by ``other``'s clock, the database's time then).
+    Return when the probe was handled (by ``other``'s clock), the database's
+    time then, and whether message 0 was still held then.
     """
     put(database, queue, 0, sleep=HOLD)
     holder = consume("holder", holder_env, logs, queue)
     other = None
     try:
-        wait_for(lambda: leased(database, queue), 60, "the holder's lease")
+        wait_for(lambda: taken(database, queue), 60, "the holder's lease")
         other = consume("other", other_env, logs, queue)
         put(database, queue, 1)
         wait_for(lambda: handlers_of(database, queue, 1), 60, "the probe handled")
-        now = database_time(database)
-        assert leased(database, queue), "the other worker ran while the lease was held"
+        now, held = database_time(database), taken(database, queue)
         wait_for(lambda: not waiting(database, queue), HOLD + 30, "the held message handled")
         time.sleep(1.0)  # a second effect, if the other worker took it too, would show
     finally:
@@ -99,7 +100,7 @@ def hold_then_probe(database, queue, env, logs, holder_env, other_env) -> tuple[
             if worker is not None:
                 worker.stop()
     handled_at = [at for n, _, at in database.effects(queue) if n == 1][0]
-    return handled_at, now
+    return handled_at, now, held
 
 
 def test_a_worker_whose_clock_runs_ahead_does_not_take_a_lease_held_and_renewed_by_another(
@@ -107,10 +108,11 @@ def test_a_worker_whose_clock_runs_ahead_does_not_take_a_lease_held_and_renewed_
 ):
     queue = f"{prefix}.plain"
     env = scale_db.env(BROKER, KEW_SCALE_QUEUES=prefix)
-    handled_at, now = hold_then_probe(scale_db, queue, env, tmp_path, env, skewed(env, SKEW))
-    assert handled_at - now > SKEW / 2, "the other worker's clock runs ahead"
-    assert handlers_of(scale_db, queue, 1) == ["other"]
+    handled_at, now, held = hold_then_probe(scale_db, queue, tmp_path, env, skewed(env, SKEW))
     assert handlers_of(scale_db, queue, 0) == ["holder"]
+    assert handlers_of(scale_db, queue, 1) == ["other"]
+    assert held, "the other worker ran while message 0 was held"
+    assert handled_at - now > SKEW / 2, "the other worker's clock runs ahead"
 
 
 def test_a_worker_whose_clock_runs_behind_keeps_its_lease_by_renewing_it(
@@ -118,9 +120,10 @@ def test_a_worker_whose_clock_runs_behind_keeps_its_lease_by_renewing_it(
 ):
     queue = f"{prefix}.plain"
     env = scale_db.env(BROKER, KEW_SCALE_QUEUES=prefix)
-    hold_then_probe(scale_db, queue, env, tmp_path, skewed(env, -SKEW), env)
-    assert handlers_of(scale_db, queue, 1) == ["other"]
+    _, _, held = hold_then_probe(scale_db, queue, tmp_path, skewed(env, -SKEW), env)
     assert handlers_of(scale_db, queue, 0) == ["holder"]
+    assert handlers_of(scale_db, queue, 1) == ["other"]
+    assert held, "the other worker ran while message 0 was held"
 
 
 def test_a_worker_whose_clock_runs_ahead_gets_a_scheduled_message_no_earlier_than_it_is_due(
