@@ -12,6 +12,13 @@ Leases are short (30 s by default) and renewed: the worker's heartbeat
 calls ``DatabaseDelivery.renew`` (one UPDATE of one row, from its own
 thread) while the handler runs, so a handler may run for hours and keep
 its message, and a crashed worker's message comes back within one lease.
+
+One clock: every lease, renewal and due time is the database's time
+(``Now()`` in the statement), never a host's, so a consumer whose clock
+runs ahead does not take other hosts' leases or scheduled rows early.
+A row sent without ``deliver_at`` is due at the database's now; a
+``deliver_at``, read on the sender's clock, is moved by the sender's
+offset from the database's (``clock``).
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
-from django.db.models import Case, Min, Value, When
+from django.db.models import Case, F, Min, Value, When
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from kew.errors import ConfigurationError, ConnectionLost, SendError
@@ -41,6 +49,7 @@ from kew.providers.base import (
 from kew_django.db.errors import DATABASE_ERRORS
 from kew_django.db.notify import QUEUE, Listener
 from kew_django.providers import database_options
+from kew_django.providers.clock import ZERO, Clock
 from kew_django.providers.leases import RETURNED, Leased, Leases
 
 log = logging.getLogger(__name__)
@@ -86,6 +95,7 @@ class DatabaseProvider(Provider):
         self.poll_interval = poll_interval or (1.0 if listens else 0.05)
         self._listener: Listener | None = None
         self._lock = threading.Lock()
+        self.clock = Clock(self.using)
 
     @classmethod
     def from_url(cls, url: str, **options) -> DatabaseProvider:
@@ -137,13 +147,19 @@ class DatabaseProducer(Producer):
         self.send_many([Outgoing(queue, payload, options or DeliveryOptions())])
 
     def send_many(self, batch: Sequence[Outgoing]) -> None:
-        """Insert the batch in one statement; ids already queued are dropped."""
+        """Insert the batch in one statement; ids already queued are dropped.
+
+        A batch with a ``deliver_at`` reads the database's clock first, at
+        most once a minute (``Clock.offset``).
+        """
         if not batch:
             return
         now = timezone.now()
-        rows = [self._row(item, now) for item in batch]
         using = self.provider.using
         try:
+            scheduled = any(item.options.deliver_at for item in batch)
+            offset = self.provider.clock.offset() if scheduled else ZERO
+            rows = [self._row(item, now, offset) for item in batch]
             with transaction.atomic(using=using):
                 _model().objects.using(using).bulk_create(rows, ignore_conflicts=True)
         except DATABASE_ERRORS as error:
@@ -151,11 +167,11 @@ class DatabaseProducer(Producer):
         except (IntegrityError, DatabaseError) as error:
             raise SendError(f"database {using!r} refused the batch: {error}", index=0) from error
 
-    def _row(self, item: Outgoing, now):
+    def _row(self, item: Outgoing, now, offset):
         self.provider.require(item.options)
         if not item.queue:
             raise ConfigurationError("a queue needs a name")
-        message_id = item.options.message_id
+        message_id, deliver_at = item.options.message_id, item.options.deliver_at
         if message_id is not None and len(message_id) > MAX_ID_LENGTH:
             raise ConfigurationError(f"message ids have at most {MAX_ID_LENGTH} characters")
         return _model()(
@@ -163,7 +179,7 @@ class DatabaseProducer(Producer):
             payload=bytes(item.payload),
             message_id=message_id,
             properties=dict(item.options.properties),
-            available_at=item.options.deliver_at or now,
+            available_at=Now() if deliver_at is None else deliver_at + offset,
             created_at=now,
         )
 
@@ -214,7 +230,7 @@ class DatabaseReceiver(Receiver):
                 return delivery
             wait = self.provider.poll_interval
             if next_due is not None:  # a scheduled or leased row: wake when it is due
-                wait = min(wait, max(0.005, (next_due - timezone.now()).total_seconds()))
+                wait = min(wait, max(0.005, next_due.total_seconds()))
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -235,14 +251,11 @@ class DatabaseReceiver(Receiver):
         return DatabaseDelivery(self.provider, row, consumer=self, token=self._waiting_token)
 
     def _lease_batch(self) -> None:
-        now, token = timezone.now(), uuid.uuid4()
-        lease = self.provider.lease
+        token, lease = uuid.uuid4(), self.provider.lease
         if self._leases.supported:
-            rows = self._leases.lease(
-                self.queue, now=now, until=now + lease, token=token, limit=self.prefetch
-            )
+            rows = self._leases.lease(self.queue, length=lease, token=token, limit=self.prefetch)
         else:
-            rows = self._orm_lease(now, token)
+            rows = self._orm_lease(token)
         self._waiting.extend(rows)
         self._waiting_token = token
         self._fresh_until = time.monotonic() + lease.total_seconds() / 2
@@ -253,12 +266,12 @@ class DatabaseReceiver(Receiver):
         if rows and self._waiting_token is not None:
             self._leases.release(rows, self._waiting_token)
 
-    def _orm_lease(self, now, token: uuid.UUID) -> list[Leased]:
+    def _orm_lease(self, token: uuid.UUID) -> list[Leased]:
         """Lease the first available row with the ORM (databases without UPDATE ... RETURNING)."""
         objects = _model().objects.using(self.provider.using)
-        head = objects.filter(queue=self.queue, available_at__lte=now)
+        head = objects.filter(queue=self.queue, available_at__lte=Now())
         head = head.order_by("available_at", "id")
-        until = now + self.provider.lease
+        until = Now() + self.provider.lease
         with transaction.atomic(using=self.provider.using):
             if self._skip_locked:
                 head = head.select_for_update(skip_locked=True)
@@ -266,7 +279,7 @@ class DatabaseReceiver(Receiver):
             if found is None:
                 return []
             *fields, place, leased_before = found
-            claimed = objects.filter(pk=found[0], available_at__lte=now).update(
+            claimed = objects.filter(pk=found[0], available_at__lte=Now()).update(
                 available_at=until,
                 leased_until=until,
                 lease_token=token,
@@ -279,13 +292,10 @@ class DatabaseReceiver(Receiver):
         row = Leased._make([*fields, place])
         return [row._replace(redelivered=row.redelivered or leased_before is not None)]
 
-    def _next_due(self):
-        return (
-            _model()
-            .objects.using(self.provider.using)
-            .filter(queue=self.queue)
-            .aggregate(due=Min("available_at"))["due"]
-        )
+    def _next_due(self) -> timedelta | None:
+        """Return how long until the queue's next row is due, by the database's clock."""
+        rows = _model().objects.using(self.provider.using).filter(queue=self.queue)
+        return rows.aggregate(due=Min(F("available_at") - Now()))["due"]
 
     def close(self) -> None:
         """Stop consuming; leased, unacked rows become available again at once."""
@@ -299,7 +309,7 @@ class DatabaseReceiver(Receiver):
         for pk, token in self._unacked.items():
             try:
                 _model().objects.using(self.provider.using).filter(pk=pk, lease_token=token).update(
-                    available_at=timezone.now(),
+                    available_at=Now(),
                     leased_until=None,
                     lease_token=None,
                     redelivered=True,
@@ -343,9 +353,10 @@ class DatabaseDelivery(Delivery):
     def renew(self) -> bool:
         """Move the lease's end to ``lease`` from now: one UPDATE of this row (any thread).
 
-        Returns False if the lease ran out and another consumer took the row.
+        "Now" is the database's clock. Returns False if the lease ran out and
+        another consumer took the row.
         """
-        until = timezone.now() + self._provider.lease
+        until = Now() + self._provider.lease
         try:
             renewed = (
                 _model()

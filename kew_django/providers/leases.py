@@ -12,6 +12,10 @@ statements for one database and runs them with a cursor:
   of those still available; rows another consumer took in between fail
   the ``available_at <= now`` recheck and are left out.
 
+Every instant is the database's (``clock``): "now" is its clock in the
+SQL and a lease ends a lease's length after it, so hosts whose clocks
+disagree never take each other's leases early.
+
 ``supported`` is False on other databases; the provider then keeps its
 ORM claim. Each statement runs on its own (autocommit) unless the caller
 is in a transaction; ``lease`` must not be called inside one that might
@@ -21,12 +25,13 @@ roll back after the rows are handed out.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.db import connections
 
 from kew_django.db.returning import Converter, updates_return_rows
+from kew_django.providers.clock import LATER, NOW
 
 
 class Leased(NamedTuple):
@@ -58,6 +63,7 @@ class Leases:
         self._table = quote(meta.db_table)
         self._column = {f.name: quote(f.column) for f in meta.concrete_fields if f.column}
         self._converter = Converter(QueuedMessage, (*RETURNED, "available_at"), connection)
+        self._now, self._later = NOW.get(self.vendor, ""), LATER.get(self.vendor, "")
         self._lease_sql = self._postgres_lease() if self.vendor == "postgresql" else None
         self._datetime_field = meta.get_field("available_at")
         self._token_field = meta.get_field("lease_token")
@@ -67,7 +73,7 @@ class Leases:
         returned = ", ".join(f"{t}.{c[name]}" for name in RETURNED)
         return (
             f"WITH head AS (SELECT {c['id']}, {c['available_at']} FROM {t} "
-            f"WHERE {c['queue']} = %s AND {c['available_at']} <= %s "
+            f"WHERE {c['queue']} = %s AND {c['available_at']} <= {self._now} "
             f"ORDER BY {c['available_at']}, {c['id']} LIMIT %s FOR UPDATE SKIP LOCKED) "
             f"UPDATE {t} SET {self._lease_assignments()} FROM head "
             f"WHERE {t}.{c['id']} = head.{c['id']} "
@@ -77,37 +83,39 @@ class Leases:
     def _lease_assignments(self) -> str:
         c = self._column
         return (
-            f"{c['available_at']} = %s, {c['leased_until']} = %s, {c['lease_token']} = %s, "
+            f"{c['available_at']} = {self._later}, {c['leased_until']} = {self._later}, "
+            f"{c['lease_token']} = %s, "
             f"{c['redelivered']} = ({c['redelivered']} OR {c['lease_token']} IS NOT NULL)"
         )
 
-    def lease(
-        self, queue: str, *, now: datetime, until: datetime, token: uuid.UUID, limit: int
-    ) -> list[Leased]:
-        """Lease up to ``limit`` available rows of ``queue`` until ``until``; return them in order.
+    def lease(self, queue: str, *, length: timedelta, token: uuid.UUID, limit: int) -> list[Leased]:
+        """Lease up to ``limit`` rows of ``queue`` due now, for ``length``; return them in order.
+
+        "Now" and the lease's end are the database's time, not this host's.
 
         ``redelivered`` is set on rows that were leased before (a lease ran
         out or a consumer released them after handing them out).
         """
         connection = connections[self.using]
-        at, end = self._prep_datetime(now), self._prep_datetime(until)
+        seconds = length.total_seconds()
+        end = seconds if self._lease_sql is not None else f"+{seconds} seconds"
         key = self._prep_token(token)
         with connection.cursor() as cursor:
             if self._lease_sql is not None:
-                cursor.execute(self._lease_sql, [queue, at, limit, end, end, key])
+                cursor.execute(self._lease_sql, [queue, limit, end, end, key])
                 rows = cursor.fetchall()
             else:
-                rows = self._sqlite_lease(cursor, queue, at, end, key, limit)
+                rows = self._sqlite_lease(cursor, queue, end, key, limit)
         leased = [Leased._make(values) for values in self._converter.rows(rows)]
         return sorted(leased, key=lambda row: (row.available_at, row.id))
 
-    def _sqlite_lease(self, cursor, queue: str, at, end, key, limit: int) -> list:
+    def _sqlite_lease(self, cursor, queue: str, end: float | str, key, limit: int) -> list:
         c, t = self._column, self._table
         cursor.execute(
             f"SELECT {c['id']}, {c['available_at']} FROM {t} "
-            f"WHERE {c['queue']} = %s AND {c['available_at']} <= %s "
+            f"WHERE {c['queue']} = %s AND {c['available_at']} <= {self._now} "
             f"ORDER BY {c['available_at']}, {c['id']} LIMIT %s",
-            [queue, at, limit],
+            [queue, limit],
         )
         head = dict(cursor.fetchall())
         if not head:
@@ -115,9 +123,9 @@ class Leases:
         marks = ", ".join(["%s"] * len(head))
         cursor.execute(
             f"UPDATE {t} SET {self._lease_assignments()} "
-            f"WHERE {c['id']} IN ({marks}) AND {c['available_at']} <= %s "
+            f"WHERE {c['id']} IN ({marks}) AND {c['available_at']} <= {self._now} "
             f"RETURNING {', '.join(c[name] for name in RETURNED)}",
-            [end, end, key, *head, at],
+            [end, end, key, *head],
         )
         return [(*row, head[row[0]]) for row in cursor.fetchall()]
 
