@@ -22,6 +22,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "PROGRESS_INTERVAL": 60.0,
         "BROKER_DEAD_LETTERS": "DLQ",  # the broker's dead-letter queue to drain (None: off)
         "HEARTBEAT": 5.0,  # seconds between a running handler's beats (lease/3 at most)
+        "SHUTDOWN_GRACE": 25.0,  # seconds handlers get to finish after SIGTERM (docs/robustness.md)
     },
     "OBSERVABILITY": {  # see docs/operations.md
         "PORT": None,  # /metrics, /healthz, /readyz of kew_relay/kew_consume/kew_run (None: off)

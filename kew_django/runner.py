@@ -16,8 +16,10 @@ from kew.providers.base import Capability
 from kew.qchan.observe import EngineObserver
 from kew.schedule import parse_interval
 from kew_django.conf import section
+from kew_django.db.connections import close_db_connections
 from kew_django.providers import get_provider
 from kew_django.relay.publisher import Relay
+from kew_django.workers import sweep
 from kew_django.workers.broker_dead_letters import BrokerDeadLetters
 from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import Worker, WorkerStats
@@ -58,7 +60,11 @@ class Runner:
 
     ``run`` raises ``ComponentDied`` when any thread ends by itself (the
     commands then exit with status 1, for a supervisor to restart them):
-    a process must never go on with its relay or a worker missing.
+    a process must never go on with its relay or a worker missing. Once
+    ``stop`` is set, the threads get ``KEW["CONSUMERS"]["SHUTDOWN_GRACE"]``
+    seconds to finish their deliveries; ``run`` then returns even if some
+    have not (their deliveries, unacked, come back). While it runs, it
+    clears the "in progress" rows of dead workers (``workers.sweep``).
     """
 
     def __init__(
@@ -82,6 +88,8 @@ class Runner:
         self.progress_interval = float(interval)
         self.stats = {spec.queue: WorkerStats() for spec in specs}
         self.observer = observer  # given to every worker (kew_django.observability)
+        self.grace = float(config["SHUTDOWN_GRACE"])
+        self.abandoned = False  # the grace ran out with work in flight (see ``join``)
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
 
@@ -120,10 +128,14 @@ class Runner:
         """Start, log progress until ``stop`` is set, then wait for in-flight work."""
         self.start()
         next_line = time.monotonic() + self.progress_interval
+        next_sweep = time.monotonic()
         while not self.stop.wait(0.2):
             if self.progress_interval and time.monotonic() >= next_line:
                 self.log_progress()
                 next_line += self.progress_interval
+            if self.specs and time.monotonic() >= next_sweep:
+                self.clear_stopped_workers()
+                next_sweep = time.monotonic() + sweep.stale_after().total_seconds()
             dead = [t.name for t in self.threads if not t.is_alive()]
             if dead and not self.stop.is_set():
                 self.join()
@@ -131,7 +143,16 @@ class Runner:
                     f"kew: thread(s) {', '.join(dead)} ended unexpectedly; exiting so that "
                     "the process supervisor restarts this process"
                 )
-        self.join()
+        self.join(self.grace)
+
+    def clear_stopped_workers(self) -> None:
+        """Clear the "in progress" rows of dead workers, on this thread's connection."""
+        try:
+            sweep.sweep()
+        except Exception as error:  # noqa: BLE001 - tried again at the next sweep
+            log.warning("kew: could not clear the rows of stopped workers: %s", error)
+        finally:
+            close_db_connections()
 
     def log_progress(self) -> None:
         """Log one progress line per queue."""
@@ -139,10 +160,20 @@ class Runner:
             log.info(stats.line(queue))
 
     def join(self, timeout: float | None = None) -> None:
-        """Set ``stop`` and wait for the threads to finish their work in flight."""
+        """Set ``stop`` and wait up to ``timeout`` seconds in all for the work in flight."""
         self.stop.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self.threads:
-            thread.join(timeout)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        busy = [thread.name for thread in self.threads if thread.is_alive()]
+        self.abandoned = bool(busy)
+        if busy:
+            log.error(
+                "kew: %s still busy after the shutdown grace of %.0f s; stopping without "
+                "them (their deliveries are not acked and come back)",
+                ", ".join(busy),
+                timeout,
+            )
         self.log_progress()
         log.info("kew: stopped")
 
