@@ -97,6 +97,9 @@ class Worker(QueueSink[Any]):
 
     def handle(self, delivery: Delivery) -> DeliveryOutcome:
         """Handle one delivery (see the engine) with a heartbeat running until after its ack."""
+        if self.gate.stop.is_set():  # received as the worker was told to stop: not started
+            self.close()  # so it goes back untouched, with the prefetched ones
+            return DeliveryOutcome.RELEASED
         beat = Heartbeat(
             delivery, queue=self.spec.queue, using=self.using, interval=self.heartbeat_interval
         )

@@ -133,3 +133,20 @@ def test_a_sigkilled_worker_s_row_is_cleared_by_the_next_process_and_a_cancel_sa
     assert code == 0, output
     assert "cleared 2 message(s) in progress of stopped workers" in output
     assert QueuedMessage.objects.filter(queue=LONG_QUEUE).count() == 2  # the messages stay
+
+
+def test_sigterm_to_the_processes_supervisor_gives_back_every_long_run_and_exits_0(
+    transactional_db, tmp_path
+):
+    send(LONG_QUEUE, 1, 2)
+    env = {**FAST, "KEW_TEST_LONG_SECONDS": "60"}
+    supervisor = manage("kew_consume", LONG_QUEUE, "--processes", "2", tmp_path=tmp_path, **env)
+    wait_for(lambda: len(marks(tmp_path, "*.started")) == 2, 60, "a long run in each child")
+    code, took, output = terminate(supervisor)
+    assert code == 0, output
+    assert took < 4.0, f"{took:.1f} s\n{output}"
+    assert output.count("given back: shutting down") == 2, output
+    rows = QueuedMessage.objects.filter(queue=LONG_QUEUE)
+    assert rows.count() == 2 and not rows.filter(lease_token__isnull=False).exists()
+    assert all(DELIVERY_COUNT not in (row.properties or {}) for row in rows)
+    assert not marks(tmp_path, "*.failed") and not InProgress.objects.exists()
