@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import Worker, WorkerStats
 
 log = logging.getLogger(__name__)
+REPEAT_WINDOW = 2.0  # seconds in which a second stop signal is the first one sent twice
 
 
 def relay_from_settings(*, provider: str = "default", **overrides: Any) -> Relay:
@@ -179,16 +181,28 @@ class Runner:
 
 
 def stop_on_signals(stop: threading.Event) -> None:
-    """Set ``stop`` on the first SIGTERM or SIGINT; a second one ends the process at once."""
+    """Set ``stop`` on the first SIGTERM or SIGINT; a second one ends the process at once.
+
+    A signal within ``REPEAT_WINDOW`` seconds of the first is the same request
+    sent twice, not a second one: systemd signals every process of the unit
+    and a terminal's Ctrl-C the whole process group, while the
+    ``--processes`` supervisor forwards its own signal to its children.
+    """
+    first: list[float] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if first and time.monotonic() - first[0] < REPEAT_WINDOW:
+            return
+        if first:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        first.append(time.monotonic())
         log.warning(
             "kew: %s received; finishing the work in flight (again to quit now)",
             signal.Signals(signum).name,
         )
         stop.set()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)

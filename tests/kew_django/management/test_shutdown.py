@@ -11,6 +11,7 @@ running.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -150,3 +151,26 @@ def test_sigterm_to_the_processes_supervisor_gives_back_every_long_run_and_exits
     assert rows.count() == 2 and not rows.filter(lease_token__isnull=False).exists()
     assert all(DELIVERY_COUNT not in (row.properties or {}) for row in rows)
     assert not marks(tmp_path, "*.failed") and not InProgress.objects.exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_whole_group_stops_the_supervisor_s_children_as_one_request(
+    transactional_db, tmp_path, signum
+):
+    """systemd signals every process of a unit, a terminal's Ctrl-C the whole group.
+
+    Each child then gets the signal twice (once forwarded by the
+    supervisor): still one request to stop, not "again to quit now".
+    """
+    send(LONG_QUEUE, 1, 2)
+    env = {**FAST, "KEW_TEST_LONG_SECONDS": "60"}
+    supervisor = manage(
+        "kew_consume", LONG_QUEUE, "--processes", "2", tmp_path=tmp_path, new_session=True, **env
+    )
+    wait_for(lambda: len(marks(tmp_path, "*.started")) == 2, 60, "a long run in each child")
+    os.killpg(supervisor.pid, signum)
+    output, _ = supervisor.communicate(timeout=GRACE + 20)
+    assert supervisor.returncode == 0, output
+    assert output.count("given back: shutting down") == 2, output
+    rows = QueuedMessage.objects.filter(queue=LONG_QUEUE)
+    assert rows.count() == 2 and not rows.filter(lease_token__isnull=False).exists()
