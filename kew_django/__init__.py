@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from kew_django.errors import KewImproperlyConfigured, PermanentError
     from kew_django.outbox import Channel
     from kew_django.providers import get_provider
-    from kew_django.workers.progress import Cancelled, Work
+    from kew_django.workers.progress import Cancelled, Interrupted, Work
     from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec, consumer
 
 __all__ = [
     "Cancelled",
     "Channel",
+    "Interrupted",
     "ConsumerRegistry",
     "ConsumerSpec",
     "KewImproperlyConfigured",
@@ -38,6 +39,7 @@ if not TYPE_CHECKING:  # type checkers see the imports above; unknown names are 
         {
             "Cancelled": "kew_django.workers.progress",
             "Channel": "kew_django.outbox",
+            "Interrupted": "kew_django.workers.progress",
             "Work": "kew_django.workers.progress",
             "consumer": "kew_django.workers.registry",
             "ConsumerRegistry": "kew_django.workers.registry",

@@ -62,6 +62,22 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return errors + _check_options()
 
 
+GRACE_HINT = (
+    "Seconds a worker gives its handlers after SIGTERM, e.g. 25.0 (the default): a few "
+    "seconds less than Kubernetes' terminationGracePeriodSeconds (30) or systemd's "
+    "TimeoutStopSec, so that the process exits before it is killed."
+)
+
+
+def _positive(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 def _check_options() -> list[checks.CheckMessage]:
     """Check the numbers and intervals of KEW['RELAY'] and KEW['CONSUMERS']."""
     errors: list[checks.CheckMessage] = []
@@ -122,16 +138,13 @@ def _check_options() -> list[checks.CheckMessage]:
                             id="kew.E007",
                         )
                     )
-            elif (
-                not isinstance(value, int | float)
-                or isinstance(value, bool)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
+            elif not _positive(value):
                 errors.append(
                     checks.Error(
                         f"{where} must be a positive number, not {value!r}",
-                        hint=f"e.g. {key!r}: {DEFAULTS[name][key]!r} (the default)",
+                        hint=GRACE_HINT
+                        if key == "SHUTDOWN_GRACE"
+                        else f"e.g. {key!r}: {DEFAULTS[name][key]!r} (the default)",
                         id="kew.E007",
                     )
                 )

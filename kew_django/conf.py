@@ -24,6 +24,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "HEARTBEAT": 5.0,  # seconds between a running handler's beats (lease/3 at most)
         "MAX_CRASHES": 3,  # a message whose worker died more often than this is given up
         "RETRY": "10s 1m 10m",  # the retry schedule of an @consumer that names none
+        "SHUTDOWN_GRACE": 25.0,  # seconds handlers get to finish after SIGTERM (docs/robustness.md)
     },
     "OBSERVABILITY": {  # see docs/operations.md
         "PORT": None,  # /metrics, /healthz, /readyz of kew_relay/kew_consume/kew_run (None: off)

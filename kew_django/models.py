@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 
@@ -280,6 +282,18 @@ class TaskResultRecord(models.Model):
         return f"{self.task_path} {self.id} ({self.status})"
 
 
+class InProgressRows(models.QuerySet["InProgress"]):
+    """Rows of running deliveries; those whose worker stopped beating are stale."""
+
+    def stale(self, after: timedelta) -> InProgressRows:
+        """Return the rows with no heartbeat for ``after``, by the database's clock."""
+        return self.filter(heartbeat_at__lt=Now() - after)
+
+    def running(self, after: timedelta) -> InProgressRows:
+        """Return the rows whose worker beat within ``after`` (or has not beaten yet)."""
+        return self.exclude(heartbeat_at__lt=Now() - after)
+
+
 class InProgress(models.Model):
     """A message a worker is handling now: who holds it, since when, how far it got.
 
@@ -287,7 +301,8 @@ class InProgress(models.Model):
     the admin's "in progress" view and by applications' status pages. The
     row is deleted when the delivery is done; a row whose heartbeat is old
     belongs to a worker that died (its message comes back when the lease
-    ends). ``cancel_requested_at`` is how an operator asks the handler to
+    ends) and is deleted by the next sweep (``workers.sweep``).
+    ``cancel_requested_at`` is how an operator asks the handler to
     stop: it learns it at its next progress report.
     """
 
@@ -302,6 +317,8 @@ class InProgress(models.Model):
     note = models.CharField(max_length=200, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_by = models.CharField(max_length=150, blank=True)
+
+    objects = InProgressRows.as_manager()
 
     class Meta:
         verbose_name = "message in progress"

@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from kew.errors import KewError
 from kew.providers.headers import application_properties
-from kew_django.models import DeadLetter, InProgress, OutboxMessage
+from kew_django.models import DeadLetter, InProgress, InProgressRows, OutboxMessage
+from kew_django.workers import sweep
 
 DEAD = Q(state=DeadLetter.State.DEAD)
 RETRYABLE = Q(status=OutboxMessage.Status.FAILED)
@@ -194,12 +195,25 @@ def cancel_in_progress(rows: QuerySet | Iterable, *, by: str = "admin") -> Opera
 
     The flag is read by the worker's heartbeat (every few seconds); an
     ``atomic=False`` handler then gets ``Cancelled`` from ``work.progress``.
-    Rows already asked are left alone (skipped).
+    Rows already asked, and rows of stopped workers (``stopped_in_progress``),
+    are left alone (skipped).
     """
     ids = _ids(rows)
     objects = InProgress.objects.using(_db(InProgress))
-    changed = list(objects.filter(pk__in=ids).filter(CANCELLABLE))
+    running = objects.running(sweep.stale_after())
+    changed = list(running.filter(pk__in=ids).filter(CANCELLABLE))
     objects.filter(pk__in=[row.pk for row in changed]).update(
         cancel_requested_at=timezone.now(), cancel_requested_by=by[:150]
     )
     return OperationResult(changed=changed, skipped=len(ids) - len(changed))
+
+
+def stopped_in_progress(rows: InProgressRows) -> list[InProgress]:
+    """Delete and return the rows among ``rows`` whose worker stopped (no recent heartbeat).
+
+    Their messages are not running: they come back to their queue when
+    the provider sees the worker gone (``kew_django.workers.sweep``).
+    """
+    stopped = list(rows.stale(sweep.stale_after()))
+    InProgress.objects.using(_db(InProgress)).filter(pk__in=[row.pk for row in stopped]).delete()
+    return stopped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -16,13 +17,16 @@ from kew.providers.base import Capability
 from kew.qchan.observe import EngineObserver
 from kew.schedule import parse_interval
 from kew_django.conf import section
+from kew_django.db.connections import close_db_connections
 from kew_django.providers import get_provider
 from kew_django.relay.publisher import Relay
+from kew_django.workers import sweep
 from kew_django.workers.broker_dead_letters import BrokerDeadLetters
 from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import Worker, WorkerStats
 
 log = logging.getLogger(__name__)
+REPEAT_WINDOW = 2.0  # seconds in which a second stop signal is the first one sent twice
 
 
 def relay_from_settings(*, provider: str = "default", **overrides: Any) -> Relay:
@@ -63,7 +67,11 @@ class Runner:
 
     ``run`` raises ``ComponentDied`` when any thread ends by itself (the
     commands then exit with status 1, for a supervisor to restart them):
-    a process must never go on with its relay or a worker missing.
+    a process must never go on with its relay or a worker missing. Once
+    ``stop`` is set, the threads get ``KEW["CONSUMERS"]["SHUTDOWN_GRACE"]``
+    seconds to finish their deliveries; ``run`` then returns even if some
+    have not (their deliveries, unacked, come back). While it runs, it
+    clears the "in progress" rows of dead workers (``workers.sweep``).
     """
 
     def __init__(
@@ -87,6 +95,8 @@ class Runner:
         self.progress_interval = float(interval)
         self.stats = {spec.queue: WorkerStats() for spec in specs}
         self.observer = observer  # given to every worker (kew_django.observability)
+        self.grace = float(config["SHUTDOWN_GRACE"])
+        self.abandoned = False  # the grace ran out with work in flight (see ``join``)
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
 
@@ -125,10 +135,14 @@ class Runner:
         """Start, log progress until ``stop`` is set, then wait for in-flight work."""
         self.start()
         next_line = time.monotonic() + self.progress_interval
+        next_sweep = time.monotonic()
         while not self.stop.wait(0.2):
             if self.progress_interval and time.monotonic() >= next_line:
                 self.log_progress()
                 next_line += self.progress_interval
+            if self.specs and time.monotonic() >= next_sweep:
+                self.clear_stopped_workers()
+                next_sweep = time.monotonic() + sweep.stale_after().total_seconds()
             dead = [t.name for t in self.threads if not t.is_alive()]
             if dead and not self.stop.is_set():
                 self.join()
@@ -136,7 +150,16 @@ class Runner:
                     f"kew: thread(s) {', '.join(dead)} ended unexpectedly; exiting so that "
                     "the process supervisor restarts this process"
                 )
-        self.join()
+        self.join(self.grace)
+
+    def clear_stopped_workers(self) -> None:
+        """Clear the "in progress" rows of dead workers, on this thread's connection."""
+        try:
+            sweep.sweep()
+        except Exception as error:  # noqa: BLE001 - tried again at the next sweep
+            log.warning("kew: could not clear the rows of stopped workers: %s", error)
+        finally:
+            close_db_connections()
 
     def log_progress(self) -> None:
         """Log one progress line per queue."""
@@ -144,25 +167,47 @@ class Runner:
             log.info(stats.line(queue))
 
     def join(self, timeout: float | None = None) -> None:
-        """Set ``stop`` and wait for the threads to finish their work in flight."""
+        """Set ``stop`` and wait up to ``timeout`` seconds in all for the work in flight."""
         self.stop.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self.threads:
-            thread.join(timeout)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        busy = [thread.name for thread in self.threads if thread.is_alive()]
+        self.abandoned = bool(busy)
+        if busy:
+            log.error(
+                "kew: %s still busy after the shutdown grace of %.0f s; stopping without "
+                "them (their deliveries are not acked and come back)",
+                ", ".join(busy),
+                timeout,
+            )
         self.log_progress()
         log.info("kew: stopped")
 
 
 def stop_on_signals(stop: threading.Event) -> None:
-    """Set ``stop`` on the first SIGTERM or SIGINT; a second one ends the process at once."""
+    """Set ``stop`` on the first SIGTERM or SIGINT; a second one ends the process at once.
+
+    A signal within ``REPEAT_WINDOW`` seconds of the first is the same request
+    sent twice, not a second one: systemd signals every process of the unit
+    and a terminal's Ctrl-C the whole process group, while the
+    ``--processes`` supervisor forwards its own signal to its children.
+    """
+    first: list[float] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if first and time.monotonic() - first[0] < REPEAT_WINDOW:
+            return
+        if first:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        first.append(time.monotonic())
         log.warning(
             "kew: %s received; finishing the work in flight (again to quit now)",
             signal.Signals(signum).name,
         )
         stop.set()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)

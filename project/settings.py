@@ -177,7 +177,11 @@ KEW = {
         "MAX_ATTEMPTS": env.int("KEW_RELAY_MAX_ATTEMPTS", default=5),
         "RETENTION": env.str("KEW_RELAY_RETENTION", default="7d"),
     },
-    "CONSUMERS": {"CONCURRENCY": env.int("KEW_CONSUMER_CONCURRENCY", default=1)},
+    "CONSUMERS": {
+        "CONCURRENCY": env.int("KEW_CONSUMER_CONCURRENCY", default=1),
+        # after SIGTERM; a few seconds less than the orchestrator's kill timeout
+        "SHUTDOWN_GRACE": env.float("KEW_SHUTDOWN_GRACE", default=25.0),
+    },
     "OBSERVABILITY": {
         # /metrics /healthz /readyz of the Kew commands (unset: off); docs/operations.md
         "PORT": env.int("KEW_METRICS_PORT", default=None),

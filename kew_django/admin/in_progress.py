@@ -1,23 +1,23 @@
 """The "in progress" screen: what each worker runs now, per queue, and a way to stop it.
 
 Lists the ``InProgress`` rows the workers' heartbeats write, marks a
-heartbeat older than three beats ("worker gone?"), and has one action,
-*Ask to stop*. What operators see: docs/admin.md#messages-in-progress.
+heartbeat older than three beats ("worker gone?": such rows are cleared by
+the next sweep of a consumer process, ``workers.sweep``, or by a cancel,
+which answers that it is not running), and has one action, *Ask to stop*.
+What operators see: docs/admin.md#messages-in-progress.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from kew_django import operations
 from kew_django.admin.actions import Operation, OperatorAdmin, short_time
-from kew_django.conf import section
 from kew_django.models import InProgress, QueuedMessage
+from kew_django.workers import sweep
 
 
 @admin.register(InProgress)
@@ -73,8 +73,8 @@ class InProgressAdmin(OperatorAdmin):
         if obj.heartbeat_at is None:
             return "never"
         age = timezone.now() - obj.heartbeat_at
-        stale = age > timedelta(seconds=3 * float(section("CONSUMERS").get("HEARTBEAT", 5.0)))
-        return f"{age.total_seconds():.0f} s ago" + (" (worker gone?)" if stale else "")
+        stale = age > sweep.stale_after()
+        return f"{age.total_seconds():.0f} s ago" + (" (worker stopped)" if stale else "")
 
     @admin.display(description="progress")
     def progress_bar(self, obj: InProgress) -> str:
@@ -93,6 +93,17 @@ class InProgressAdmin(OperatorAdmin):
 
     @admin.action(description="Ask to stop (at the next progress report)")
     def cancel(self, request, queryset):
+        self.require(request, "cancel")
+        for row in operations.stopped_in_progress(queryset):
+            when = short_time(row.heartbeat_at) if row.heartbeat_at else "an unknown time"
+            self.message_user(
+                request,
+                f"{row}: not running: its worker stopped at {when}; "
+                "the message goes back to its queue",
+                messages.WARNING,
+            )
+        if not queryset.exists():
+            return None
         return self.run_operation(request, queryset, "cancel")
 
     def changelist_view(self, request, extra_context=None):

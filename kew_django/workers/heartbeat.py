@@ -129,7 +129,9 @@ class Heartbeat:
             )
             self._row_pk = row.pk
             return row.cancel_requested_at is not None
-        rows.filter(pk=self._row_pk).update(**fields)
+        if not rows.filter(pk=self._row_pk).update(**fields):
+            self._row_pk = None  # cleared as a dead worker's (beats failed a while): write again
+            return self._write()
         return rows.filter(pk=self._row_pk, cancel_requested_at__isnull=False).exists()
 
     def _lose(self) -> None:

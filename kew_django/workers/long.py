@@ -21,6 +21,9 @@ transactions of its own:
 - ``Cancelled`` (from ``work.progress``) left uncaught gives the message
   up at once as a dead letter, reason ``cancelled``; caught, the handler
   records what it likes and returns, and the message is acked.
+- ``Interrupted`` (from ``work.progress`` once the process is shutting
+  down): the worker gives the delivery back unacked, its delivery count
+  unchanged, to run again elsewhere (``Worker.handle``).
 - ``LeaseLost``: the run stops without committing; the delivery is left
   to the worker that took it over (outcome RELEASED, its late ack is a
   logged no-op).
@@ -32,6 +35,7 @@ heartbeat keeps the lease until then. Runs on the worker's thread.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from django.db import transaction
@@ -48,14 +52,22 @@ log = logging.getLogger(__name__)
 
 
 def run_outside(
-    spec: ConsumerSpec, message: Message[Any], heartbeat: Heartbeat, *, using: str
+    spec: ConsumerSpec,
+    message: Message[Any],
+    heartbeat: Heartbeat,
+    *,
+    using: str,
+    stopping: threading.Event | None = None,
 ) -> DeliveryOutcome | None:
-    """Run ``spec``'s handler as ``handler(data, work)`` in autocommit; None: retry it."""
+    """Run ``spec``'s handler as ``handler(data, work)`` in autocommit; None: retry it.
+
+    ``Interrupted`` propagates (``stopping`` was set: the worker is shutting down).
+    """
     record = spec.idempotent and bool(message.origin_id)
     processed = ProcessedMessage.objects.using(using)
     if record and processed.seen(spec.queue, message.origin_id or ""):
         return DeliveryOutcome.DUPLICATE
-    work = Work(message, heartbeat, using=using, record=record)
+    work = Work(message, heartbeat, using=using, record=record, stopping=stopping)
     try:
         answer = spec.handler(message.data, work)
     except AlreadyProcessed:

@@ -3,11 +3,12 @@
 A consumer declared with ``atomic=False`` is called as ``handler(data,
 work)``; ``work`` is a ``Work``. Everything here runs on the worker's
 thread (the handler's); the heartbeat thread only reads the progress and
-sets the flags.
+sets the flags, and the runner sets the worker's stop event on SIGTERM.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,6 +30,17 @@ class Cancelled(PermanentError):
     """
 
 
+class Interrupted(BaseException):  # noqa: N818 - a signal to stop, as KeyboardInterrupt
+    """The process is shutting down (SIGTERM, Ctrl-C); raised by ``Work.progress``.
+
+    Not a failure and not a cancel: let it propagate. The message goes back
+    to the queue without spending an attempt and runs again on another
+    worker (or this one, restarted). It derives from ``BaseException``, as
+    ``KeyboardInterrupt`` does, so that a handler's ``except Exception``
+    does not take it for a failure; ``finally`` blocks still run.
+    """
+
+
 class LeaseLost(KewError):
     """The lease ran out (the heartbeat could not renew it) and another worker has the message.
 
@@ -44,14 +56,23 @@ class AlreadyProcessed(KewError):
 class Work:
     """The running delivery of a long handler: report progress, learn of a cancel, commit."""
 
-    def __init__(self, message: Message[Any], heartbeat: Heartbeat, *, using: str, record: bool):
-        """``record``: whether ``commit`` records the origin id (an idempotent consumer)."""
+    def __init__(
+        self,
+        message: Message[Any],
+        heartbeat: Heartbeat,
+        *,
+        using: str,
+        record: bool,
+        stopping: threading.Event | None = None,
+    ):
+        """``record``: whether ``commit`` records the origin id; ``stopping``: the worker's stop."""
         self.message = message
         self.heartbeat = heartbeat
         self.using = using
         self.committed = False
         self.recorded: ProcessedMessage | None = None
         self._record = record
+        self._stopping = stopping
 
     @property
     def attempt(self) -> int:
@@ -67,19 +88,22 @@ class Work:
         """Report how far the work got; cheap: no write, the next heartbeat writes the latest.
 
         Call it as often as you like (per file, per chunk). Raises
-        ``Cancelled`` once an operator asked the message to stop, and
-        ``LeaseLost`` if another worker took it over.
+        ``Cancelled`` once an operator asked the message to stop,
+        ``LeaseLost`` if another worker took it over, and ``Interrupted``
+        once the process is shutting down.
         """
         self.heartbeat.report(done, total, note)
         self.heartbeat.maybe_beat()
         self.check()
 
     def check(self) -> None:
-        """Raise ``Cancelled`` or ``LeaseLost`` if the work must stop; else return."""
+        """Raise ``LeaseLost``, ``Cancelled`` or ``Interrupted`` if the work must stop."""
         if self.heartbeat.lost.is_set():
             raise LeaseLost(f"message {self.heartbeat.message_id}: lease lost")
         if self.heartbeat.cancelled.is_set():
             raise Cancelled(f"message {self.heartbeat.message_id} was cancelled by an operator")
+        if self._stopping is not None and self._stopping.is_set():
+            raise Interrupted(f"message {self.heartbeat.message_id}: the worker is shutting down")
 
     @contextmanager
     def commit(self) -> Iterator[None]:

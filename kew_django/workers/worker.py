@@ -24,7 +24,9 @@ module only says how each step is done in Django:
   publishes the delivery's state while it is handled, until after the ack;
   its beats run on the worker's one ``Pacemaker`` thread (``run``).
 - ``atomic=False`` consumers run outside any transaction, with a ``Work``
-  for progress, cancellation and their own short commit (``workers.long``).
+  for progress, cancellation and their own short commit (``workers.long``);
+  once the worker is told to stop, ``work.progress`` raises ``Interrupted``
+  and the delivery is given back unacked (RELEASED, no attempt spent).
 - A database outage (a database error while the database cannot be
   reached) is not the handler's failure: the delivery is held and the
   step run again when the database is back (``workers.outage``).
@@ -56,7 +58,7 @@ from kew_django.workers.crashes import CrashCounter
 from kew_django.workers.heartbeat import Heartbeat
 from kew_django.workers.outage import DatabaseGate
 from kew_django.workers.pacemaker import Pacemaker
-from kew_django.workers.progress import Cancelled
+from kew_django.workers.progress import Cancelled, Interrupted
 from kew_django.workers.registry import ConsumerSpec
 
 __all__ = ["DeliveryOutcome", "Worker", "WorkerStats"]
@@ -100,12 +102,20 @@ class Worker(QueueSink[Any]):
 
     def handle(self, delivery: Delivery) -> DeliveryOutcome:
         """Handle one delivery (see the engine) with a heartbeat running until after its ack."""
+        if self.gate.stop.is_set():  # received as the worker was told to stop: not started
+            self.close()  # so it goes back untouched, with the prefetched ones
+            self.crashes.ended(delivery, DeliveryOutcome.RELEASED)
+            return DeliveryOutcome.RELEASED
         beat = Heartbeat(
             delivery, queue=self.spec.queue, using=self.using, interval=self.heartbeat_interval
         )
         self.heartbeat = beat.start(eager=not self.spec.atomic, pacemaker=self.pacemaker)
         try:
             outcome = super().handle(delivery)
+        except Interrupted:
+            log.info("%s: message %s given back: shutting down", self.spec.queue, beat.message_id)
+            self.close()  # the unacked delivery goes back, its delivery count unchanged
+            outcome = DeliveryOutcome.RELEASED
         finally:
             self.heartbeat = None
             beat.stop()
@@ -133,7 +143,9 @@ class Worker(QueueSink[Any]):
         again when it is back (``kew_django.workers.outage``): no attempt spent.
         """
         if not self.spec.atomic and self.heartbeat is not None:
-            return long.run_outside(self.spec, message, self.heartbeat, using=self.using)
+            return long.run_outside(
+                self.spec, message, self.heartbeat, using=self.using, stopping=self.gate.stop
+            )
         return self.gate.through(lambda: self._run_in_transaction(message))
 
     def _run_in_transaction(self, message: Message[Any]) -> DeliveryOutcome | None:

@@ -4,7 +4,8 @@ The consumer runs outside any transaction and reports progress through
 ``Work.progress``; the worker's heartbeat writes it, with the lease
 renewal, to the ``InProgress`` row of the import's message every few
 seconds. The status page reads that row; a cancel sets its flag, and the
-importer stops at its next progress report.
+importer stops at its next progress report. A row whose worker stopped
+beating (the worker died) is not a running import.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from django.utils import timezone
 
 from kew_django.models import InProgress
+from kew_django.workers.sweep import stale_after
 from project.imports import outcomes
 from project.imports.messages import IMPORTS_QUEUE
 from project.imports.models import Import
@@ -58,10 +60,15 @@ class RunState:
         }
 
 
+def _rows(item: Import):
+    return InProgress.objects.filter(queue=IMPORTS_QUEUE, message_id=item.message_id)
+
+
 def _row(item: Import) -> InProgress | None:
+    """Return the row of the import's run, unless no run or its worker stopped (a dead run)."""
     if item.finished or not item.message_id:
         return None
-    return InProgress.objects.filter(queue=IMPORTS_QUEUE, message_id=item.message_id).first()
+    return _rows(item).running(stale_after()).first()
 
 
 def running_state(item: Import) -> RunState | None:
@@ -96,5 +103,11 @@ def cancel(item: Import, *, by: str) -> str:
             cancel_requested_at=timezone.now(), cancel_requested_by=by[:150]
         )
         return "running"
-    outcomes.record_cancelled(str(item.pk), "cancelled before it started")
+    stopped = _rows(item).stale(stale_after()).first()
+    reason = (
+        f"cancelled while waiting to run again (its worker stopped at {stopped.heartbeat_at:%X})"
+        if stopped is not None and stopped.heartbeat_at is not None
+        else "cancelled before it started"
+    )
+    outcomes.record_cancelled(str(item.pk), reason)
     return Import.Status.CANCELLED

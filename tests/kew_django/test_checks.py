@@ -38,6 +38,8 @@ def ids(messages) -> list[str]:
         ({"RELAY": {"RETENTION": "a week"}}, ["kew.E007"], "not an interval"),
         ({"RELAY": {"BATCH_SIZE": 0}}, ["kew.E007"], "positive"),
         ({"CONSUMERS": {"CONCURENCY": 2}}, ["kew.E007"], "did you mean 'CONCURRENCY'"),
+        ({"CONSUMERS": {"SHUTDOWN_GRACE": 0}}, ["kew.E007"], "terminationGracePeriodSeconds"),
+        ({"CONSUMERS": {"SHUTDOWN_GRACE": "30s"}}, ["kew.E007"], "positive number"),
     ],
 )
 def test_settings_checks(settings, kew, expected, text):

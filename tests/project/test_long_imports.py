@@ -298,3 +298,83 @@ def test_an_import_whose_worker_is_killed_every_run_ends_failed_with_one_email(
         assert emails_for(smtp, body["id"]) == ["failed"]
         assert final_status == "failed"
         assert len(runs(root, "long-1")) == 4  # each run killed; never a fifth
+
+
+def sigterm_mid_import(tmp_path: Path, *, database_url: str, broker_url: str) -> None:
+    """Two import workers: SIGTERM the one running a long import, as a deploy does.
+
+    It exits 0 within the grace period; the other worker runs the import
+    to its end; the interrupted run spent no attempt (one outcome e-mail,
+    ``attempts`` 1, the second run still delivery 1).
+    """
+    grace = 10.0
+    with SMTPServer() as smtp:
+        root, logs, env = start_app(
+            tmp_path,
+            smtp,
+            ["long-2"],
+            DATABASE_URL=database_url,
+            KEW_BROKER_URL=broker_url,
+            KEW_SHUTDOWN_GRACE=str(grace),
+        )
+        web = WebServer(env, logs, token=create_token(env))
+        relay = Process("relay", ["kew_relay"], env, logs, ready="relay: started")
+        workers = [
+            Process(name, ["kew_consume", "imports"], env, logs, ready="kew: started")
+            for name in ("imports-a", "imports-b")
+        ]
+        notifier = Process(
+            "notifier", ["kew_consume", "import-outcomes"], env, logs, ready="kew: started"
+        )
+        processes = [web, relay, *workers, notifier]
+        try:
+            for process in processes:
+                process.start()
+            status, body = web.request("POST", "/imports/", {"path": "long-2"})  # 10 s a run
+            assert status == 202, body
+            import_id = body["id"]
+            detail = f"/imports/{import_id}/"
+            assert wait_until(lambda: runs(root, "long-2"), 20), "the import did not start"
+            (holder_pid,) = runs(root, "long-2")
+            holder = next(p for p in workers if p.popen and p.popen.pid == holder_pid)
+            time.sleep(2)  # well into the run
+            sent = time.monotonic()
+            code = holder.stop(signal.SIGTERM, timeout=grace + 10)
+            took = time.monotonic() - sent
+            assert code == 0 and took < grace, (code, took)
+            assert "given back: shutting down" in holder.tail(200)
+            assert wait_until(lambda: len(runs(root, "long-2")) == 2, 20), "not run elsewhere"
+            assert wait_until(lambda: emails_for(smtp, import_id), 40), "no outcome e-mail"
+            final = web.request("GET", detail)[1]
+            time.sleep(1.5)  # room for a duplicate e-mail, if one were coming
+        except BaseException:
+            print_logs(processes)
+            raise
+        finally:
+            stop_all(processes)
+        assert final["status"] == "succeeded" and final["attempts"] == 1, final
+        assert emails_for(smtp, import_id) == ["succeeded"]
+        assert runs(root, "long-2")[0] == holder_pid and runs(root, "long-2")[1] != holder_pid
+        print(json.dumps({"sigterm_exit_s": round(took, 2)}))
+
+
+def test_on_sqlite_a_sigterm_mid_import_gives_it_to_the_other_worker_with_no_attempt_spent(
+    tmp_path,
+):
+    sigterm_mid_import(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        broker_url="database://?lease=5",
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.artemis
+def test_on_postgres_and_artemis_a_sigterm_mid_import_resumes_elsewhere_with_no_attempt_spent(
+    tmp_path, postgres_server, artemis_server
+):
+    name = f"term_{uuid.uuid4().hex[:10]}"
+    postgres_server.create_database(name)
+    sigterm_mid_import(
+        tmp_path, database_url=postgres_server.url_for(name), broker_url=artemis_server.url
+    )

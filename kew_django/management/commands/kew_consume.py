@@ -1,7 +1,9 @@
 """manage.py kew_consume [QUEUE ...]: run the registered consumers."""
 
+import logging
 import os
 import signal
+import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -13,11 +15,20 @@ from kew_django.workers.registry import consumers
 
 
 def run_or_exit(runner: Runner) -> None:
-    """Run ``runner``; if one of its threads dies, exit with status 1 (CommandError)."""
+    """Run ``runner``; if one of its threads dies, exit with status 1 (CommandError).
+
+    If the shutdown grace ran out with work in flight, exit 0 at once, as
+    a kill would: nothing waits on the threads left behind or their locks.
+    """
     try:
         runner.run()
     except ComponentDied as error:
         raise CommandError(str(error), returncode=1) from error
+    if runner.abandoned:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def supervise(queues: list[str], *, concurrency, provider: str, processes: int) -> None:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
 
 
-def manage(*args: str, tmp_path: Path, **env: str) -> subprocess.Popen:
+def manage(*args: str, tmp_path: Path, new_session: bool = False, **env: str) -> subprocess.Popen:
     database = {
         k: connection.settings_dict[k]
         for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
@@ -43,6 +43,7 @@ def manage(*args: str, tmp_path: Path, **env: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=new_session,
     )
 
 
