@@ -19,12 +19,19 @@ def uses_django_database(item: pytest.Item) -> bool:
 
     Every pytest-django database fixture (``db``, ``transactional_db``,
     ``live_server``, ...) and every fixture built on one pulls in
-    ``django_db_setup``; the ``django_db`` marker asks for one at run time.
-    Tests that start processes on a database of their own (``postgres_server``)
-    do not depend on which database the pass is about.
+    ``django_db_setup``; the ``django_db`` marker asks for one at run time, and
+    so does a Django ``TransactionTestCase``. Tests that start processes on a
+    database of their own (``postgres_server``) do not depend on which
+    database the pass is about.
     """
-    names = getattr(item, "fixturenames", ())
-    return "django_db_setup" in names or item.get_closest_marker("django_db") is not None
+    from django.test import TransactionTestCase
+
+    if "django_db_setup" in getattr(item, "fixturenames", ()):
+        return True
+    cls = getattr(item, "cls", None)
+    if cls is not None and issubclass(cls, TransactionTestCase) and cls.databases:
+        return True
+    return item.get_closest_marker("django_db") is not None
 
 
 def pytest_collection_modifyitems(config, items):
