@@ -7,6 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Each pass ends with its slowest tests, so that CI time is watched where it goes.
+DURATIONS := --durations=20
 # The newest pair of the matrix. PY313 is found as a developer would (PATH, uv,
 # pyenv); set it to point elsewhere: make test PY313=/opt/python3.13/bin/python3.13
 PY313 ?= $(shell bin/find-python 3.13)
@@ -41,26 +43,33 @@ lint: install
 	$(BIN)/mypy
 
 # The whole suite on SQLite (core, contract on every provider, Artemis, services,
-# Django app, reference app, browser), then the database-backed tests again on
-# PostgreSQL; first with Python 3.11 + Django 5.2, then with Python 3.13 + Django 6.1.
+# Django app, reference app, browser), then the tests that use the Django database
+# again on PostgreSQL (tests/conftest.py deselects the others: they would run as they
+# did on SQLite); first with Python 3.11 + Django 5.2, then with Python 3.13 + Django 6.1.
 test: lint test-sqlite test-postgres test-py313
 
+DATABASE_TESTS := tests/contract tests/kew_django tests/project
+# What runs once, in the first leg: lint, and the harness's own smoke tests (they
+# check the launchers of PostgreSQL, Artemis and Prometheus, not Kew; the py313 leg
+# uses the same harness for all its tests). Everything that runs Kew's or the
+# project's code, the packaging and the browser included, runs on both ends.
+ONCE := tests/harness
+
 test-sqlite: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(DURATIONS) $(PYTEST_ARGS)
 
 test-postgres: install
-	KEW_TEST_DATABASE=postgres $(BIN)/pytest $(PYTEST_ARGS) \
-		tests/contract tests/kew_django tests/project
+	KEW_TEST_DATABASE=postgres $(BIN)/pytest $(DURATIONS) $(PYTEST_ARGS) $(DATABASE_TESTS)
 
-# The same two passes in .venv-py313. Without Python 3.13 this says what to install
-# and fails in CI (CI=true); elsewhere it is skipped with that message.
+# The same two passes in .venv-py313, less what runs once. Without Python 3.13 this
+# says what to install and fails in CI (CI=true); elsewhere it is skipped with that message.
 test-py313:
 	@if [ -z "$(PY313)" ]; then $(MAKE) --no-print-directory no-py313; else \
 	  $(MAKE) --no-print-directory $(VENV313)/.installed && \
 	  $(VENV313)/bin/python -c 'import django, sys; print("Python", sys.version.split()[0], "Django", django.get_version())' && \
-	  $(VENV313)/bin/pytest $(PYTEST_ARGS) && \
-	  KEW_TEST_DATABASE=postgres $(VENV313)/bin/pytest $(PYTEST_ARGS) \
-	    tests/contract tests/kew_django tests/project; fi
+	  $(VENV313)/bin/pytest $(DURATIONS) $(PYTEST_ARGS) $(addprefix --ignore=,$(ONCE)) && \
+	  KEW_TEST_DATABASE=postgres $(VENV313)/bin/pytest $(DURATIONS) $(PYTEST_ARGS) \
+	    $(DATABASE_TESTS); fi
 
 no-py313:
 	@echo "Python 3.13 not found (looked for python3.13 on PATH, uv python find 3.13, pyenv versions)."

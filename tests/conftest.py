@@ -6,20 +6,56 @@ import pytest
 
 pytest_plugins = ["tests.harness.fixtures"]
 
+_deselected_key = pytest.StashKey[str]()
+
 
 def on_postgres() -> bool:
     """Return whether this run's Django test database is PostgreSQL (make test-postgres)."""
     return os.environ.get("KEW_TEST_DATABASE", "sqlite") == "postgres"
 
 
+def uses_django_database(item: pytest.Item) -> bool:
+    """Return whether ``item`` reaches the Django test database.
+
+    Every pytest-django database fixture (``db``, ``transactional_db``,
+    ``live_server``, ...) and every fixture built on one pulls in
+    ``django_db_setup``; the ``django_db`` marker asks for one at run time, and
+    so does a Django ``TransactionTestCase``. Tests that start processes on a
+    database of their own (``postgres_server``) do not depend on which
+    database the pass is about.
+    """
+    from django.test import TransactionTestCase
+
+    if "django_db_setup" in getattr(item, "fixturenames", ()):
+        return True
+    cls = getattr(item, "cls", None)
+    if cls is not None and issubclass(cls, TransactionTestCase) and cls.databases:
+        return True
+    return item.get_closest_marker("django_db") is not None
+
+
 def pytest_collection_modifyitems(config, items):
-    """Deselect PostgreSQL-only tests on SQLite runs; the PostgreSQL pass runs them."""
+    """Keep in each pass only the tests that depend on its database.
+
+    The SQLite pass leaves out the PostgreSQL-only tests; the PostgreSQL
+    pass leaves out every test that uses no Django database: it would run
+    exactly as it did in the SQLite pass.
+    """
     if on_postgres():
-        return
-    chosen = [item for item in items if item.get_closest_marker("postgresql_only") is None]
+        reason = "use no Django database (the SQLite pass ran them)"
+        chosen = [item for item in items if uses_django_database(item)]
+    else:
+        reason = "are PostgreSQL-only (the PostgreSQL pass runs them)"
+        chosen = [item for item in items if item.get_closest_marker("postgresql_only") is None]
     if len(chosen) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in chosen])
+        config.stash[_deselected_key] = f"{len(items) - len(chosen)} deselected: they {reason}"
         items[:] = chosen
+
+
+def pytest_report_collectionfinish(config):
+    """Say how many tests this pass left out, and why."""
+    return config.stash.get(_deselected_key, None)
 
 
 @pytest.fixture(scope="session")

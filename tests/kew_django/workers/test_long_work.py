@@ -160,7 +160,8 @@ def time_now():
     return timezone.now()
 
 
-def test_a_caught_cancel_is_handled_and_acked(provider, queue):
+def test_a_caught_cancel_is_handled_and_acked(provider, queue, fast_beats):
+    # fast_beats: the handler hears of the cancel at its next beat, not the default's
     told = []
 
     def handler(job: Job, work) -> RepeatAction | None:
