@@ -19,6 +19,9 @@ stopped at the end of the session):
     a started :class:`~tests.harness.rabbitmq.RabbitServer` (a node of its own);
 ``rabbitmq_url``
     its ``amqp://user:password@127.0.0.1:port/`` URL;
+``rabbitmq_cluster``
+    a started :class:`~tests.harness.rabbitmq.cluster.RabbitCluster` of three
+    nodes (``rabbitmq_cluster_options`` to change it);
 ``artemis_cluster``
     a started :class:`~tests.harness.artemis.cluster.ArtemisCluster` of two
     nodes (``artemis_cluster_options`` to change it);
@@ -59,6 +62,7 @@ from tests.harness.lifecycle import Server
 from tests.harness.postgres import PostgresServer
 from tests.harness.prometheus import PrometheusServer
 from tests.harness.rabbitmq import RabbitServer
+from tests.harness.rabbitmq.cluster import RabbitCluster
 from tests.harness.services import ServiceUnavailable, service_missing
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url"})
@@ -66,6 +70,7 @@ ARTEMIS_FIXTURES = frozenset({"artemis_server", "artemis_url"})
 CLUSTER_FIXTURES = frozenset({"artemis_cluster"})
 PAIR_FIXTURES = frozenset({"artemis_pair"})
 RABBITMQ_FIXTURES = frozenset({"rabbitmq_server", "rabbitmq_url"})
+RABBITMQ_CLUSTER_FIXTURES = frozenset({"rabbitmq_cluster"})
 # (server key, fixtures that use it, title of its log section)
 SERVERS = (
     ("artemis", ARTEMIS_FIXTURES, "Artemis broker log"),
@@ -73,6 +78,7 @@ SERVERS = (
     ("artemis_cluster", CLUSTER_FIXTURES, "Artemis cluster logs"),
     ("artemis_pair", PAIR_FIXTURES, "Artemis live/backup logs"),
     ("rabbitmq", RABBITMQ_FIXTURES, "RabbitMQ node log"),
+    ("rabbitmq_cluster", RABBITMQ_CLUSTER_FIXTURES, "RabbitMQ cluster logs"),
 )
 LOG_LINES = 60
 
@@ -102,7 +108,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if names & (ARTEMIS_FIXTURES | CLUSTER_FIXTURES | PAIR_FIXTURES):
             item.add_marker(pytest.mark.artemis)
-        if names & RABBITMQ_FIXTURES:
+        if names & (RABBITMQ_FIXTURES | RABBITMQ_CLUSTER_FIXTURES):
             item.add_marker(pytest.mark.rabbitmq)
 
 
@@ -219,6 +225,26 @@ def rabbitmq_server(
 def rabbitmq_url(rabbitmq_server: RabbitServer) -> str:
     """``amqp://user:password@host:port/`` of :func:`rabbitmq_server`."""
     return rabbitmq_server.url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_cluster_options() -> dict[str, Any]:
+    """Keyword arguments for :class:`RabbitCluster` (``size`` 3 by default)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_cluster(
+    request: pytest.FixtureRequest, rabbitmq_cluster_options: dict[str, Any]
+) -> Iterator[RabbitCluster]:
+    """A cluster of local RabbitMQ nodes for the session (see tests.harness.rabbitmq.cluster).
+
+    A node a test killed or stopped is started again before the next test
+    that uses the cluster (same data, same ports).
+    """
+    cluster = RabbitCluster(**rabbitmq_cluster_options)
+    with _registered(request, "rabbitmq_cluster", cluster):
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,10 @@ declares each work queue it sends to (durable, ``queue_type``,
 ``queue_arguments``) and, for its first scheduled message, the wait
 ladder of ``delays``. An unroutable message raises ``SendError``; a
 message the broker refused to store (a nack), a lost connection or a
-missing confirm raises ``ProviderError``/``ConnectionLost``, and the
-caller sends again (RabbitMQ does not drop duplicates: consumers are
-idempotent). See ``docs/rabbitmq.md``.
+missing confirm raises ``ProviderError``/``ConnectionLost`` (after one
+more try on a new connection when every message has an id), and the
+caller sends again: RabbitMQ does not drop duplicates, consumers that
+record message ids do. See ``docs/rabbitmq.md``.
 """
 
 from __future__ import annotations
@@ -132,10 +133,26 @@ class RabbitMQProducer(Producer):
         self.send_prepared([self.provider.prepare(item) for item in batch])
 
     def send_prepared(self, batch: Sequence[Prepared]) -> None:
-        """Publish every message, then wait for all their confirms (``confirm_timeout``)."""
+        """Publish every message, then wait for all their confirms (``confirm_timeout``).
+
+        A batch whose messages all have ids is sent once more, on a new
+        connection, if the connection was lost (a consumer that records ids
+        drops a copy stored twice); otherwise ``ConnectionLost`` is raised.
+        """
         encoded = [self._encoded(item) for item in batch]  # refuse bad input before sending
         if not encoded:
             return
+        retry_safe = all(item.outgoing.options.message_id is not None for item in encoded)
+        for round_ in (1, 2):
+            try:
+                self._publish(encoded)
+                return
+            except ConnectionLost as lost:
+                if not retry_safe or round_ == 2:
+                    raise
+                log.warning("%s; sending the batch again (its message ids make this safe)", lost)
+
+    def _publish(self, encoded: Sequence[EncodedPublish]) -> None:
         queues = sorted({item.outgoing.queue for item in encoded})
         what = f"{len(encoded)} message(s) for {', '.join(map(repr, queues))}"
         try:
@@ -213,6 +230,8 @@ class RabbitMQProducer(Producer):
                 index=index,
             )
         if nacked:
+            # a channel can keep failing to reach a queue whose leader moved: start afresh
+            self._reset()
             queue = encoded[nacked[0]].outgoing.queue
             raise ProviderError(
                 f"RabbitMQ refused to store {len(nacked)} message(s) (first for queue "

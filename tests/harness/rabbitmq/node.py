@@ -99,6 +99,11 @@ class Node:
 
     def start(self, timeout: float) -> None:
         """Run the node and wait until it accepts an AMQP login (or raise with its log)."""
+        self.launch()
+        self.wait(timeout)
+
+    def launch(self) -> None:
+        """Run the node's server script in its own process group (see :meth:`wait`)."""
         with open(self.output_path, "ab") as output:
             output.write(f"\n===== tests.harness: starting {time.ctime()} =====\n".encode())
             self._proc = subprocess.Popen(
@@ -110,6 +115,9 @@ class Node:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def wait(self, timeout: float) -> None:
+        """Wait until the launched node accepts an AMQP login; raise with its log if it does not."""
         problem = self._wait_ready(timeout)
         if problem is not None:
             self.signal(signal.SIGKILL, 10)
