@@ -173,6 +173,12 @@ def _check_arguments(arguments: Mapping[str, object]) -> None:
             raise ConfigurationError(f"queue argument {name!r} must start with 'x-'")
         if name in OWN_ARGUMENTS:
             raise ConfigurationError(f"queue argument {name!r} is Kew's: use queue_type=")
+    if "x-delivery-limit" in arguments and "x-dead-letter-exchange" not in arguments:
+        # past the limit a quorum queue drops the message unless it has somewhere to go
+        raise ConfigurationError(
+            "x-delivery-limit without x-dead-letter-exchange drops messages: "
+            "name a dead-letter exchange (and routing key) too"
+        )
 
 
 def _hosts(netloc: str, shown: str, default_port: int) -> tuple[tuple[str, int], ...]:

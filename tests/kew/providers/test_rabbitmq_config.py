@@ -53,6 +53,7 @@ def test_queue_arguments_come_from_the_query_and_from_keywords():
         ("amqp://h/?confirm_timeout=0", {}, "confirm_timeout"),
         ("amqp://h/", {"queue_type": "stream"}, "queue type"),
         ("amqp://h/?x-queue-type=classic", {}, "queue_type="),
+        ("amqp://h/?x-delivery-limit=5", {}, "drops messages"),
         ("amqp://h/", {"queue_arguments": {"max-length": 3}}, "must start with 'x-'"),
         ("amqp://h:0/", {}, "port 0"),
         ("amqp:///", {}, "names no host"),
