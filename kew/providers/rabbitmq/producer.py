@@ -220,7 +220,7 @@ class RabbitMQProducer(Producer):
         nacked = sorted(tag - first for tag in self._confirms.nacked if tag >= first)
         self._confirms.nacked.clear()
         if returned:
-            index = routes.index(returned[0])
+            index = routes.index(returned[0]) if returned[0] in routes else 0
             queue = encoded[index].outgoing.queue
             self._declared.discard(queue)  # declared again by the next send
             raise SendError(

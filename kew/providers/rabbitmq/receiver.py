@@ -72,6 +72,7 @@ class RabbitMQReceiver(Receiver):
         self._ready = threading.Event()
         self._connection: pika.BlockingConnection | None = None
         self._generation = 0  # of the connection now consuming
+        self._cancelled = False  # by the broker: the I/O thread starts afresh
         self._thread = threading.Thread(target=self._run, name=f"kew-rabbitmq {queue}", daemon=True)
         self._startup_error: KewError | None = None
         self._thread.start()
@@ -118,7 +119,7 @@ class RabbitMQReceiver(Receiver):
                 self._ready.set()
                 self._serve(connection)
                 if not self._stop.is_set():
-                    log.warning("receiver of %r lost its connection; consuming again", self.queue)
+                    log.warning("receiver of %r: consuming again on a new connection", self.queue)
                 first, rounds = index + 1, max(1, self.config.reconnect_attempts)
         finally:
             self._ready.set()
@@ -135,6 +136,8 @@ class RabbitMQReceiver(Receiver):
             channel.basic_consume(
                 self.queue, functools.partial(self._arrived, generation), auto_ack=False
             )
+            self._cancelled = False
+            channel.add_on_cancel_callback(self._on_cancel)
         except CONNECTION_ERRORS as error:
             close_quietly(connection)
             raise translate(error, f"the subscription to {self.queue!r}") from None
@@ -143,13 +146,21 @@ class RabbitMQReceiver(Receiver):
     def _arrived(self, generation: int, channel, method: pika.spec.Basic.Deliver, properties, body):
         self._inbox.put(RabbitMQDelivery(self, generation, channel, method, properties, body))
 
+    def _on_cancel(self, method) -> None:
+        """The broker cancelled the consumer (its queue was deleted): consume afresh."""
+        log.warning("RabbitMQ cancelled the consumer of %r; consuming again", self.queue)
+        self._cancelled = True
+
     def _serve(self, connection: pika.BlockingConnection) -> None:
         """Process the connection's I/O until it drops or the receiver closes."""
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self._cancelled:
                 connection.process_data_events(time_limit=1.0)
+            connection.process_data_events(0)  # the acks handed over before close()
         except CONNECTION_ERRORS as error:
             log.info("receiver of %r: %s", self.queue, error)
+        except Exception:  # noqa: BLE001 - e.g. the broker cancelled the consumer: start afresh
+            log.exception("receiver of %r failed; consuming again", self.queue)
         self._connection = None
         close_quietly(connection)  # unacked deliveries go back to the queue
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 from urllib.parse import quote
@@ -78,8 +79,12 @@ def amqp_answers(host: str, port: int, user: str, password: str, timeout: float)
     deadline = time.monotonic() + timeout
     while True:
         try:
+            # a plain TCP connect first: pika logs every refused connection as an ERROR
+            socket.create_connection((host, port), timeout=2.0).close()
             pika.BlockingConnection(parameters).close()
             return None
+        except OSError as error:
+            problem = f"{host}:{port}: {error}"
         except pika.exceptions.AMQPError as error:
             problem = f"{type(error).__name__}: {error}"
         if time.monotonic() >= deadline:

@@ -88,3 +88,18 @@ def test_the_delivery_count_counts_deliveries_without_an_ack(rabbitmq_server, qu
             if expected == 3:
                 delivery.ack()
     provider.close()
+
+
+def test_a_receiver_whose_queue_was_deleted_consumes_it_again(rabbitmq_server, queue):
+    provider = connect(rabbitmq_server.url)
+    with provider.receiver(queue) as receiver:
+        connection, channel = admin_channel(rabbitmq_server)
+        channel.queue_delete(queue)
+        connection.close()
+        assert receiver.receive(2) is None  # meanwhile the receiver declared it again
+        with provider.producer() as producer:
+            producer.send(queue, b"after the delete")
+        delivery = receiver.receive(10)
+        assert delivery is not None and delivery.payload == b"after the delete"
+        delivery.ack()
+    provider.close()
