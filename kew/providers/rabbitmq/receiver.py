@@ -108,6 +108,9 @@ class RabbitMQReceiver(Receiver):
             while not self._stop.is_set():
                 try:
                     connection, index = open_connection(self.config, first=first, rounds=rounds)
+                    if self._stop.is_set():  # closed while connecting: take nothing
+                        close_quietly(connection)
+                        return
                     self._consume(connection)
                 except KewError as error:
                     if not self._ready.is_set():
