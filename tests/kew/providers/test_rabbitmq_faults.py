@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from kew import QueueSink, QueueSource
 from kew.errors import ProviderError
 from kew.message import utcnow
 from kew.providers import connect
@@ -106,5 +107,36 @@ def test_a_scheduled_message_survives_a_broker_restart_and_is_not_early(local_ra
         delivery.ack()
     assert arrived >= due
     assert arrived <= due + timedelta(seconds=30)
+    assert_empty(provider, queue)
+    provider.close()
+
+
+@pytest.mark.slow
+def test_a_pending_retry_survives_a_broker_restart_and_is_not_early(local_rabbitmq, queue):
+    provider = connect(local_rabbitmq.url)
+    calls: list[tuple[float, int]] = []
+
+    class FailsOnce:
+        def consume_message(self, message):
+            calls.append((time.monotonic(), message.delivery_count))
+            if len(calls) == 1:
+                raise RuntimeError("the first attempt fails")
+
+    source = QueueSource(provider, queue)
+    source.send({"job": 1})
+    source.close()
+    sink = QueueSink(provider, queue, FailsOnce(), retry=[12.0])
+    deadline = time.monotonic() + 90
+    while len(calls) < 1 and time.monotonic() < deadline:
+        sink.poll(0.5)
+    sink.close()  # the worker goes away: the retry waits in the broker, nowhere else
+    assert len(calls) == 1
+    local_rabbitmq.restart()
+    sink = QueueSink(provider, queue, FailsOnce(), retry=[12.0])  # a new worker
+    while len(calls) < 2 and time.monotonic() < deadline:
+        sink.poll(0.5)
+    sink.close()
+    assert [count for _, count in calls] == [1, 2]
+    assert calls[1][0] - calls[0][0] >= 12.0
     assert_empty(provider, queue)
     provider.close()
