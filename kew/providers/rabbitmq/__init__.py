@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 
 from kew.errors import ConfigurationError
 from kew.providers.base import Capability, Outgoing, Producer, Provider, Receiver
@@ -44,6 +45,7 @@ class RabbitMQProvider(Provider):
             Capability.MESSAGE_ID,
             Capability.PROPERTIES,
             Capability.PERSISTENCE,
+            # and DEAD_LETTER_ADDRESS with delivery_limit (a dead-letter queue per queue)
         }
     )
 
@@ -54,6 +56,8 @@ class RabbitMQProvider(Provider):
             self.config = url
         else:
             self.config = parse_url(url, **options)
+        if self.config.delivery_limit is not None:
+            self.capabilities = self.capabilities | {Capability.DEAD_LETTER_ADDRESS}
         self._open: weakref.WeakSet[RabbitMQProducer | RabbitMQReceiver] = weakref.WeakSet()
         self._lock = threading.Lock()
 
@@ -82,6 +86,17 @@ class RabbitMQProvider(Provider):
     def receiver(self, queue: str, *, prefetch: int = 1) -> Receiver:
         """Return a consuming receiver of ``queue`` (declared if missing), ``prefetch`` unacked."""
         return self._keep(RabbitMQReceiver(self.config, queue, prefetch=prefetch))
+
+    def dead_letter_receiver(self, queues: Sequence[str], *, prefetch: int = 1) -> Receiver:
+        """Return a receiver of the dead-letter queues of ``queues`` (needs ``delivery_limit``).
+
+        Each delivery's ``original_queue`` names the work queue it left.
+        """
+        if self.config.delivery_limit is None:
+            raise ConfigurationError("dead-letter queues need delivery_limit= in the URL")
+        first = self.config.dead_letter_queue(queues[0])
+        receiver = RabbitMQReceiver(self.config, first, prefetch=prefetch, dead_letters_of=queues)
+        return self._keep(receiver)
 
     def _keep(self, client):
         with self._lock:

@@ -60,9 +60,11 @@ class RabbitMQConfig:
     """Where the nodes are, how to log in, how patient to be, and how queues are made.
 
     Times are seconds. ``queue_arguments`` go to every work queue Kew
-    declares (e.g. ``{"x-delivery-limit": 20}``); ``delay_levels`` wait
+    declares (e.g. ``{"x-max-length": 100000}``); ``delay_levels`` wait
     queues hold scheduled messages, up to ``2**delay_levels`` ms ahead
-    (see ``kew.providers.rabbitmq.delays``).
+    (see ``kew.providers.rabbitmq.delays``). With ``delivery_limit`` a
+    message delivered more often than that without an ack moves to the
+    queue's dead-letter queue (``<queue><dead_letter_suffix>``).
     """
 
     hosts: tuple[tuple[str, int], ...]
@@ -82,6 +84,8 @@ class RabbitMQConfig:
     queue_arguments: Mapping[str, object] = field(default_factory=dict)
     delay_levels: int = 32
     delay_prefix: str = "kew.delay"
+    delivery_limit: int | None = None
+    dead_letter_suffix: str = ".dead"
     url: str = ""  # redacted, for messages
 
     @property
@@ -89,9 +93,25 @@ class RabbitMQConfig:
         """Return the node list as ``host:port, host:port`` for messages."""
         return ", ".join(f"{host}:{port}" for host, port in self.hosts)
 
-    def work_queue_arguments(self) -> dict[str, object]:
-        """Return the arguments of every work queue Kew declares."""
-        return {"x-queue-type": self.queue_type, **self.queue_arguments}
+    def work_queue_arguments(self, queue: str) -> dict[str, object]:
+        """Return the arguments of work queue ``queue`` (its dead-letter queue's with a limit)."""
+        arguments = {"x-queue-type": self.queue_type, **self.queue_arguments}
+        if self.delivery_limit is not None:
+            arguments.update(
+                {
+                    "x-delivery-limit": self.delivery_limit,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": self.dead_letter_queue(queue),
+                    # at-least-once: a message leaves only once its dead-letter queue has it
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                }
+            )
+        return arguments
+
+    def dead_letter_queue(self, queue: str) -> str:
+        """Return where ``queue``'s messages go past ``delivery_limit`` deliveries."""
+        return f"{queue}{self.dead_letter_suffix}"
 
 
 _OPTIONS: dict[str, Callable[[str], object]] = {
@@ -107,6 +127,8 @@ _OPTIONS: dict[str, Callable[[str], object]] = {
     "queue_type": _queue_type,
     "delay_levels": lambda text: int(_number(int, 1, 40)(text)),
     "delay_prefix": str,
+    "delivery_limit": lambda text: int(_number(int, 0)(text)),
+    "dead_letter_suffix": str,
 }
 assert set(_OPTIONS) <= {f.name for f in fields(RabbitMQConfig)}
 
@@ -135,13 +157,22 @@ def parse_url(url: str, **options: object) -> RabbitMQConfig:
     settings.update(_converted({n: v for n, v in query if not n.startswith("x-")}, shown))
     keyword_arguments = options.pop("queue_arguments", None) or {}
     if not isinstance(keyword_arguments, Mapping):
-        raise ConfigurationError("queue_arguments must be a dict, e.g. {'x-delivery-limit': 20}")
+        raise ConfigurationError("queue_arguments must be a dict, e.g. {'x-max-length': 100000}")
     arguments.update(keyword_arguments)
     settings.update(_converted(options, shown))
     _check_arguments(arguments)
     default_port = TLS_PORT if settings["tls"] else DEFAULT_PORT
     hosts = _hosts(parts.netloc, shown, default_port)
     config = RabbitMQConfig(hosts=hosts, queue_arguments=arguments, **settings)
+    if config.delivery_limit is not None and {"x-delivery-limit", "x-dead-letter-exchange"} & set(
+        arguments
+    ):
+        raise ConfigurationError(
+            "delivery_limit= sets x-delivery-limit and the dead-letter queue: "
+            "leave those queue arguments out"
+        )
+    if not config.dead_letter_suffix:
+        raise ConfigurationError("dead_letter_suffix must not be empty, e.g. .dead")
     if not config.delay_prefix or any(
         word in ("*", "#") for word in config.delay_prefix.split(".")
     ):
@@ -213,7 +244,12 @@ def _converted(raw: Mapping[str, object], shown: str) -> dict[str, object]:
                 f"unknown RabbitMQ option {name!r} for {shown!r} (known: {known}, "
                 f"or a queue argument x-...){hint}"
             )
-        if value is None and name == "tls_ca" or isinstance(value, bool) and convert is _boolean:
+        if (
+            value is None
+            and name in ("tls_ca", "delivery_limit")
+            or isinstance(value, bool)
+            and convert is _boolean
+        ):
             converted[name] = value
             continue
         try:

@@ -89,6 +89,20 @@ def open_connection(
     raise ConnectionLost(f"cannot reach RabbitMQ at {config.where}{tries}: {problems[-1]}")
 
 
+def declare_work_queue(channel, config: RabbitMQConfig, queue: str) -> None:
+    """Declare ``queue`` (and first its dead-letter queue, with a delivery limit)."""
+    if config.delivery_limit is not None:
+        declare_dead_letter_queue(channel, config, queue)
+    channel.queue_declare(queue, durable=True, arguments=config.work_queue_arguments(queue))
+
+
+def declare_dead_letter_queue(channel, config: RabbitMQConfig, queue: str) -> str:
+    """Declare the dead-letter queue of ``queue``; return its name."""
+    name = config.dead_letter_queue(queue)
+    channel.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
+    return name
+
+
 def describe(error: BaseException) -> str:
     """Return a short text for a pika error (its repr is often empty)."""
     text = str(error) or repr(error)

@@ -32,6 +32,7 @@ from kew.providers.rabbitmq.config import RabbitMQConfig
 from kew.providers.rabbitmq.connection import (
     CONNECTION_ERRORS,
     close_quietly,
+    declare_work_queue,
     open_connection,
     translate,
 )
@@ -181,8 +182,7 @@ class RabbitMQProducer(Producer):
         """Return (exchange, routing key) of ``item``, declaring what it needs first."""
         queue = item.outgoing.queue
         if queue not in self._declared:
-            arguments = self.config.work_queue_arguments()
-            channel.queue_declare(queue, durable=True, arguments=arguments)
+            declare_work_queue(channel, self.config, queue)
             self._declared.add(queue)
         deliver_at = item.outgoing.options.deliver_at
         if deliver_at is None:

@@ -21,7 +21,7 @@ import logging
 import queue as queues
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pika
 import pika.spec
@@ -32,6 +32,8 @@ from kew.providers.rabbitmq.config import RabbitMQConfig
 from kew.providers.rabbitmq.connection import (
     CONNECTION_ERRORS,
     close_quietly,
+    declare_dead_letter_queue,
+    declare_work_queue,
     open_connection,
     translate,
 )
@@ -59,12 +61,21 @@ class RabbitMQReceiver(Receiver):
     ``Delivery.ack`` may be called from any thread.
     """
 
-    def __init__(self, config: RabbitMQConfig, queue: str, *, prefetch: int = 1):
+    def __init__(
+        self,
+        config: RabbitMQConfig,
+        queue: str,
+        *,
+        prefetch: int = 1,
+        dead_letters_of: Sequence[str] = (),
+    ):
         if not queue:
             raise ConfigurationError("a queue needs a name")
         if prefetch < 1:
             raise ConfigurationError(f"prefetch must be at least 1, got {prefetch}")
         self.queue = queue
+        # None: consume ``queue``; else the dead-letter queues of these work queues
+        self.dead_letters_of = list(dead_letters_of) or None
         self.config = config
         self.prefetch = prefetch
         self._inbox: queues.Queue[RabbitMQDelivery | KewError] = queues.Queue()
@@ -130,15 +141,12 @@ class RabbitMQReceiver(Receiver):
     def _consume(self, connection: pika.BlockingConnection) -> None:
         try:
             channel = connection.channel()
-            channel.queue_declare(
-                self.queue, durable=True, arguments=self.config.work_queue_arguments()
-            )
             channel.basic_qos(prefetch_count=self.prefetch)
             self._generation += 1
-            generation = self._generation
-            channel.basic_consume(
-                self.queue, functools.partial(self._arrived, generation), auto_ack=False
-            )
+            sources = self._declare(channel)
+            for source, original in sources:
+                callback = functools.partial(self._arrived, self._generation, source, original)
+                channel.basic_consume(source, callback, auto_ack=False)
             self._cancelled = False
             channel.add_on_cancel_callback(self._on_cancel)
         except CONNECTION_ERRORS as error:
@@ -146,8 +154,20 @@ class RabbitMQReceiver(Receiver):
             raise translate(error, f"the subscription to {self.queue!r}") from None
         self._connection = connection
 
-    def _arrived(self, generation: int, channel, method: pika.spec.Basic.Deliver, properties, body):
-        self._inbox.put(RabbitMQDelivery(self, generation, channel, method, properties, body))
+    def _declare(self, channel) -> list[tuple[str, str | None]]:
+        """Declare what this receiver consumes; return (queue, work queue of a dead letter)."""
+        if self.dead_letters_of is None:
+            declare_work_queue(channel, self.config, self.queue)
+            return [(self.queue, None)]
+        return [
+            (declare_dead_letter_queue(channel, self.config, queue), queue)
+            for queue in self.dead_letters_of
+        ]
+
+    def _arrived(self, generation: int, source: str, original: str | None, channel, method, *rest):
+        delivery = RabbitMQDelivery(self, generation, channel, method, *rest, queue=source)
+        delivery.original_queue = original
+        self._inbox.put(delivery)
 
     def _on_cancel(self, method) -> None:
         """The broker cancelled the consumer (its queue was deleted): consume afresh."""
@@ -222,13 +242,16 @@ class RabbitMQDelivery(Delivery):
         method: pika.spec.Basic.Deliver,
         properties: pika.spec.BasicProperties,
         body: bytes,
+        *,
+        queue: str,
     ):
         headers = properties.headers or {}
-        self.queue = receiver.queue
+        self.queue = queue
         self.payload = bytes(body)
         self.message_id = properties.message_id
         self.properties = properties_of(headers)
         self.headers = dict(headers)  # RabbitMQ's own (x-death, x-delivery-count) too
+        self.original_queue: str | None = None  # the work queue of a dead letter
         earlier = headers.get(DELIVERY_COUNT)
         self.delivery_count = int(earlier) + 1 if isinstance(earlier, int) else 1
         self.redelivered = bool(method.redelivered) or self.delivery_count > 1

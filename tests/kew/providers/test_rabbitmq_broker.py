@@ -9,7 +9,7 @@ import pytest
 
 from kew.errors import ConfigurationError, SendError
 from kew.providers import connect
-from kew.providers.base import Outgoing
+from kew.providers.base import DeliveryOptions, Outgoing
 from tests.harness.services import free_port
 
 pytestmark = pytest.mark.rabbitmq
@@ -102,4 +102,27 @@ def test_a_receiver_whose_queue_was_deleted_consumes_it_again(rabbitmq_server, q
         delivery = receiver.receive(10)
         assert delivery is not None and delivery.payload == b"after the delete"
         delivery.ack()
+    provider.close()
+
+
+def test_past_its_delivery_limit_a_message_moves_to_its_queues_dead_letter_queue(
+    rabbitmq_server, queue
+):
+    provider = connect(rabbitmq_server.url, delivery_limit=2)
+    with provider.producer() as producer:
+        producer.send(queue, b"poison", DeliveryOptions(message_id="p-1"))
+    deliveries = 0
+    for _ in range(6):  # a consumer that dies before its ack, again and again
+        with provider.receiver(queue) as receiver:
+            if receiver.receive(2) is None:
+                break
+            deliveries += 1
+    assert deliveries == 3  # the first delivery and 2 more
+    with provider.dead_letter_receiver([queue]) as dead:
+        letter = dead.receive(10)
+        assert letter is not None and letter.payload == b"poison"
+        assert letter.message_id == "p-1"
+        assert letter.queue == f"{queue}.dead" and letter.original_queue == queue
+        letter.ack()
+        assert dead.receive(0.5) is None
     provider.close()

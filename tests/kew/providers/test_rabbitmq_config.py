@@ -8,7 +8,7 @@ import pytest
 
 from kew.errors import ConfigurationError
 from kew.providers import connect
-from kew.providers.base import DeliveryOptions, Outgoing
+from kew.providers.base import Capability, DeliveryOptions, Outgoing
 from kew.providers.rabbitmq import RabbitMQProvider, delays, parse_url
 from kew.providers.rabbitmq.receiver import properties_of
 
@@ -35,13 +35,13 @@ def test_queue_arguments_come_from_the_query_and_from_keywords():
         "amqp://h/?x-delivery-limit=20&x-dead-letter-exchange=dlx",
         queue_arguments={"x-max-length": 1000},
     )
-    assert config.work_queue_arguments() == {
+    assert config.work_queue_arguments("q") == {
         "x-queue-type": "quorum",
         "x-delivery-limit": 20,
         "x-dead-letter-exchange": "dlx",
         "x-max-length": 1000,
     }
-    assert parse_url("amqp://h/", queue_type="classic").work_queue_arguments() == {
+    assert parse_url("amqp://h/", queue_type="classic").work_queue_arguments("q") == {
         "x-queue-type": "classic"
     }
 
@@ -54,6 +54,8 @@ def test_queue_arguments_come_from_the_query_and_from_keywords():
         ("amqp://h/", {"queue_type": "stream"}, "queue type"),
         ("amqp://h/?x-queue-type=classic", {}, "queue_type="),
         ("amqp://h/?x-delivery-limit=5", {}, "drops messages"),
+        ("amqp://h/?delivery_limit=5&x-dead-letter-exchange=dlx", {}, "leave those"),
+        ("amqp://h/?delivery_limit=-1", {}, "delivery_limit"),
         ("amqp://h/", {"queue_arguments": {"max-length": 3}}, "must start with 'x-'"),
         ("amqp://h:0/", {}, "port 0"),
         ("amqp:///", {}, "names no host"),
@@ -102,3 +104,18 @@ def test_a_delay_is_routed_by_its_binary_digits_and_rounded_up():
 def test_rabbitmq_headers_are_not_application_properties():
     headers = {"tenant": "lab", "x-delivery-count": 2, "x-death": [], "raw": b"caf\xc3\xa9"}
     assert properties_of(headers) == {"tenant": "lab", "raw": "café"}
+
+
+def test_a_delivery_limit_gives_each_queue_a_dead_letter_queue():
+    config = parse_url("amqp://h/?delivery_limit=10")
+    assert config.dead_letter_queue("imports") == "imports.dead"
+    assert config.work_queue_arguments("imports") == {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": 10,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "imports.dead",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    assert Capability.DEAD_LETTER_ADDRESS in RabbitMQProvider(config).capabilities
+    assert Capability.DEAD_LETTER_ADDRESS not in RabbitMQProvider("amqp://h/").capabilities
