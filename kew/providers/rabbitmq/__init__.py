@@ -94,6 +94,8 @@ class RabbitMQProvider(Provider):
         """
         if self.config.delivery_limit is None:
             raise ConfigurationError("dead-letter queues need delivery_limit= in the URL")
+        if not queues:
+            raise ConfigurationError("name the queues whose dead letters to receive")
         first = self.config.dead_letter_queue(queues[0])
         receiver = RabbitMQReceiver(self.config, first, prefetch=prefetch, dead_letters_of=queues)
         return self._keep(receiver)
