@@ -50,7 +50,8 @@ def properties_of(headers: Mapping[str, object] | None) -> dict[str, str]:
     for name, value in (headers or {}).items():
         if name.startswith(RESERVED_PREFIX):
             continue
-        properties[name] = value.decode() if isinstance(value, bytes) else str(value)
+        text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        properties[name] = text  # never raises: a foreign header must not stop the receiver
     return properties
 
 
