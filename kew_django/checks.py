@@ -207,7 +207,8 @@ def _check_built(alias: str, entry: dict[str, Any]) -> list[checks.CheckMessage]
             checks.Error(
                 message,
                 hint="Fix the URL or OPTIONS of this provider; docs/django.md lists the "
-                "options of database:// and docs/artemis.md those of artemis://.",
+                "options of database://, docs/artemis.md those of artemis:// and "
+                "docs/rabbitmq.md those of amqp://.",
                 id="kew.E008",
             )
         ]
@@ -221,7 +222,7 @@ def _check_memory(where: str, is_memory: bool) -> list[checks.CheckMessage]:
             checks.Warning(
                 f"{where} is the in-memory provider, and DEBUG is False",
                 hint="Messages live in one process and vanish on restart; use database:// "
-                "or a broker (artemis://) in production.",
+                "or a broker (artemis://, amqp://) in production.",
                 id="kew.W001",
             )
         ]

@@ -20,6 +20,8 @@ SCHEMES = {
     "memory": "kew.providers.memory:MemoryProvider.from_url",
     "artemis": "kew.providers.artemis:ArtemisProvider.from_url",
     "artemis+ssl": "kew.providers.artemis:ArtemisProvider.from_url",
+    "amqp": "kew.providers.rabbitmq:RabbitMQProvider.from_url",
+    "amqps": "kew.providers.rabbitmq:RabbitMQProvider.from_url",
 }
 
 

@@ -3,7 +3,8 @@
 ``providers`` is the process's handler (as Django's ``caches``):
 ``providers["default"]`` or ``get_provider("default")``.
 
-An alias is configured by URL (``{"URL": "artemis://u:p@host:61613"}``,
+An alias is configured by URL (``{"URL": "artemis://u:p@host:61613"}`` or
+``amqp://u:p@host:5672/`` for RabbitMQ,
 handed to ``kew.connect``; ``database://`` selects the Django database
 provider) or by class (``{"BACKEND": "dotted.Path", "OPTIONS": {...}}``).
 """
@@ -29,6 +30,7 @@ KNOWN_BACKENDS = (
     "kew_django.providers.database.DatabaseProvider",
     "kew.providers.memory.MemoryProvider",
     "kew.providers.artemis.ArtemisProvider",
+    "kew.providers.rabbitmq.RabbitMQProvider",
 )
 
 

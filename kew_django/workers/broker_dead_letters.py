@@ -13,8 +13,13 @@ recorded as for any message Kew gives up), and acks it after the row is
 committed: a crash in between does it all once more at worst (it is
 skipped if the same message is already recorded).
 
+On RabbitMQ (with ``delivery_limit=`` in its URL) each queue has a
+dead-letter queue of its own (``<queue>.dead``), which the provider's
+``dead_letter_receiver`` consumes; nothing else changes.
+
 ``kew_consume`` and ``kew_run`` start one on its own thread when the
-provider declares ``Capability.DEAD_LETTER_ADDRESS`` (Artemis) and
+provider declares ``Capability.DEAD_LETTER_ADDRESS`` (Artemis, RabbitMQ with
+a delivery limit) and
 ``KEW["CONSUMERS"]["BROKER_DEAD_LETTERS"]`` names the queue (``None``
 turns it off).
 """
@@ -80,15 +85,25 @@ class BrokerDeadLetters:
 
     def _receive(self, timeout: float) -> Delivery | None:
         if self._receiver is None:
-            self._receiver = self.provider.receiver(  # type: ignore[call-arg]
-                self.dead_letter_queue, selector=selector(self.queues)
-            )
+            per_queue = getattr(self.provider, "dead_letter_receiver", None)
+            if per_queue is not None:  # RabbitMQ: a dead-letter queue of each queue
+                self._receiver = per_queue(self.queues)
+            else:
+                self._receiver = self.provider.receiver(  # type: ignore[call-arg]
+                    self.dead_letter_queue, selector=selector(self.queues)
+                )
         return self._receiver.receive(timeout)
 
     def record(self, delivery: Delivery) -> DeadLetter | None:
         """Write the dead letter of one DLQ delivery (not again if it is recorded already)."""
         headers = getattr(delivery, "headers", {})
-        queue = headers.get(ORIGINAL_ADDRESS) or headers.get(ORIGINAL_QUEUE) or delivery.queue
+        original = getattr(delivery, "original_queue", None)  # RabbitMQ's
+        queue = original or headers.get(ORIGINAL_ADDRESS) or headers.get(ORIGINAL_QUEUE)
+        queue = queue or delivery.queue
+        if original:
+            where, limit = delivery.queue, "x-delivery-limit"
+        else:
+            where, limit = self.dead_letter_queue, "max-delivery-attempts"
         message_id = (delivery.message_id or "").split("#")[0] or None
         attempts = int(delivery.properties.get(DELIVERY_COUNT, "1") or 1)
         with transaction.atomic(using=self.using):
@@ -103,8 +118,8 @@ class BrokerDeadLetters:
                 message_id=message_id,
                 attempts=attempts,
                 error=(
-                    f"moved by the broker to its dead-letter queue {self.dead_letter_queue!r} "
-                    f"after its max-delivery-attempts (from {queue!r}): a consumer kept "
+                    f"moved by the broker to its dead-letter queue {where!r} "
+                    f"after its {limit} (from {queue!r}): a consumer kept "
                     "ending without acknowledging it (crashed, killed, or disconnected)"
                 ),
                 using=self.using,

@@ -40,8 +40,16 @@ def _artemis(request: pytest.FixtureRequest) -> Provider:
     return connect(server.url)
 
 
+def _rabbitmq(request: pytest.FixtureRequest) -> Provider:
+    from kew.providers import connect
+
+    server = request.getfixturevalue("rabbitmq_server")
+    return connect(server.url)
+
+
 FACTORIES: list[ProviderFactory] = [
     ProviderFactory("memory", _memory),
     ProviderFactory("artemis", _artemis, (pytest.mark.artemis,)),
+    ProviderFactory("rabbitmq", _rabbitmq, (pytest.mark.rabbitmq,)),
     ProviderFactory("database", _database, (pytest.mark.django_db(transaction=True),)),
 ]

@@ -1,4 +1,4 @@
-"""Pytest plugin: real PostgreSQL and Artemis servers as session fixtures.
+"""Pytest plugin: real PostgreSQL, Artemis and RabbitMQ servers as session fixtures.
 
 Load it from a ``conftest.py``::
 
@@ -15,6 +15,13 @@ stopped at the end of the session):
     a started :class:`~tests.harness.artemis.ArtemisServer`;
 ``artemis_url``
     its ``artemis://user:password@127.0.0.1:port`` URL;
+``rabbitmq_server``
+    a started :class:`~tests.harness.rabbitmq.RabbitServer` (a node of its own);
+``rabbitmq_url``
+    its ``amqp://user:password@127.0.0.1:port/`` URL;
+``rabbitmq_cluster``
+    a started :class:`~tests.harness.rabbitmq.cluster.RabbitCluster` of three
+    nodes (``rabbitmq_cluster_options`` to change it);
 ``artemis_cluster``
     a started :class:`~tests.harness.artemis.cluster.ArtemisCluster` of two
     nodes (``artemis_cluster_options`` to change it);
@@ -26,13 +33,14 @@ stopped at the end of the session):
 (:class:`~tests.harness.prometheus.PrometheusServer`) scraping the
 ``host:port`` targets it is called with, and stops it after the test.
 
-``postgres_server_options`` / ``artemis_server_options`` (session, ``{}``) are
+``postgres_server_options`` / ``artemis_server_options`` / ``rabbitmq_server_options``
+(session, ``{}``) are
 the constructor keyword arguments; override them in a conftest.py to change
 e.g. the broker's credentials or ``artemis create`` arguments.
 
 A service that cannot be had skips the tests that need it (fails them when
 ``CI`` is true), saying what to install. Tests using these fixtures get the
-``postgres`` / ``artemis`` marker automatically (``-m "not artemis"`` works).
+``postgres`` / ``artemis`` / ``rabbitmq`` marker automatically (``-m "not artemis"`` works).
 When such a test fails, the service's log tail is added to its report. A test
 that killed or stopped a shared server leaves it to the harness: the next
 test that uses it finds it running again (same data). At the end of the
@@ -53,18 +61,24 @@ from tests.harness.artemis.ha import ArtemisPair
 from tests.harness.lifecycle import Server
 from tests.harness.postgres import PostgresServer
 from tests.harness.prometheus import PrometheusServer
+from tests.harness.rabbitmq import RabbitServer
+from tests.harness.rabbitmq.cluster import RabbitCluster
 from tests.harness.services import ServiceUnavailable, service_missing
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url"})
 ARTEMIS_FIXTURES = frozenset({"artemis_server", "artemis_url"})
 CLUSTER_FIXTURES = frozenset({"artemis_cluster"})
 PAIR_FIXTURES = frozenset({"artemis_pair"})
+RABBITMQ_FIXTURES = frozenset({"rabbitmq_server", "rabbitmq_url"})
+RABBITMQ_CLUSTER_FIXTURES = frozenset({"rabbitmq_cluster"})
 # (server key, fixtures that use it, title of its log section)
 SERVERS = (
     ("artemis", ARTEMIS_FIXTURES, "Artemis broker log"),
     ("postgres", POSTGRES_FIXTURES, "PostgreSQL server log"),
     ("artemis_cluster", CLUSTER_FIXTURES, "Artemis cluster logs"),
     ("artemis_pair", PAIR_FIXTURES, "Artemis live/backup logs"),
+    ("rabbitmq", RABBITMQ_FIXTURES, "RabbitMQ node log"),
+    ("rabbitmq_cluster", RABBITMQ_CLUSTER_FIXTURES, "RabbitMQ cluster logs"),
 )
 LOG_LINES = 60
 
@@ -80,6 +94,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "artemis: needs a real Apache Artemis broker (started by the harness)"
     )
     config.addinivalue_line(
+        "markers", "rabbitmq: needs a real RabbitMQ broker (started by the harness)"
+    )
+    config.addinivalue_line(
         "markers", "postgres: needs a real PostgreSQL server (started by the harness)"
     )
 
@@ -91,6 +108,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if names & (ARTEMIS_FIXTURES | CLUSTER_FIXTURES | PAIR_FIXTURES):
             item.add_marker(pytest.mark.artemis)
+        if names & (RABBITMQ_FIXTURES | RABBITMQ_CLUSTER_FIXTURES):
+            item.add_marker(pytest.mark.rabbitmq)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -184,6 +203,48 @@ def artemis_server(
 def artemis_url(artemis_server: ArtemisServer) -> str:
     """``artemis://user:password@host:port`` (STOMP) of :func:`artemis_server`."""
     return artemis_server.url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server_options() -> dict[str, Any]:
+    """Keyword arguments for :class:`RabbitServer`; override it in a conftest.py."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(
+    request: pytest.FixtureRequest, rabbitmq_server_options: dict[str, Any]
+) -> Iterator[RabbitServer]:
+    """A real RabbitMQ node for the whole session (see tests.harness.rabbitmq)."""
+    server = RabbitServer(**rabbitmq_server_options)
+    with _registered(request, "rabbitmq", server):
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url(rabbitmq_server: RabbitServer) -> str:
+    """``amqp://user:password@host:port/`` of :func:`rabbitmq_server`."""
+    return rabbitmq_server.url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_cluster_options() -> dict[str, Any]:
+    """Keyword arguments for :class:`RabbitCluster` (``size`` 3 by default)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_cluster(
+    request: pytest.FixtureRequest, rabbitmq_cluster_options: dict[str, Any]
+) -> Iterator[RabbitCluster]:
+    """A cluster of local RabbitMQ nodes for the session (see tests.harness.rabbitmq.cluster).
+
+    A node a test killed or stopped is started again before the next test
+    that uses the cluster (same data, same ports).
+    """
+    cluster = RabbitCluster(**rabbitmq_cluster_options)
+    with _registered(request, "rabbitmq_cluster", cluster):
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Fixtures of the kew_django tests: a provider (database or Artemis), queues, helpers."""
+"""Fixtures of the kew_django tests: a provider (database, Artemis, RabbitMQ), queues, helpers."""
 
 from __future__ import annotations
 
@@ -25,15 +25,21 @@ class Job:
     note: str = ""
 
 
-@pytest.fixture(params=["database", pytest.param("artemis", marks=pytest.mark.artemis)])
+@pytest.fixture(
+    params=[
+        "database",
+        pytest.param("artemis", marks=pytest.mark.artemis),
+        pytest.param("rabbitmq", marks=pytest.mark.rabbitmq),
+    ]
+)
 def provider(request, transactional_db):
-    """A provider to relay to and consume from: the database provider, then real Artemis."""
+    """A provider to relay to and consume from: the database provider, real Artemis, RabbitMQ."""
     if request.param == "database":
         from kew_django.providers.database import DatabaseProvider
 
         provider = DatabaseProvider(lease=30.0, poll_interval=0.05)
     else:
-        provider = kew.connect(request.getfixturevalue("artemis_url"))
+        provider = kew.connect(request.getfixturevalue(f"{request.param}_url"))
     yield provider
     provider.close()
 

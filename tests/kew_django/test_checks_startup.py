@@ -38,6 +38,13 @@ from kew_django.checks import check_settings
             "kew.E008",
             "receipt_timeout",
         ),
+        ({"PROVIDERS": {"default": {"URL": "amqp://u:pw@h?heartbeet=5"}}}, "kew.E008", "heartbeat"),
+        ({"PROVIDERS": {"default": {"URL": "amqp://u:pw@h:0/"}}}, "kew.E008", "port 0"),
+        (
+            {"PROVIDERS": {"default": {"URL": "amqp://h/", "OPTIONS": {"queue_type": "stream"}}}},
+            "kew.E008",
+            "queue type",
+        ),
         (
             {
                 "PROVIDERS": {
@@ -68,3 +75,8 @@ def test_bad_settings_are_check_errors_with_an_id_and_a_hint(settings, kew, expe
     (message,) = messages
     assert text in message.msg and message.hint
     assert "pw" not in message.msg
+
+
+def test_a_good_amqp_url_passes_without_connecting(settings):
+    settings.KEW = {"PROVIDERS": {"default": {"URL": "amqp://kew:pw@127.0.0.1:1,127.0.0.1:2/"}}}
+    assert check_settings() == []

@@ -72,6 +72,7 @@ def test_a_plain_install_requires_nothing(metadata):
     ("extra", "expected"),
     [
         ("artemis", {"stomp-py": None}),
+        ("rabbitmq", {"pika": ">=1.3,<2"}),
         ("django", {"django": ">=5.2,<7"}),
         ("postgres", {"psycopg": None}),
         ("metrics", {"prometheus-client": None}),
@@ -91,7 +92,7 @@ def test_each_extra_requires_what_its_part_imports(metadata, extra, expected):
 
 def test_dev_extra_has_every_other_extra_and_the_tools(metadata):
     dev = requirements(metadata, "dev")
-    for extra in ("artemis", "django", "postgres", "metrics", "tracing"):
+    for extra in ("artemis", "rabbitmq", "django", "postgres", "metrics", "tracing"):
         assert set(requirements(metadata, extra)) <= set(dev), extra
     tools = {"django-environ", "pytest-django", "mypy", "django-stubs", "hypothesis", "build"}
     assert tools <= set(dev)

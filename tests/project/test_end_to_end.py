@@ -268,3 +268,41 @@ def test_exactly_one_outcome_email_per_import_on_postgres_and_artemis(
         broker_url=artemis_server.url,
         queue_depth=queue_depth,
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+def test_exactly_one_outcome_email_per_import_on_postgres_and_rabbitmq(
+    tmp_path, postgres_server, rabbitmq_server
+):
+    """PostgreSQL for the data and the outbox, RabbitMQ (AMQP, quorum queues) as the broker."""
+    import pika
+
+    from kew.providers.rabbitmq import parse_url
+
+    name = f"e2e_{uuid.uuid4().hex[:10]}"
+    postgres_server.create_database(name)
+    config = parse_url(rabbitmq_server.url)
+    ladder = [f"{config.delay_prefix}.{level}" for level in range(config.delay_levels)]
+
+    def queue_depth(queue: str) -> int:
+        """Count what RabbitMQ holds for ``queue``, and anything waiting in the delay ladder."""
+        connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_server.url))
+        try:
+            channel = connection.channel()
+            total = 0
+            for each in [queue, *ladder]:
+                try:
+                    total += channel.queue_declare(each, passive=True).method.message_count
+                except pika.exceptions.ChannelClosedByBroker:  # never declared: nothing there
+                    channel = connection.channel()
+            return total
+        finally:
+            connection.close()
+
+    run_the_guarantee(
+        tmp_path,
+        database_url=postgres_server.url_for(name),
+        broker_url=rabbitmq_server.url,
+        queue_depth=queue_depth,
+    )

@@ -46,7 +46,13 @@ def django_process(*args: str, broker_url: str) -> subprocess.Popen:
     )
 
 
-@pytest.fixture(params=["database", pytest.param("artemis", marks=pytest.mark.artemis)])
+@pytest.fixture(
+    params=[
+        "database",
+        pytest.param("artemis", marks=pytest.mark.artemis),
+        pytest.param("rabbitmq", marks=pytest.mark.rabbitmq),
+    ]
+)
 def broker(request, transactional_db):
     """A provider URL for the worker processes, and the same provider here for the relay."""
     import kew
@@ -55,7 +61,7 @@ def broker(request, transactional_db):
     if request.param == "database":
         url, provider = "database://?lease=2", DatabaseProvider(lease=2.0)
     else:
-        url = request.getfixturevalue("artemis_url")
+        url = request.getfixturevalue(f"{request.param}_url")
         provider = kew.connect(url)
     yield url, provider
     provider.close()

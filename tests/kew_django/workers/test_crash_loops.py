@@ -127,3 +127,16 @@ def test_a_message_that_kills_its_worker_is_given_up_on_artemis(
         check_outcome(tmp_path, deaths)
     finally:
         provider.close()
+
+
+@pytest.mark.rabbitmq
+def test_a_message_that_kills_its_worker_is_given_up_on_rabbitmq(
+    transactional_db, tmp_path, rabbitmq_url
+):
+    provider = kew.connect(rabbitmq_url)
+    try:
+        send_messages(provider)
+        deaths = run_until_given_up(rabbitmq_url, tmp_path)
+        check_outcome(tmp_path, deaths)
+    finally:
+        provider.close()

@@ -273,3 +273,53 @@ def test_on_artemis_a_long_handler_keeps_its_message_and_window_0_leaves_the_nex
             thief.join()
     provider.close()
     assert runs == [1] and other == [2], (runs, other)
+
+
+@pytest.mark.rabbitmq
+def test_on_rabbitmq_a_long_handler_keeps_its_message_and_prefetch_1_leaves_the_next_to_others(
+    transactional_db, rabbitmq_url, queue, fast_beats
+):
+    """RabbitMQ holds an unacked message while the connection lives (up to consumer_timeout).
+
+    The receiver's I/O thread sends heart-beats every second while the
+    handler works 6 s on the worker's thread; a second consumer gets the
+    second message meanwhile (prefetch 1) but never the first.
+    """
+    import kew
+
+    provider = kew.connect(rabbitmq_url, heartbeat=1)
+    runs: list[int] = []
+    other: list[int] = []
+
+    def handler(job: Job, work) -> None:
+        runs.append(job.n)
+        for n in range(12):
+            work.progress(n, 12)
+            time.sleep(0.5)
+
+    publish(provider, queue, Job(1), Job(2))
+    worker = Worker(long_spec(queue, handler), provider)
+    stop = threading.Event()
+
+    def rival() -> None:
+        with provider.receiver(queue) as receiver:
+            while not stop.is_set():
+                delivery = receiver.receive(0.2)
+                if delivery is not None:
+                    Worker(long_spec(queue, lambda j, w: other.append(j.n)), provider).handle(
+                        delivery
+                    )
+
+    with provider.receiver(queue) as receiver:
+        delivery = receiver.receive(10)
+        assert delivery is not None
+        thief = threading.Thread(target=rival)
+        thief.start()
+        try:
+            assert worker.handle(delivery) == DeliveryOutcome.HANDLED
+        finally:
+            time.sleep(1.0)
+            stop.set()
+            thief.join()
+    provider.close()
+    assert runs == [1] and other == [2], (runs, other)

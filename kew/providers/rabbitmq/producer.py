@@ -1,0 +1,274 @@
+"""Sending to RabbitMQ: persistent, mandatory publishes confirmed by the broker, a batch at once.
+
+Every send returns after the broker confirmed each message (publisher
+confirms), on the caller's thread; the batch is written first and its
+confirms awaited together, up to ``confirm_timeout``. The producer
+declares each work queue it sends to (durable, ``queue_type``,
+``queue_arguments``) and, for its first scheduled message, the wait
+ladder of ``delays``. An unroutable message raises ``SendError``; a
+message the broker refused to store (a nack), a lost connection or a
+missing confirm raises ``ProviderError``/``ConnectionLost`` (after one
+more try on a new connection when every message has an id), and the
+caller sends again: RabbitMQ does not drop duplicates, consumers that
+record message ids do. See ``docs/rabbitmq.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pika
+import pika.frame
+import pika.spec
+
+from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
+from kew.message import utcnow
+from kew.providers.base import DeliveryOptions, Outgoing, Prepared, Producer, Provider
+from kew.providers.rabbitmq import delays
+from kew.providers.rabbitmq.config import RabbitMQConfig
+from kew.providers.rabbitmq.connection import (
+    CONNECTION_ERRORS,
+    close_quietly,
+    declare_work_queue,
+    open_connection,
+    translate,
+)
+
+log = logging.getLogger(__name__)
+
+RESERVED_PREFIX = "x-"  # RabbitMQ's own headers (x-death, x-delivery-count, ...)
+
+
+@dataclass(frozen=True)
+class EncodedPublish(Prepared):
+    """A message checked and encoded once (``RabbitMQProvider.prepare``), ready to publish."""
+
+    properties: pika.BasicProperties
+    body: bytes
+
+
+def encode(outgoing: Outgoing, config: RabbitMQConfig) -> EncodedPublish:
+    """Return ``outgoing``'s AMQP properties and body; ConfigurationError if it cannot go."""
+    options = outgoing.options
+    if not outgoing.queue or len(outgoing.queue.encode()) > 255:
+        raise ConfigurationError(f"queue name {outgoing.queue!r}: use 1 to 255 bytes")
+    for name in options.properties:
+        if name.startswith(RESERVED_PREFIX):
+            raise ConfigurationError(
+                f"property name {name!r} is reserved by RabbitMQ (x-...); choose another name"
+            )
+    message_id = options.message_id
+    if message_id is not None and (
+        not isinstance(message_id, str) or len(message_id.encode()) > 255
+    ):
+        raise ConfigurationError("a message id must be a string of at most 255 bytes")
+    if options.deliver_at is not None:
+        delays.check(outgoing.queue, delays.delay_ms(options.deliver_at, utcnow()), config)
+    properties = pika.BasicProperties(
+        delivery_mode=2 if options.durable else 1,
+        message_id=options.message_id,
+        headers=dict(options.properties) or None,
+    )
+    return EncodedPublish(outgoing, properties, bytes(outgoing.payload))
+
+
+def _nothing() -> None:
+    """Do nothing: a callback that only wakes ``process_data_events``."""
+
+
+class _Confirms:
+    """Publisher confirms of one channel: which delivery tags were acked, nacked, returned."""
+
+    def __init__(self) -> None:
+        self.published = 0  # the last delivery tag used
+        self.confirmed = 0  # every tag up to this one has an ack or a nack
+        self.nacked: set[int] = set()
+        self.returned: list[tuple[str, str]] = []  # (exchange, routing key), in order
+        self._done: set[int] = set()
+        self.awaited = 0  # the tag ``reached`` is called for
+        self.reached: Callable[[], None] = lambda: None
+
+    def on_confirm(self, frame: pika.frame.Method) -> None:
+        """Record a Basic.Ack or Basic.Nack (``multiple``: every tag up to it)."""
+        method = frame.method
+        last = method.delivery_tag
+        tags = range(self.confirmed + 1, last + 1) if method.multiple else [last]
+        if isinstance(method, pika.spec.Basic.Nack):
+            self.nacked.update(tags)
+        self._done.update(tags)  # single confirms may come out of order
+        while self.confirmed + 1 in self._done:
+            self.confirmed += 1
+            self._done.discard(self.confirmed)
+        if self.awaited and self.confirmed >= self.awaited:
+            self.awaited = 0
+            self.reached()
+
+    def on_return(self, channel, method: pika.spec.Basic.Return, properties, body) -> None:
+        self.returned.append((method.exchange, method.routing_key))
+
+
+class RabbitMQProducer(Producer):
+    """Publish on a connection and channel of its own. Not thread-safe: one per thread."""
+
+    def __init__(self, provider: Provider, config: RabbitMQConfig):
+        self.provider = provider
+        self.config = config
+        self._connection: pika.BlockingConnection | None = None
+        self._channel = None
+        self._confirms = _Confirms()
+        self._host_index = 0
+        self._was_connected = False
+        self._declared: set[str] = set()  # work queues declared on this connection
+        self._bound: set[str] = set()  # work queues bound to the delay ladder
+        self._ladder = False
+        self.closed = False
+        self._ensure()  # a wrong URL or password fails here, not on the first send
+
+    def send(self, queue: str, payload: bytes, options: DeliveryOptions | None = None) -> None:
+        self.send_many([Outgoing(queue, payload, options or DeliveryOptions())])
+
+    def send_many(self, batch: Sequence[Outgoing]) -> None:
+        self.send_prepared([self.provider.prepare(item) for item in batch])
+
+    def send_prepared(self, batch: Sequence[Prepared]) -> None:
+        """Publish every message, then wait for all their confirms (``confirm_timeout``).
+
+        A batch whose messages all have ids is sent once more, on a new
+        connection, if the connection was lost (a consumer that records ids
+        drops a copy stored twice); otherwise ``ConnectionLost`` is raised.
+        """
+        encoded = [self._encoded(item) for item in batch]  # refuse bad input before sending
+        if not encoded:
+            return
+        retry_safe = all(item.outgoing.options.message_id is not None for item in encoded)
+        for round_ in (1, 2):
+            try:
+                self._publish(encoded)
+                return
+            except ConnectionLost as lost:
+                if not retry_safe or round_ == 2:
+                    raise
+                log.warning("%s; sending the batch again (its message ids make this safe)", lost)
+
+    def _publish(self, encoded: Sequence[EncodedPublish]) -> None:
+        queues = sorted({item.outgoing.queue for item in encoded})
+        what = f"{len(encoded)} message(s) for {', '.join(map(repr, queues))}"
+        try:
+            channel = self._ensure()
+            routes = [self._route(channel, item) for item in encoded]
+            first = self._confirms.published + 1
+            for (exchange, key), item in zip(routes, encoded, strict=True):
+                channel._impl.basic_publish(exchange, key, item.body, item.properties, True)
+                self._confirms.published += 1
+            self._await(self._confirms.published, what)
+        except CONNECTION_ERRORS as error:
+            self._reset()
+            raise translate(error, f"the send of {what}") from None
+        except ConnectionLost:
+            self._reset()
+            raise
+        self._check(first, routes, encoded)
+
+    def _encoded(self, item: Prepared) -> EncodedPublish:
+        if isinstance(item, EncodedPublish):
+            return item
+        self.provider.require(item.outgoing.options)
+        return encode(item.outgoing, self.config)
+
+    def _route(self, channel, item: EncodedPublish) -> tuple[str, str]:
+        """Return (exchange, routing key) of ``item``, declaring what it needs first."""
+        queue = item.outgoing.queue
+        if queue not in self._declared:
+            declare_work_queue(channel, self.config, queue)
+            self._declared.add(queue)
+        deliver_at = item.outgoing.options.deliver_at
+        if deliver_at is None:
+            return "", queue
+        if not self._ladder:
+            delays.declare_ladder(channel, self.config)
+            self._ladder = True
+        if queue not in self._bound:
+            delays.bind_queue(channel, queue, self.config)
+            self._bound.add(queue)
+        delay = delays.delay_ms(deliver_at, utcnow())  # after the declarations: never early
+        if delay == 0:
+            return "", queue
+        return delays.entry_exchange(self.config), delays.routing_key(queue, delay, self.config)
+
+    def _await(self, tag: int, what: str) -> None:
+        """Process I/O until delivery tag ``tag`` is confirmed; ConnectionLost after the timeout."""
+        connection = self._connection
+        assert connection is not None
+        deadline = time.monotonic() + self.config.confirm_timeout
+        # process_data_events returns early only for a ready event: the last confirm makes one
+        self._confirms.awaited = tag
+        self._confirms.reached = lambda: connection.add_callback_threadsafe(_nothing)
+        while self._confirms.confirmed < tag:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ConnectionLost(
+                    f"RabbitMQ did not confirm {what} within {self.config.confirm_timeout} s"
+                )
+            connection.process_data_events(time_limit=min(left, 1.0))
+
+    def _check(self, first: int, routes, encoded: Sequence[EncodedPublish]) -> None:
+        """Raise for the first message of the batch that was returned or nacked."""
+        returned, self._confirms.returned = self._confirms.returned, []
+        nacked = sorted(tag - first for tag in self._confirms.nacked if tag >= first)
+        self._confirms.nacked.clear()
+        if returned:
+            index = routes.index(returned[0]) if returned[0] in routes else 0
+            queue = encoded[index].outgoing.queue
+            self._declared.discard(queue)  # declared again by the next send
+            raise SendError(
+                f"RabbitMQ returned a message for queue {queue!r} as unroutable "
+                "(the queue or a binding is gone)",
+                queue=queue,
+                index=index,
+            )
+        if nacked:
+            # a channel can keep failing to reach a queue whose leader moved: start afresh
+            self._reset()
+            queue = encoded[nacked[0]].outgoing.queue
+            raise ProviderError(
+                f"RabbitMQ refused to store {len(nacked)} message(s) (first for queue "
+                f"{queue!r}, index {nacked[0]} of the batch): a queue is unavailable or full; "
+                "send again later"
+            )
+
+    def _ensure(self):
+        """Return an open confirming channel, reconnecting (with failover) if it was lost."""
+        if self.closed:
+            raise ConfigurationError("this RabbitMQ producer is closed")
+        if self._channel is not None and self._channel.is_open:
+            try:
+                assert self._connection is not None
+                self._connection.process_data_events(0)  # heartbeats; finds a dropped link
+                return self._channel
+            except CONNECTION_ERRORS:
+                log.warning("connection to RabbitMQ lost while idle; reconnecting")
+                self._reset()
+        first = self._host_index + 1 if self._was_connected else 0
+        rounds = self.config.reconnect_attempts if self._was_connected else 1
+        connection, self._host_index = open_connection(self.config, first=first, rounds=rounds)
+        self._connection = connection
+        self._was_connected = True
+        self._channel = connection.channel()
+        self._confirms = _Confirms()
+        self._channel._impl.add_on_return_callback(self._confirms.on_return)
+        self._channel._impl.confirm_delivery(self._confirms.on_confirm)
+        return self._channel
+
+    def _reset(self) -> None:
+        close_quietly(self._connection)
+        self._connection = self._channel = None
+        self._declared.clear()
+        self._bound.clear()
+        self._ladder = False
+
+    def close(self) -> None:
+        self.closed = True
+        self._reset()
