@@ -1,6 +1,6 @@
 # Two set-up commands for a fresh machine:
 #   make run   - the app on the embedded default (SQLite + the database provider)
-#   make test  - every test, against real PostgreSQL and real Artemis, on both
+#   make test  - every test, against real PostgreSQL, Artemis and RabbitMQ, on both
 #                ends of the support matrix: Python 3.11 + Django 5.2 LTS (.venv)
 #                and Python 3.13 + Django 6.1 (.venv-py313)
 PYTHON ?= python3
