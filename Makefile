@@ -15,7 +15,7 @@ PY313 ?= $(shell bin/find-python 3.13)
 NEW_DJANGO := Django>=6.1,<6.2
 VENV313 := .venv-py313
 
-.PHONY: install install-py313 run test test-sqlite test-postgres test-py313 no-py313 lint bench clean
+.PHONY: install install-py313 run test test-py311 test-sqlite test-postgres test-py313 no-py313 lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,15 +42,24 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The whole suite on SQLite (core, contract on every provider, Artemis, services,
-# Django app, reference app, browser), then the tests that use the Django database
-# again on PostgreSQL (tests/conftest.py deselects the others: they would run as they
-# did on SQLite); first with Python 3.11 + Django 5.2, then with Python 3.13 + Django 6.1.
-test: lint test-sqlite test-postgres test-py313
+# The whole suite on SQLite (core, contract on every provider, Artemis, RabbitMQ,
+# services, Django app, reference app, browser), then the tests that use the Django
+# database again on PostgreSQL (tests/conftest.py deselects the others: they would run
+# as they did on SQLite); with Python 3.11 + Django 5.2 and, side by side, with
+# Python 3.13 + Django 6.1. The two legs share nothing but the source tree: each
+# pytest starts its own PostgreSQL, Artemis and RabbitMQ on free ports, and the tests
+# mostly wait on real processes, so two legs at once take little more than one.
+# --output-sync prints each leg's output whole, when it ends.
+test: lint
+	$(MAKE) --no-print-directory -j2 --output-sync=recurse test-py311 test-py313
+
+test-py311: install
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
 
 DATABASE_TESTS := tests/contract tests/kew_django tests/project
 # What runs once, in the first leg: lint, and the harness's own smoke tests (they
-# check the launchers of PostgreSQL, Artemis and Prometheus, not Kew; the py313 leg
+# check the launchers of PostgreSQL, Artemis, RabbitMQ and Prometheus, not Kew; the py313 leg
 # uses the same harness for all its tests). Everything that runs Kew's or the
 # project's code, the packaging and the browser included, runs on both ends.
 ONCE := tests/harness
@@ -61,14 +70,16 @@ test-sqlite: install
 test-postgres: install
 	KEW_TEST_DATABASE=postgres $(BIN)/pytest $(DURATIONS) $(PYTEST_ARGS) $(DATABASE_TESTS)
 
-# The same two passes in .venv-py313, less what runs once. Without Python 3.13 this
+# The same two passes in .venv-py313, less what runs once; no pytest cache, which the
+# 3.11 leg writes at the same time. Without Python 3.13 this
 # says what to install and fails in CI (CI=true); elsewhere it is skipped with that message.
+PY313_ARGS = $(DURATIONS) -p no:cacheprovider $(PYTEST_ARGS)
 test-py313:
 	@if [ -z "$(PY313)" ]; then $(MAKE) --no-print-directory no-py313; else \
 	  $(MAKE) --no-print-directory $(VENV313)/.installed && \
 	  $(VENV313)/bin/python -c 'import django, sys; print("Python", sys.version.split()[0], "Django", django.get_version())' && \
-	  $(VENV313)/bin/pytest $(DURATIONS) $(PYTEST_ARGS) $(addprefix --ignore=,$(ONCE)) && \
-	  KEW_TEST_DATABASE=postgres $(VENV313)/bin/pytest $(DURATIONS) $(PYTEST_ARGS) \
+	  $(VENV313)/bin/pytest $(PY313_ARGS) $(addprefix --ignore=,$(ONCE)) && \
+	  KEW_TEST_DATABASE=postgres $(VENV313)/bin/pytest $(PY313_ARGS) \
 	    $(DATABASE_TESTS); fi
 
 no-py313:

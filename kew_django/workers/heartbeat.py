@@ -25,6 +25,7 @@ import time
 import uuid
 
 from django.db import connections, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from kew.message import Message
@@ -113,8 +114,8 @@ class Heartbeat:
     def _write(self) -> bool:
         """Write the state row (created on the first beat); return whether a cancel was asked."""
         done, total, note = self._progress
-        now = timezone.now()
-        fields = {"heartbeat_at": now, "done": done, "total": total, "note": note}
+        # the database's clock, as the sweep that reads it: a host's skew never makes it stale
+        fields = {"heartbeat_at": Now(), "done": done, "total": total, "note": note}
         rows = InProgress.objects.using(self.using)
         if self._row_pk is None:
             row, _ = rows.update_or_create(

@@ -133,6 +133,17 @@ _OPTIONS: dict[str, Callable[[str], object]] = {
 assert set(_OPTIONS) <= {f.name for f in fields(RabbitMQConfig)}
 
 
+DEAD_LETTER_ARGUMENTS = frozenset(  # what delivery_limit= sets on each work queue
+    {
+        "x-delivery-limit",
+        "x-dead-letter-exchange",
+        "x-dead-letter-routing-key",
+        "x-dead-letter-strategy",
+        "x-overflow",
+    }
+)
+
+
 def parse_url(url: str, **options: object) -> RabbitMQConfig:
     """Return the configuration named by ``url`` and ``options``; raise ConfigurationError."""
     if not isinstance(url, str):
@@ -164,12 +175,10 @@ def parse_url(url: str, **options: object) -> RabbitMQConfig:
     default_port = TLS_PORT if settings["tls"] else DEFAULT_PORT
     hosts = _hosts(parts.netloc, shown, default_port)
     config = RabbitMQConfig(hosts=hosts, queue_arguments=arguments, **settings)
-    if config.delivery_limit is not None and {"x-delivery-limit", "x-dead-letter-exchange"} & set(
-        arguments
-    ):
+    if config.delivery_limit is not None and DEAD_LETTER_ARGUMENTS & set(arguments):
         raise ConfigurationError(
-            "delivery_limit= sets x-delivery-limit and the dead-letter queue: "
-            "leave those queue arguments out"
+            "delivery_limit= sets the queue arguments "
+            f"{', '.join(sorted(DEAD_LETTER_ARGUMENTS))}: leave those out"
         )
     if not config.dead_letter_suffix:
         raise ConfigurationError("dead_letter_suffix must not be empty, e.g. .dead")

@@ -55,6 +55,8 @@ def test_queue_arguments_come_from_the_query_and_from_keywords():
         ("amqp://h/?x-queue-type=classic", {}, "queue_type="),
         ("amqp://h/?x-delivery-limit=5", {}, "drops messages"),
         ("amqp://h/?delivery_limit=5&x-dead-letter-exchange=dlx", {}, "leave those"),
+        ("amqp://h/?delivery_limit=5&x-overflow=drop-head", {}, "leave those"),
+        ("amqp://h/?delivery_limit=5&x-dead-letter-strategy=at-most-once", {}, "leave those"),
         ("amqp://h/?delivery_limit=-1", {}, "delivery_limit"),
         ("amqp://h/", {"queue_arguments": {"max-length": 3}}, "must start with 'x-'"),
         ("amqp://h:0/", {}, "port 0"),
