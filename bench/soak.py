@@ -149,7 +149,6 @@ class Soak:
         self.sent_after = self.chaos_took = 0.0
         self.killers = set(random.sample(range(args.count), min(args.crash_loops, args.count)))
         self.term_exits: list[tuple[str, int | None, float]] = []
-        self.terms_in_startup: list[int | None] = []  # exit codes of SIGTERMs mid start-up
         self.self_deaths = 0
         self.events = self.schedule()
         # The sender is paced to last as long as the crashes (a broker restart takes ~6 s),
@@ -158,24 +157,16 @@ class Soak:
             len(self.events) * args.interval + 6.0 * self.events.count("broker") + args.db_outage
         )
         self.lock = threading.Lock()
-        self.log_paths: dict[int, Path] = {}
 
     def spawn(self, *command: str) -> subprocess.Popen:
-        path = self.logs / f"{command[0]}-{time.monotonic_ns()}.log"
-        log = open(path, "w")  # noqa: SIM115
+        log = open(self.logs / f"{command[0]}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), *command],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        self.log_paths[process.pid] = path
-        return process
-
-    def started(self, process: subprocess.Popen) -> bool:
-        """Whether ``process`` had logged that it started (its signal handlers are set)."""
-        return ": started" in self.log_paths[process.pid].read_text(errors="replace")
 
     def run(self) -> None:
         self.relay = self.spawn("kew_relay")
@@ -302,7 +293,6 @@ class Soak:
     def term_and_restart(self, process, command: str) -> subprocess.Popen:
         """Stop ``process`` as a deploy does (SIGTERM), note its exit code and time, restart it."""
         if process is not None and process.poll() is None:
-            in_startup = not self.started(process)
             began = time.monotonic()
             process.send_signal(signal.SIGTERM)
             try:
@@ -312,10 +302,7 @@ class Soak:
                 process.wait()
                 code = None  # did not stop within the grace period
             with self.lock:
-                if in_startup:  # Django still loading: no handler yet, nothing taken yet
-                    self.terms_in_startup.append(code)
-                else:
-                    self.term_exits.append((command, code, time.monotonic() - began))
+                self.term_exits.append((command, code, time.monotonic() - began))
         return self.spawn(command)
 
     def supervise(self, done: threading.Event) -> None:
@@ -448,9 +435,8 @@ class Soak:
         )
         clean = [t for _, code, t in self.term_exits if code == 0]
         print(
-            f"deploys (SIGTERM): {len(self.term_exits)} after start-up, {len(clean)} exited 0"
+            f"deploys (SIGTERM): {len(self.term_exits)}, {len(clean)} exited 0"
             + (f" (longest {max(clean):.1f}s)" if clean else "")
-            + f", {len(self.terms_in_startup)} during start-up (exits {self.terms_in_startup})"
             + f"; crash-looping messages: {len(killers)} committed, consumers that died on "
             f"them: {self.self_deaths}, given up as crashed: {len(killers) - len(not_crashed)}"
         )
