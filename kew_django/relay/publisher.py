@@ -114,6 +114,7 @@ class Relay:
         self._producers = LazyProducer(self.provider)
         self._scheduled = Capability.SCHEDULED_DELIVERY in provider.capabilities
         self._claims = Claims(self.claimable, self.using)  # compiled once, on the first claim
+        self.listener: Listener | None = None  # while ``run`` runs (tests wait on it)
         # Every message carries its id (for the broker's duplicate detection) and properties.
         provider.require(DeliveryOptions(message_id="id", properties={CONTENT_TYPE: "x"}))
 
@@ -327,7 +328,7 @@ class Relay:
 
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set; the batches in flight are finished first."""
-        listener = Listener(OUTBOX, using=self.using).start()
+        listener = self.listener = Listener(OUTBOX, using=self.using).start()
         backoff = Backoff(self.backoff_max, logger=log)
         database = Backoff(self.backoff_max, what=f"database {self.using!r}", logger=log)
         chores = threading.Lock()  # purging and progress lines: one thread at a time
@@ -369,6 +370,7 @@ class Relay:
             self._on_threads(publish_thread)
         finally:
             listener.close()
+            self.listener = None
             self.close()
             close_db_connections()
 
