@@ -318,12 +318,21 @@ class Relay:
         return pending.count(), age
 
     def progress_line(self) -> str:
-        """Return one line: sent, rate, backlog and the oldest pending row's age."""
-        count, age = self.backlog()
-        oldest = f"{age:.1f}s" if age is not None else "-"
+        """Return one line: sent, rate, backlog and the oldest pending row's age.
+
+        During a database outage the backlog is unknown, and the line says so
+        (``kew_relay`` stopped then still logs its last line and exits 0).
+        """
+        try:
+            count, age = self.backlog()
+        except DATABASE_ERRORS:
+            backlog = "backlog unknown (database unavailable)"
+        else:
+            oldest = f"{age:.1f}s" if age is not None else "-"
+            backlog = f"backlog {count}, oldest pending {oldest}"
         return (
             f"relay: {self.stats.sent} sent ({self.stats.rate:.1f}/s), "
-            f"{self.stats.failed} failed, backlog {count}, oldest pending {oldest}"
+            f"{self.stats.failed} failed, {backlog}"
         )
 
     def run(self, stop: threading.Event) -> None:
