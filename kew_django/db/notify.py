@@ -46,6 +46,9 @@ class Listener:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Read by tests, which wait on these conditions instead of sleeping.
+        self.listening = threading.Event()  # LISTEN is in effect
+        self._waiting = 0  # threads in ``wait_unseen`` right now
 
     def start(self) -> Listener:
         """Start listening, once; return self."""
@@ -80,10 +83,23 @@ class Listener:
             self._stop.wait(timeout)
             return False
         with self._cond:
-            if not self._cond.wait_for(lambda: self._counts[None] != self._seen, timeout):
-                return False
+            self._waiting += 1
+            try:
+                if not self._cond.wait_for(lambda: self._counts[None] != self._seen, timeout):
+                    return False
+            finally:
+                self._waiting -= 1
             self._seen = self._counts[None]
             return True
+
+    def idle(self, threads: int) -> bool:
+        """Return whether it listens and ``threads`` threads wait with no notification unseen.
+
+        Then the next claim is a notification's (or a poll's): tests wait on this.
+        """
+        with self._cond:
+            unseen = self._counts[None] != self._seen
+            return self.listening.is_set() and self._waiting >= threads and not unseen
 
     def close(self) -> None:
         """Stop the listening thread."""
@@ -114,11 +130,15 @@ class Listener:
         with psycopg.connect(**params, autocommit=True) as conn:
             conn.execute(f"LISTEN {self.channel}")
             self._bump(None)  # anything missed while not listening
-            while not self._stop.is_set():
-                for notify in conn.notifies(timeout=1.0):
-                    self._bump(notify.payload or None)
-                    if self._stop.is_set():
-                        break
+            self.listening.set()
+            try:
+                while not self._stop.is_set():
+                    for notify in conn.notifies(timeout=1.0):
+                        self._bump(notify.payload or None)
+                        if self._stop.is_set():
+                            break
+            finally:
+                self.listening.clear()
 
     def _bump(self, key: str | None) -> None:
         with self._cond:

@@ -114,6 +114,7 @@ class Relay:
         self._producers = LazyProducer(self.provider)
         self._scheduled = Capability.SCHEDULED_DELIVERY in provider.capabilities
         self._claims = Claims(self.claimable, self.using)  # compiled once, on the first claim
+        self.listener: Listener | None = None  # while ``run`` runs (tests wait on it)
         # Every message carries its id (for the broker's duplicate detection) and properties.
         provider.require(DeliveryOptions(message_id="id", properties={CONTENT_TYPE: "x"}))
 
@@ -317,17 +318,26 @@ class Relay:
         return pending.count(), age
 
     def progress_line(self) -> str:
-        """Return one line: sent, rate, backlog and the oldest pending row's age."""
-        count, age = self.backlog()
-        oldest = f"{age:.1f}s" if age is not None else "-"
+        """Return one line: sent, rate, backlog and the oldest pending row's age.
+
+        During a database outage the backlog is unknown, and the line says so
+        (``kew_relay`` stopped then still logs its last line and exits 0).
+        """
+        try:
+            count, age = self.backlog()
+        except DATABASE_ERRORS:
+            backlog = "backlog unknown (database unavailable)"
+        else:
+            oldest = f"{age:.1f}s" if age is not None else "-"
+            backlog = f"backlog {count}, oldest pending {oldest}"
         return (
             f"relay: {self.stats.sent} sent ({self.stats.rate:.1f}/s), "
-            f"{self.stats.failed} failed, backlog {count}, oldest pending {oldest}"
+            f"{self.stats.failed} failed, {backlog}"
         )
 
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set; the batches in flight are finished first."""
-        listener = Listener(OUTBOX, using=self.using).start()
+        listener = self.listener = Listener(OUTBOX, using=self.using).start()
         backoff = Backoff(self.backoff_max, logger=log)
         database = Backoff(self.backoff_max, what=f"database {self.using!r}", logger=log)
         chores = threading.Lock()  # purging and progress lines: one thread at a time
@@ -369,6 +379,7 @@ class Relay:
             self._on_threads(publish_thread)
         finally:
             listener.close()
+            self.listener = None
             self.close()
             close_db_connections()
 

@@ -46,6 +46,7 @@ class Pacemaker:
         self._thread: threading.Thread | None = None
         self._wake_at = math.inf  # when the thread's current wait ends (time.monotonic())
         self.wakeups = 0  # times the thread woke (diagnostics, tests)
+        self.alarms = 0  # times ``attach`` woke it early (tests wait until each is taken)
 
     def attach(self, beat: Beat, due: Due) -> None:
         """Call ``beat`` whenever ``due()`` has passed, from now on, instead of any other."""
@@ -57,6 +58,7 @@ class Pacemaker:
                 self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
                 self._thread.start()
             if due() < self._wake_at:  # else the thread wakes in time on its own
+                self.alarms += 1
                 self._cond.notify_all()
 
     def detach(self, beat: Beat) -> None:
@@ -69,6 +71,11 @@ class Pacemaker:
             if self._current is not None and self._current[0] == beat:
                 self._current = None
             self._cond.wait_for(lambda: self._beating != beat)
+
+    def asleep_until(self) -> float:
+        """Return when the thread's current wait ends (``-inf`` while awake); tests wait on it."""
+        with self._cond:
+            return self._wake_at
 
     def close(self) -> None:
         """End the thread (after a beat in progress); ``attach`` is refused from now on."""

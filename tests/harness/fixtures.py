@@ -39,7 +39,9 @@ the constructor keyword arguments; override them in a conftest.py to change
 e.g. the broker's credentials or ``artemis create`` arguments.
 
 A service that cannot be had skips the tests that need it (fails them when
-``CI`` is true), saying what to install. Tests using these fixtures get the
+``CI`` is true), saying what to install; outside CI such a run then exits
+non-zero unless ``KEW_TEST_PARTIAL=1`` (see :mod:`tests.harness.summary`, which
+ends every run with its skips counted by reason). Tests using these fixtures get the
 ``postgres`` / ``artemis`` / ``rabbitmq`` marker automatically (``-m "not artemis"`` works).
 When such a test fails, the service's log tail is added to its report. A test
 that killed or stopped a shared server leaves it to the harness: the next
@@ -64,6 +66,9 @@ from tests.harness.prometheus import PrometheusServer
 from tests.harness.rabbitmq import RabbitServer
 from tests.harness.rabbitmq.cluster import RabbitCluster
 from tests.harness.services import ServiceUnavailable, service_missing
+
+# the run's closing count of skips, and the exit status of a partial run
+pytest_plugins = ["tests.harness.summary"]
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url"})
 ARTEMIS_FIXTURES = frozenset({"artemis_server", "artemis_url"})

@@ -4,6 +4,8 @@ On a developer's machine a missing PostgreSQL or Java is a reason to skip
 the tests that need it, with a message that says exactly what to install.
 On CI (env ``CI`` set to ``true`` or ``1``) the same situation is a
 failure: a CI run that silently skips the integration tests proves nothing.
+Both skips carry a reason prefix (:data:`MISSING`, :data:`GIVEN_BY_URL`) by
+which :mod:`tests.harness.summary` counts them at the end of the run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import NoReturn
 import pytest
 
 __all__ = [
+    "GIVEN_BY_URL",
+    "MISSING",
     "ServiceStartError",
     "ServiceUnavailable",
     "docker_available",
@@ -27,6 +31,12 @@ __all__ = [
     "tail",
     "wait_for_port",
 ]
+
+
+MISSING = "service missing: "
+"""Reason prefix of a skip because a service is not installed (fatal outside CI too)."""
+GIVEN_BY_URL = "service given by URL: "
+"""Reason prefix of a skip because a test would stop, kill or restart a server given by URL."""
 
 
 class ServiceUnavailable(Exception):
@@ -60,16 +70,17 @@ def service_missing(name: str, install_hint: str) -> NoReturn:
     message = f"{name} not available: {install_hint}"
     if on_ci():
         pytest.fail(f"{message} (CI is set, so a missing service is an error)", pytrace=False)
-    pytest.skip(message)
+    pytest.skip(f"{MISSING}{message}")
 
 
 def service_unsupported(what: str) -> NoReturn:
-    """Skip (also on CI): the configured service cannot do ``what``.
+    """Skip (also on CI): the service given by URL cannot do ``what``.
 
-    Used e.g. for ``restart()`` of an external broker given by URL: that is a
-    deliberate configuration, not a missing installation.
+    Used for ``stop()``, ``kill()`` and ``restart()`` of a server given by URL:
+    that is a deliberate configuration, not a missing installation, but the
+    guarantee the test checks goes untested, and the run's summary lists it.
     """
-    pytest.skip(what)
+    pytest.skip(f"{GIVEN_BY_URL}{what}")
 
 
 def docker_available(timeout: float = 2.0) -> bool:

@@ -15,7 +15,7 @@ import stomp
 
 from tests.harness.artemis import ArtemisServer
 from tests.harness.artemis.instance import JOURNAL_BUFFER_TIMEOUT_NS, journal_buffer_timeout
-from tests.harness.services import ServiceStartError
+from tests.harness.services import ServiceStartError, service_unsupported
 
 pytestmark = pytest.mark.artemis
 
@@ -189,7 +189,7 @@ def test_restart_keeps_persistent_message(
     artemis_server: ArtemisServer, client, destination: str
 ) -> None:
     if not artemis_server.controllable:
-        pytest.skip("the broker is external (KEW_TEST_ARTEMIS_URL): cannot restart it")
+        service_unsupported("cannot restart the external broker given by KEW_TEST_ARTEMIS_URL")
     producer = client()
     producer.send(destination, "durable", persistent=True)
     producer.send(destination, "volatile", persistent=False)
@@ -210,7 +210,7 @@ def test_crash_keeps_receipted_persistent_message(
     artemis_server: ArtemisServer, client, destination: str
 ) -> None:
     if not artemis_server.controllable:
-        pytest.skip("the broker is external (KEW_TEST_ARTEMIS_URL): cannot kill it")
+        service_unsupported("cannot kill the external broker given by KEW_TEST_ARTEMIS_URL")
     producer = client()
     producer.send(destination, "survives a crash", persistent=True)
     producer.close()

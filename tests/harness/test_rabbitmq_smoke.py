@@ -16,6 +16,7 @@ import pika.exceptions
 import pytest
 
 from tests.harness.rabbitmq import RabbitServer
+from tests.harness.services import service_unsupported
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -92,7 +93,7 @@ def test_a_confirmed_message_survives_a_clean_restart_and_a_kill(rabbitmq_server
     # a leader on 3.10 (its Ra registration was not on disk yet): the queue is made
     # and the node restarted cleanly before the kill, as a long-lived queue would be.
     if not rabbitmq_server.controllable:
-        pytest.skip("the broker is external")
+        service_unsupported("cannot restart or kill the broker given by KEW_TEST_RABBITMQ_URL")
     queue = f"smoke.{uuid.uuid4().hex[:8]}"
     connection, channel = channel_of(rabbitmq_server)
     channel.queue_declare(queue, durable=True, arguments=QUORUM)

@@ -11,7 +11,7 @@ from tests.harness.artemis import LocalArtemis, UrlArtemis
 from tests.harness.artemis import pick_source as pick_artemis
 from tests.harness.postgres import LocalPostgres, UrlPostgres
 from tests.harness.postgres import pick_source as pick_postgres
-from tests.harness.services import ServiceUnavailable, service_missing
+from tests.harness.services import ServiceUnavailable, service_missing, service_unsupported
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_a_server_given_by_url_cannot_be_controlled(
 def test_postgres_stop_keeps_data_kill_crashes_close_removes() -> None:
     server = PostgresServer()
     if not server.controllable:
-        pytest.skip("PostgreSQL is external (KEW_TEST_POSTGRES_URL): cannot stop it")
+        service_unsupported("cannot stop the external PostgreSQL given by KEW_TEST_POSTGRES_URL")
     try:
         server.start()
     except ServiceUnavailable as exc:

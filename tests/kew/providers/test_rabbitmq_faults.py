@@ -15,6 +15,7 @@ from kew.message import utcnow
 from kew.providers import connect
 from kew.providers.base import DeliveryOptions
 from tests.contract.helpers import assert_empty
+from tests.harness.services import service_unsupported
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -27,7 +28,7 @@ def queue() -> str:
 @pytest.fixture
 def local_rabbitmq(rabbitmq_server):
     if not rabbitmq_server.controllable:
-        pytest.skip("the broker is external: it cannot be killed or restarted")
+        service_unsupported("cannot kill or restart the broker given by KEW_TEST_RABBITMQ_URL")
     return rabbitmq_server
 
 

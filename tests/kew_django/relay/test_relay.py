@@ -27,6 +27,16 @@ class Crash(BaseException):
     """The relay process dies (BaseException: nothing catches it on the way up)."""
 
 
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds; False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def statuses() -> dict[str, int]:
     rows = OutboxMessage.objects.values_list("status", flat=True)
     return {s: list(rows).count(s) for s in set(rows)}
@@ -242,7 +252,7 @@ def test_relay_wakes_on_notify_at_once(provider, queue):
     thread = threading.Thread(target=relay.run, args=(stop,))
     thread.start()
     try:
-        time.sleep(0.5)  # let it LISTEN
+        assert wait_for(lambda: relay.listener and relay.listener.listening.is_set()), "no LISTEN"
         row = Channel(queue, payload=Job).send(Job(1))
         deadline = time.monotonic() + 5
         while OutboxMessage.objects.get(pk=row.pk).status != "sent":
@@ -269,8 +279,12 @@ def test_one_notification_wakes_one_relay_thread(provider, queue, monkeypatch):
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,))
     thread.start()
+
+    def both_wait() -> bool:  # listening, no claim running, no notification left unseen
+        return relay.listener is not None and relay.listener.idle(2)
+
     try:
-        time.sleep(0.5)  # both threads made their first (empty) claim and wait
+        assert wait_for(both_wait), "the relay threads never settled"
         before = len(claims)
         for n in range(3):
             row = Channel(queue, payload=Job).send(Job(n))
@@ -278,7 +292,7 @@ def test_one_notification_wakes_one_relay_thread(provider, queue, monkeypatch):
             while OutboxMessage.objects.get(pk=row.pk).status != "sent":
                 assert time.monotonic() < deadline, "the relay did not wake on NOTIFY"
                 time.sleep(0.01)
-            time.sleep(0.6)  # longer than a waiter's 0.25 s re-check
+            assert wait_for(both_wait), "the relay threads did not settle again"
         assert claims[before:] == [1, 1, 1]
     finally:
         stop.set()
@@ -356,15 +370,25 @@ def test_an_error_while_preparing_fails_its_batch_in_turn_and_later_ones_wait(
 ):
     rows = Channel(queue, payload=Job).send_many([Job(i) for i in range(60)])
     broken = str(rows[25].pk)  # in the third batch of ten
+    next_batch = str(rows[30].pk)  # the first row of the fourth
+    next_prepared = threading.Event()
+    # PostgreSQL claims with SKIP LOCKED: the other thread claims the next batch meanwhile;
+    # SQLite's write lock, held by the broken batch's transaction, keeps it waiting.
+    concurrent = connection.vendor == "postgresql"
+    waited: list[bool] = []
 
     def on_prepare(message_id):
+        if message_id == next_batch:
+            next_prepared.set()
         if message_id == broken:
-            time.sleep(0.5)  # the other thread claims the next batch meanwhile (PostgreSQL)
+            if concurrent:
+                waited.append(next_prepared.wait(10))
             raise RuntimeError("a bug while encoding (test)")
 
     relay = Relay(Preparing(database_provider, on_prepare), batch_size=10, threads=2)
     with pytest.raises(RuntimeError, match="a bug while encoding"):
         relay.relay_all()
+    assert waited == ([True] if concurrent else []), "the next batch was not claimed meanwhile"
     sent = OutboxMessage.objects.filter(status="sent").order_by("created_at", "id")
     pending = OutboxMessage.objects.filter(status="pending").order_by("created_at", "id")
     assert OutboxMessage.objects.get(pk=broken).status == "pending"

@@ -32,6 +32,16 @@ def attach(pacemaker: Pacemaker, heartbeat: Beating) -> None:
     pacemaker.attach(heartbeat.beat, heartbeat.due)
 
 
+def wait_for(condition, timeout: float = 5.0) -> bool:
+    """Poll ``condition`` until it holds; False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.0005)
+    return True
+
+
 def test_one_thread_beats_successive_deliveries_when_due():
     with contextlib.closing(Pacemaker("kew-heartbeat-test")) as pacemaker:
         first, second = Beating(0.05), Beating(0.05)
@@ -65,21 +75,27 @@ def test_short_deliveries_do_not_wake_the_thread():
     # Each wake-up takes the GIL from the worker: a stream of short deliveries must not
     # cost one per attach or detach (it cost two a delivery before).
     with contextlib.closing(Pacemaker("kew-heartbeat-quiet")) as pacemaker:
-        attach(pacemaker, Beating(5.0))
-        time.sleep(0.1)  # the thread started and sleeps until that heartbeat is due
-        before = pacemaker.wakeups
+        first = Beating(5.0)
+        attach(pacemaker, first)
+        assert wait_for(lambda: pacemaker.asleep_until() == first.due()), "never went to sleep"
+        before, alarms = pacemaker.wakeups, pacemaker.alarms
+
+        def woke_for_each_alarm() -> bool:  # a woken thread ran and counted, each time
+            return pacemaker.wakeups - before >= pacemaker.alarms - alarms
+
         for _ in range(200):
             short = Beating(5.0)
             attach(pacemaker, short)
             pacemaker.detach(short.beat)
-            time.sleep(0.0005)  # give a woken thread the chance to run and count
+            assert wait_for(woke_for_each_alarm), "an early wake-up was never taken"
         assert pacemaker.wakeups - before <= 1
 
 
 def test_an_attach_due_sooner_wakes_the_thread_in_time():
     with contextlib.closing(Pacemaker("kew-heartbeat-sooner")) as pacemaker:
-        attach(pacemaker, Beating(30.0))
-        time.sleep(0.1)  # asleep until that one is due, 30 s from now
+        late = Beating(30.0)
+        attach(pacemaker, late)
+        assert wait_for(lambda: pacemaker.asleep_until() == late.due()), "never went to sleep"
         soon = Beating(0.05)
         attach(pacemaker, soon)
         assert soon.beating.wait(2), "the thread slept past a heartbeat due sooner"
