@@ -113,7 +113,7 @@ def test_a_confirmed_message_survives_a_clean_restart_and_a_kill(rabbitmq_server
 
 def test_a_node_of_its_own(rabbitmq_server):
     if rabbitmq_server.mode != "local":
-        pytest.skip("only local nodes have a name and a directory of their own")
+        service_unsupported("a node name and a directory of its own (only local nodes have them)")
     assert rabbitmq_server.nodename.startswith("kew-")
     assert not rabbitmq_server.nodename.startswith("rabbit@")
     assert str(rabbitmq_server.log_path).startswith(str(rabbitmq_server.node.directory))
