@@ -29,8 +29,10 @@ at once, as an orchestrator would. At the end it counts:
   ``on_exhausted``, crash-looping ones not given up as ``crashed``;
 
 and prints how long each kind of crash took to recover from (until the
-next effect). The harness's PostgreSQL runs with ``synchronous_commit=off``
-(a kill may lose the last commits); the soak turns it on for its database.
+next effect). The harness's PostgreSQL runs with ``fsync``,
+``full_page_writes`` and ``synchronous_commit`` off (a kill may lose the last
+commits); the soak turns all three on (production durability) and says so;
+Artemis keeps its journal synced (``journal-datasync``, the default).
 SQLite has no server to crash: with it there are no database crashes, and
 a writer's crash is what the relay and consumer kills are (each may die
 inside a write transaction). A script, not a test: figures are printed as
@@ -124,18 +126,36 @@ def use_postgres(postgres) -> None:
     """Create the soak's database on the harness's PostgreSQL and point DATABASE_URL at it."""
     dbname = f"kew_soak_{uuid.uuid4().hex[:8]}"
     postgres.create_database(dbname)
-    # The harness runs PostgreSQL with synchronous_commit=off, so a kill() may lose the
-    # last ~0.6 s of commits (its docs say so); a soak of crash safety needs it on.
+    # The harness runs PostgreSQL with fsync, full_page_writes and synchronous_commit off,
+    # so a kill() may lose the last ~0.6 s of commits (its docs say so); a soak of crash
+    # safety runs at production durability: all three on.
     durable(postgres.url_for(dbname), dbname)
     os.environ["DATABASE_URL"] = postgres.url_for(dbname)
 
 
 def durable(url: str, dbname: str) -> None:
-    """Turn synchronous_commit on for the soak's database: a commit survives a kill."""
+    """Turn fsync, full_page_writes and synchronous_commit on: production durability."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("ALTER SYSTEM SET fsync = on")
+        connection.execute("ALTER SYSTEM SET full_page_writes = on")
+        connection.execute("SELECT pg_reload_conf()")
         connection.execute(f'ALTER DATABASE "{dbname}" SET synchronous_commit = on')
+    deadline = time.monotonic() + 10
+    while True:  # the reload reaches each session at its own pace: ask new ones
+        with psycopg.connect(url, autocommit=True) as connection:
+            shown = [connection.execute(f"SHOW {name}").fetchone() for name in DURABILITY]
+        values = [row[0] if row else "?" for row in shown]
+        if values == ["on"] * len(DURABILITY) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    print("PostgreSQL: " + ", ".join(f"{n} {v}" for n, v in zip(DURABILITY, values, strict=True)))
+    if values != ["on"] * len(DURABILITY):
+        raise SystemExit("PostgreSQL did not take production durability settings")
+
+
+DURABILITY = ("fsync", "full_page_writes", "synchronous_commit")
 
 
 class Soak:
