@@ -3,10 +3,10 @@
 Usage::
 
     .venv/bin/python bench/soak.py [--count 10000] [--relay-kills 20] [--consumer-kills 20]
-        [--broker-crashes 3] [--db-crashes 1] [--db-outage 0] [--provider artemis|database]
+        [--broker-crashes 3] [--db-crashes 1] [--db-outage 0] [--provider artemis|rabbitmq|database]
         [--database postgresql|sqlite] [--relay-terms 5] [--consumer-terms 5] [--crash-loops 3]
 
-It starts PostgreSQL (and Artemis) with ``tests.harness``, migrates a fresh
+It starts PostgreSQL (and Artemis or a RabbitMQ node) with ``tests.harness``, migrates a fresh
 database (``--database sqlite``: a fresh SQLite file, with the embedded
 default's settings, instead of PostgreSQL), and runs one ``kew_relay`` and
 two ``kew_consume`` processes (``bench/soak_app``: each message adds a row
@@ -32,7 +32,8 @@ and prints how long each kind of crash took to recover from (until the
 next effect). The harness's PostgreSQL runs with ``fsync``,
 ``full_page_writes`` and ``synchronous_commit`` off (a kill may lose the last
 commits); the soak turns all three on (production durability) and says so;
-Artemis keeps its journal synced (``journal-datasync``, the default).
+Artemis keeps its journal synced (``journal-datasync``, the default);
+RabbitMQ's quorum queues fsync before they confirm (there is no switch).
 SQLite has no server to crash: with it there are no database crashes, and
 a writer's crash is what the relay and consumer kills are (each may die
 inside a write transaction). A script, not a test: figures are printed as
@@ -73,7 +74,9 @@ def main() -> None:
     parser.add_argument("--crash-loops", type=int, default=3, help="messages that kill")
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between crashes")
     parser.add_argument("--settle", type=float, default=300.0, help="seconds to wait at the end")
-    parser.add_argument("--provider", choices=["artemis", "database"], default="artemis")
+    parser.add_argument(
+        "--provider", choices=["artemis", "rabbitmq", "database"], default="artemis"
+    )
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--logs", type=Path, default=None, help="keep the processes' logs here")
@@ -81,7 +84,6 @@ def main() -> None:
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     random.seed(seed)
 
-    from tests.harness.artemis import ArtemisServer
     from tests.harness.postgres import PostgresServer
 
     with contextlib.ExitStack() as stack:
@@ -99,8 +101,8 @@ def main() -> None:
             postgres = stack.enter_context(PostgresServer())
             use_postgres(postgres)
             where = f"PostgreSQL ({postgres.mode})"
-        artemis = stack.enter_context(ArtemisServer()) if args.provider == "artemis" else None
-        os.environ["KEW_SOAK_PROVIDER"] = artemis.url if artemis else "database://"
+        broker = stack.enter_context(start_broker(args.provider))
+        os.environ["KEW_SOAK_PROVIDER"] = broker.url if broker else "database://"
         os.environ["DJANGO_SETTINGS_MODULE"] = "bench.soak_settings"
         import django
 
@@ -113,13 +115,35 @@ def main() -> None:
             cursor.execute("CREATE TABLE soak_effect (n integer NOT NULL, at timestamp)")
             cursor.execute("CREATE TABLE soak_failed (n integer PRIMARY KEY)")
             cursor.execute("CREATE TABLE soak_exhausted (n integer NOT NULL)")
-        where += (
-            f" + Artemis {artemis.version} ({artemis.mode})" if artemis else ", database provider"
-        )
+        where += f" + {describe(broker)}" if broker else ", database provider"
         print(f"soak on {where}, seed {seed}", flush=True)
         logs = args.logs or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         logs.mkdir(parents=True, exist_ok=True)
-        Soak(args, postgres, artemis, logs).run()
+        Soak(args, postgres, broker, logs).run()
+
+
+@contextlib.contextmanager
+def start_broker(provider: str):
+    """Yield the harness's broker for ``provider`` (None for the database provider)."""
+    if provider == "artemis":
+        from tests.harness.artemis import ArtemisServer
+
+        with ArtemisServer() as server:
+            yield server
+    elif provider == "rabbitmq":
+        from tests.harness.rabbitmq import RabbitServer
+
+        with RabbitServer() as server:
+            yield server
+    else:
+        yield None
+
+
+def describe(broker) -> str:
+    """Name the broker and where it runs."""
+    if hasattr(broker, "version"):
+        return f"Artemis {broker.version} ({broker.mode})"
+    return f"RabbitMQ ({broker.mode}, quorum queues)"
 
 
 def use_postgres(postgres) -> None:
@@ -159,8 +183,8 @@ DURABILITY = ("fsync", "full_page_writes", "synchronous_commit")
 
 
 class Soak:
-    def __init__(self, args, postgres, artemis, logs: Path):
-        self.args, self.postgres, self.artemis, self.logs = args, postgres, artemis, logs
+    def __init__(self, args, postgres, broker, logs: Path):
+        self.args, self.postgres, self.broker, self.logs = args, postgres, broker, logs
         self.relay: subprocess.Popen | None = None
         self.consumers: list[subprocess.Popen | None] = [None, None]
         self.rolled_back: set[int] = set()
@@ -268,7 +292,7 @@ class Soak:
             + ["consumer"] * self.args.consumer_kills
             + ["relay_term"] * self.args.relay_terms
             + ["consumer_term"] * self.args.consumer_terms
-            + (["broker"] * self.args.broker_crashes if self.artemis else [])
+            + (["broker"] * self.args.broker_crashes if self.broker else [])
             + ["database"] * self.args.db_crashes
         )
         random.shuffle(events)
@@ -341,8 +365,8 @@ class Soak:
         return self.spawn(command)
 
     def crash_broker(self) -> None:
-        self.artemis.kill()
-        self.artemis.start()
+        self.broker.kill()
+        self.broker.start()
 
     def crash_database(self) -> None:
         self.postgres.kill()
@@ -449,7 +473,7 @@ class Soak:
         )
         print(
             f"crashes: {self.args.relay_kills} relay kills, {self.args.consumer_kills} consumer "
-            f"kills, {self.args.broker_crashes if self.artemis else 0} broker crashes, "
+            f"kills, {self.args.broker_crashes if self.broker else 0} broker crashes, "
             f"{self.args.db_crashes} database crashes"
             + (f", one {self.args.db_outage:.0f}s database outage" if self.args.db_outage else "")
         )

@@ -9,3 +9,10 @@ class Effect(models.Model):
     system = models.CharField(max_length=16)
     n = models.IntegerField()
     started = models.FloatField()
+
+
+class Order(models.Model):
+    """The business row a web request writes beside its message (the ``web`` workload)."""
+
+    system = models.CharField(max_length=16)
+    n = models.IntegerField()
