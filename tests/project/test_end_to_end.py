@@ -259,6 +259,7 @@ def test_exactly_one_outcome_email_per_import_on_postgres_and_artemis(
         """Count the messages Artemis holds for ``queue``: waiting, scheduled or in delivery."""
         stat = artemis_server.queue_stat(queue)
         assert stat is not None, f"Artemis has no queue {queue!r}: were the messages sent there?"
+        print(f"Artemis queue stat for {queue}: {stat}")  # consumers and deliveries, if it fails
         counts = ("messageCount", "scheduledCount", "deliveringCount")
         return sum(int(stat.get(key, 0)) for key in counts)
 
