@@ -70,8 +70,13 @@ def run_the_guarantee(
     database_url: str,
     broker_url: str | None,
     queue_depth: Callable[[str], int] | None = None,
+    probe: Callable[[], str] | None = None,
 ) -> None:
-    """Run the scenario; ``queue_depth`` counts a broker queue's messages (default: browse)."""
+    """Run the scenario; ``queue_depth`` counts a broker queue's messages (default: browse).
+
+    ``probe`` describes the broker's state; it is printed if the deadline
+    passes, while every process still runs (who consumes what).
+    """
     root, names = make_root(tmp_path)
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -128,6 +133,8 @@ def run_the_guarantee(
                 return set(accepted) <= told
 
             done = wait_until(all_told, DEADLINE - (time.monotonic() - started))
+            if not done and probe is not None:
+                print(f"the broker, at the deadline:\n{probe()}")
             time.sleep(1.0)  # room for a duplicate e-mail to show up, if one were coming
             for process in processes:
                 assert process.running(), f"{process.name} died:\n{process.tail()}"
@@ -259,7 +266,6 @@ def test_exactly_one_outcome_email_per_import_on_postgres_and_artemis(
         """Count the messages Artemis holds for ``queue``: waiting, scheduled or in delivery."""
         stat = artemis_server.queue_stat(queue)
         assert stat is not None, f"Artemis has no queue {queue!r}: were the messages sent there?"
-        print(f"Artemis queue stat for {queue}: {stat}")  # consumers and deliveries, if it fails
         counts = ("messageCount", "scheduledCount", "deliveringCount")
         return sum(int(stat.get(key, 0)) for key in counts)
 
@@ -268,6 +274,7 @@ def test_exactly_one_outcome_email_per_import_on_postgres_and_artemis(
         database_url=postgres_server.url_for(name),
         broker_url=artemis_server.url,
         queue_depth=queue_depth,
+        probe=lambda: artemis_server.cli("queue", "stat", "--maxRows", "1000", timeout=60).stdout,
     )
 
 
