@@ -12,7 +12,7 @@ from django.utils.module_loading import autodiscover_modules
 
 from kew_django.checks import check_broker_reachable, check_consumers, check_settings
 from kew_django.observability.checks import check_observability
-from kew_django.periodic.checks import check_periodic
+from kew_django.periodic_jobs.checks import check_periodic
 from kew_django.tasks import hooks
 
 

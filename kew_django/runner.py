@@ -18,7 +18,7 @@ from kew.qchan.observe import EngineObserver
 from kew.schedule import parse_interval
 from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
-from kew_django.periodic.ticker import ticker_for_process
+from kew_django.periodic_jobs.ticker import ticker_for_process
 from kew_django.providers import get_provider
 from kew_django.relay.publisher import Relay
 from kew_django.workers import sweep

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kew.errors import ConfigurationError
-from kew_django.periodic.timing import Cron, Every, due
+from kew_django.periodic_jobs.timing import Cron, Every, due
 
-BERLIN = ZoneInfo("Europe/Berlin")  # 2026: spring forward 29 March 02:00, fall back 25 October 03:00
+BERLIN = ZoneInfo("Europe/Berlin")  # 2026: clocks go forward 29 March 02:00, back 25 October 03:00
 
 
 def utc(*args: int) -> datetime:
@@ -43,7 +43,8 @@ def test_a_daily_0230_job_fires_at_0300_on_the_spring_forward_day():
 
 
 def test_a_daily_0230_job_fires_once_on_the_fall_back_day():
-    ticks = due(Cron("30 2 * * *", "Europe/Berlin"), utc(2026, 10, 23, 12), utc(2026, 10, 27, 12), 9)
+    daily = Cron("30 2 * * *", "Europe/Berlin")
+    ticks = due(daily, utc(2026, 10, 23, 12), utc(2026, 10, 27, 12), 9)
     assert local(ticks) == ["24 02:30+0200", "25 02:30+0200", "26 02:30+0100", "27 02:30+0100"]
 
 

@@ -21,9 +21,9 @@ from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
 from kew_django.errors import KewImproperlyConfigured
 from kew_django.models import PeriodicJob
-from kew_django.periodic.firing import fire
-from kew_django.periodic.registry import CatchUp, PeriodicSpec, periodic_jobs
-from kew_django.periodic.timing import due
+from kew_django.periodic_jobs.firing import fire
+from kew_django.periodic_jobs.registry import CatchUp, PeriodicSpec, periodic_jobs
+from kew_django.periodic_jobs.timing import due
 from kew_django.providers.clock import Clock
 
 log = logging.getLogger(__name__)

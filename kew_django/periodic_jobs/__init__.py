@@ -10,6 +10,6 @@ Every ``kew_run`` and ``kew_consume`` process runs a ticker; each tick is
 fired once in all (docs/periodic.md).
 """
 
-from kew_django.periodic.registry import CatchUp, PeriodicSpec, periodic, periodic_jobs
+from kew_django.periodic_jobs.registry import CatchUp, PeriodicSpec, periodic, periodic_jobs
 
 __all__ = ["CatchUp", "PeriodicSpec", "periodic", "periodic_jobs"]

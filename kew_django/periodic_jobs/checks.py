@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core import checks
 
-from kew_django.periodic.registry import periodic_jobs
+from kew_django.periodic_jobs.registry import periodic_jobs
 
 
 def check_periodic(app_configs=None, **kwargs) -> list[checks.CheckMessage]:

@@ -22,7 +22,7 @@ from django.db.models.lookups import LessThanOrEqual
 
 from kew_django.models import OutboxMessage, PeriodicJob
 from kew_django.outbox.channel import Channel
-from kew_django.periodic.registry import PeriodicSpec
+from kew_django.periodic_jobs.registry import PeriodicSpec
 
 TICKS = uuid.UUID("5d0a1c3e-8a52-4f0e-9a3c-6b7a0b9e2f41")  # the namespace of tick ids
 

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from kew.errors import ConfigurationError
 from kew_django.outbox.channel import Channel
-from kew_django.periodic.timing import Cron, Every, Timing
+from kew_django.periodic_jobs.timing import Cron, Every, Timing
 
 Target = TypeVar("Target")
 
