@@ -77,3 +77,24 @@ def resume(names: Iterable[str], *, using: str | None = None) -> int:
         .filter(name__in=list(names), paused=True)
         .update(paused=False, done_until=Greatest("done_until", Now()))
     )
+
+
+def format_jobs(statuses: list[JobStatus]) -> list[str]:
+    """Return ``kew_status``'s lines about periodic jobs (none if there are none)."""
+    if not statuses:
+        return []
+    lines = ["", "periodic jobs:"]
+    for job in statuses:
+        row = job.row
+        state = "paused" if row and row.paused else "active"
+        last = _when(row.last_tick) if row and row.last_tick else "never"
+        fired = row.fired if row else 0
+        lines.append(
+            f"  {job.name}  {job.timing}  {state}  last {last}  next {_when(job.next_tick)}"
+            f"  fired {fired}"
+        )
+    return lines
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z") if value else "-"
