@@ -15,10 +15,13 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from zoneinfo import ZoneInfo
 
-from cronsim import CronSim
-
 from kew.errors import ConfigurationError
 from kew.schedule import parse_interval
+
+try:
+    from cronsim import CronSim
+except ImportError:  # optional: pip install kew[periodic]; only cron= needs it
+    CronSim = None  # type: ignore[assignment,misc]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -31,9 +34,10 @@ class Every:
         self.interval = parse_interval(interval) if isinstance(interval, str) else interval
         if self.interval < SECOND or self.interval % SECOND:
             raise ConfigurationError(f"every= needs whole seconds, at least 1 s; got {interval!r}")
+        self.text = interval if isinstance(interval, str) else f"{self.interval.total_seconds():g}s"
 
     def __str__(self) -> str:
-        return f"every {self.interval}"
+        return f"every {self.text}"
 
     def latest(self, at: datetime) -> datetime:
         """Return the last tick at or before ``at``."""
@@ -51,6 +55,8 @@ class Cron:
     """Ticks of a cron expression (5 fields, or 6 with seconds first) in time zone ``zone``."""
 
     def __init__(self, expression: str, zone: str):
+        if CronSim is None:
+            raise ConfigurationError("cron= needs the cronsim library: pip install kew[periodic]")
         try:
             self.zone = ZoneInfo(zone)
         except (ValueError, LookupError) as error:  # ZoneInfoNotFoundError is a LookupError

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kew.errors import ConfigurationError
+from kew_django.periodic_jobs import timing
 from kew_django.periodic_jobs.timing import Cron, Every, due
 
 BERLIN = ZoneInfo("Europe/Berlin")  # 2026: clocks go forward 29 March 02:00, back 25 October 03:00
@@ -80,3 +81,10 @@ def test_ticks_of_an_expression_with_seconds():
 def test_a_bad_expression_or_zone_is_a_configuration_error(expression, zone, words):
     with pytest.raises(ConfigurationError, match=words):
         Cron(expression, zone)
+
+
+def test_cron_without_the_periodic_extra_names_it(monkeypatch):
+    monkeypatch.setattr(timing, "CronSim", None)
+    with pytest.raises(ConfigurationError, match=r"kew\[periodic\]"):
+        Cron("0 3 * * *", "UTC")
+    assert str(Every("5m")) == "every 5m" and str(Every(timedelta(hours=1))) == "every 3600s"
