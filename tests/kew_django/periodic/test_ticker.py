@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from kew_django.models import OutboxMessage, PeriodicJob
 from kew_django.periodic_jobs import status
 from kew_django.periodic_jobs.firing import fire, tick_id
+from kew_django.periodic_jobs.ticker import Ticker
 from tests.kew_django.periodic.conftest import fired, tick_job, ticker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,3 +149,15 @@ def test_an_hourly_cron_job_fires_25_times_on_the_fall_back_day(clock, channel):
     ticks.turn()
     assert len(fired(channel)) == 25
     assert len(set(fired(channel))) == 25
+
+
+def test_a_host_whose_clock_runs_an_hour_ahead_fires_on_the_database_clock(channel, monkeypatch):
+    real = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real() + timedelta(hours=1))
+    job = tick_job(channel, every="1s")
+    ticks = Ticker([job], grace=timedelta(seconds=10))  # its own clock: host time + offset
+    deadline = time.monotonic() + 10
+    while not fired(channel) and time.monotonic() < deadline:
+        time.sleep(ticks.turn())
+    (tick,) = fired(channel)[:1]
+    assert abs(datetime.fromisoformat(tick) - real()) < timedelta(seconds=5)
