@@ -16,14 +16,13 @@ from datetime import datetime, timedelta
 from django.db import router
 from django.utils import timezone
 
-from kew.schedule import parse_interval
 from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
 from kew_django.errors import KewImproperlyConfigured
 from kew_django.models import PeriodicJob
 from kew_django.periodic_jobs.firing import fire
 from kew_django.periodic_jobs.registry import CatchUp, PeriodicSpec, periodic_jobs
-from kew_django.periodic_jobs.timing import due
+from kew_django.periodic_jobs.timing import as_interval, due
 from kew_django.providers.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,8 @@ class Ticker:
     ):
         self.specs = specs
         self.using = using or router.db_for_write(PeriodicJob)
-        self.grace = grace if grace is not None else parse_interval(section("PERIODIC")["GRACE"])
+        default = section("PERIODIC")["GRACE"]
+        self.grace = grace if grace is not None else as_interval(default, "GRACE")
         self.clock = Clock(self.using)
         self._now = now
 

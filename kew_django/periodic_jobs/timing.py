@@ -27,11 +27,23 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 
 
+def as_interval(value: timedelta | str, what: str) -> timedelta:
+    """Return ``value`` ("30s", "5m", "1d" or a timedelta); a ConfigurationError names ``what``."""
+    if isinstance(value, timedelta):
+        return value
+    try:
+        return parse_interval(value)
+    except (ConfigurationError, AttributeError):
+        raise ConfigurationError(
+            f"{what}: {value!r} is no interval: write a number and a unit (s, m, h, d), e.g. '5m'"
+        ) from None
+
+
 class Every:
     """Ticks ``interval`` apart, aligned on the Unix epoch."""
 
     def __init__(self, interval: timedelta | str):
-        self.interval = parse_interval(interval) if isinstance(interval, str) else interval
+        self.interval = as_interval(interval, "every=")
         if self.interval < SECOND or self.interval % SECOND:
             raise ConfigurationError(f"every= needs whole seconds, at least 1 s; got {interval!r}")
         self.text = interval if isinstance(interval, str) else f"{self.interval.total_seconds():g}s"

@@ -83,3 +83,19 @@ def test_a_tick_of_a_task_enqueues_it_through_the_kew_backend(clock):
     ticks.turn()
     (record,) = TaskResultRecord.objects.all()
     assert record.task_path == add.module_path and record.status == "READY"
+
+
+@pytest.mark.parametrize(
+    "section",
+    [{"GRACE": "soon"}, {"ENABLED": "yes"}, {"EVERY": "1m"}, "on"],
+)
+def test_a_bad_periodic_setting_is_a_system_check_error(settings, section):
+    settings.KEW = {"PERIODIC": section}
+    (error,) = check_periodic()
+    assert error.id == "kew.E043" and "PERIODIC" in error.msg and error.hint
+
+
+def test_a_bad_interval_says_how_to_write_one(channel):
+    periodic(every="soon", channel=channel)(lambda tick: {})
+    (error,) = check_periodic()
+    assert "every=: 'soon' is no interval" in error.msg
