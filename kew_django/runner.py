@@ -64,7 +64,7 @@ class ComponentDied(KewError):
 
 
 class Runner:
-    """Threads for a relay (optional) and ``concurrency`` workers per consumer.
+    """Threads for a relay (optional), ``concurrency`` workers per consumer, the periodic ticker.
 
     ``run`` raises ``ComponentDied`` when any thread ends by itself (the
     commands then exit with status 1, for a supervisor to restart them):
