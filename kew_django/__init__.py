@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from kew.schedule import RepeatAction
     from kew_django.errors import KewImproperlyConfigured, PermanentError
     from kew_django.outbox import Channel
+    from kew_django.periodic_jobs import periodic
     from kew_django.providers import get_provider
     from kew_django.workers.progress import Cancelled, Interrupted, Work
     from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec, consumer
@@ -31,6 +32,7 @@ __all__ = [
     "Work",
     "consumer",
     "get_provider",
+    "periodic",
 ]
 
 if not TYPE_CHECKING:  # type checkers see the imports above; unknown names are errors
@@ -48,5 +50,6 @@ if not TYPE_CHECKING:  # type checkers see the imports above; unknown names are 
             "KewImproperlyConfigured": "kew_django.errors",
             "RepeatAction": "kew.schedule",
             "get_provider": "kew_django.providers",
+            "periodic": "kew_django.periodic_jobs",
         },
     )

@@ -12,6 +12,7 @@ from django.utils.module_loading import autodiscover_modules
 
 from kew_django.checks import check_broker_reachable, check_consumers, check_settings
 from kew_django.observability.checks import check_observability
+from kew_django.periodic_jobs.checks import check_periodic
 from kew_django.tasks import hooks
 
 
@@ -23,9 +24,10 @@ class KewConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the system checks, import each app's ``consumers.py``, add the task queues."""
-        for check in (check_settings, check_consumers, check_observability):
+        """Register checks, import apps' ``consumers`` and ``periodic`` modules, add task queues."""
+        for check in (check_settings, check_consumers, check_observability, check_periodic):
             checks.register(check, "kew")
         checks.register(check_broker_reachable, "kew", deploy=True)
         autodiscover_modules("consumers")
+        autodiscover_modules("periodic")  # @periodic jobs of tasks declared elsewhere
         hooks.ready()  # task queues beside the @consumer ones

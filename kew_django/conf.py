@@ -35,6 +35,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "RECORD_INTERVAL": 15.0,  # seconds between writes of the process's KewProcess row
         "READY_CACHE": 1.0,  # seconds a /readyz answer is reused (a burst of probes checks once)
     },
+    "PERIODIC": {"ENABLED": True, "GRACE": "1m"},  # ticker on/off; a later tick is missed
 }
 
 

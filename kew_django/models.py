@@ -362,3 +362,28 @@ class KewProcess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name}"
+
+
+class PeriodicJob(models.Model):
+    """The shared state of one ``@periodic`` job: the ticks handled, the last one fired, paused.
+
+    Every ``kew_run``/``kew_consume`` process reads it; a tick is fired by
+    the one process whose conditional UPDATE moves ``done_until`` past it,
+    in the transaction that writes the tick's message (``periodic.firing``).
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    # Ticks at or before this instant are handled: fired, or skipped by the catch-up policy.
+    done_until = models.DateTimeField()
+    last_tick = models.DateTimeField(null=True, blank=True, help_text="The last tick fired.")
+    last_fired_at = models.DateTimeField(null=True, blank=True, help_text="Database time.")
+    fired = models.PositiveBigIntegerField(default=0, help_text="Ticks fired so far.")
+    paused = models.BooleanField(default=False)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        verbose_name = "periodic job"
+        permissions = [("pause_periodicjob", "Can pause and resume periodic jobs")]
+
+    def __str__(self) -> str:
+        return f"{self.name}{' (paused)' if self.paused else ''}"

@@ -18,6 +18,7 @@ from kew.qchan.observe import EngineObserver
 from kew.schedule import parse_interval
 from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
+from kew_django.periodic_jobs.ticker import ticker_for_process
 from kew_django.providers import get_provider
 from kew_django.relay.publisher import Relay
 from kew_django.workers import sweep
@@ -63,7 +64,7 @@ class ComponentDied(KewError):
 
 
 class Runner:
-    """Threads for a relay (optional) and ``concurrency`` workers per consumer.
+    """Threads for a relay (optional), ``concurrency`` workers per consumer, the periodic ticker.
 
     ``run`` raises ``ComponentDied`` when any thread ends by itself (the
     commands then exit with status 1, for a supervisor to restart them):
@@ -118,6 +119,9 @@ class Runner:
         drainer = broker_dead_letters_for(self.provider, self.specs)
         if drainer is not None:
             self._spawn("kew-broker-dead-letters", drainer.run)
+        ticker = ticker_for_process()  # the @periodic jobs' ticks (docs/periodic.md)
+        if ticker is not None:
+            self._spawn("kew-periodic", ticker.run)
         queues = ", ".join(s.queue for s in self.specs) or "no queues"
         log.info(
             "kew: started %s%s (%d thread(s) per queue)",

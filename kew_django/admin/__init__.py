@@ -6,11 +6,19 @@
 - ``dashboard``: per-queue counts, relay lag and a 24-hour chart;
 - ``in_progress``: what each worker runs now, with an action that asks a
   running message to stop.
+- ``periodic``: the periodic jobs, their last and next firing, pause/resume.
 
 The operations themselves are plain functions in ``kew_django.operations``.
 """
 
 from kew_django.admin.in_progress import InProgressAdmin
+from kew_django.admin.periodic import PeriodicJobAdmin
 from kew_django.admin.screens import DeadLetterAdmin, OutboxMessageAdmin, ProcessedMessageAdmin
 
-__all__ = ["DeadLetterAdmin", "InProgressAdmin", "OutboxMessageAdmin", "ProcessedMessageAdmin"]
+__all__ = [
+    "DeadLetterAdmin",
+    "InProgressAdmin",
+    "OutboxMessageAdmin",
+    "PeriodicJobAdmin",
+    "ProcessedMessageAdmin",
+]

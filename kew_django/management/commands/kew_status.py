@@ -5,12 +5,14 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 from kew_django.observability.status import format_status, read_status
+from kew_django.periodic_jobs.status import format_jobs, job_statuses
 
 
 class Command(BaseCommand):
     help = (
         "Print per queue: outbox backlog, oldest pending row, deliveries in progress, "
-        "dead letters, failed rows; then the relay and consumer processes seen recently."
+        "dead letters, failed rows; then the relay and consumer processes seen recently; "
+        "then the periodic jobs with their last and next firing."
     )
 
     def add_arguments(self, parser):
@@ -26,4 +28,6 @@ class Command(BaseCommand):
             raise CommandError(f"--recent must be a positive number of seconds, not {recent}")
         window = timedelta(seconds=recent)
         for line in format_status(read_status(recent=window), recent=window):
+            self.stdout.write(line)
+        for line in format_jobs(job_statuses()):
             self.stdout.write(line)
