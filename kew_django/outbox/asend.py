@@ -1,28 +1,27 @@
 """Sending from async code: ``Channel.asend`` writes its row in the caller's transaction.
 
 Django's transactions are synchronous: an atomic block lives on one thread,
-on that thread's connection. ``asend`` therefore runs ``send`` through
-``sync_to_async(thread_sensitive=True)``, which runs it on the thread that
-holds the caller's atomic block when the async code was reached from that
-thread through ``async_to_sync`` (Django's async ORM methods land on the
-same thread, so ``acreate`` and ``asend`` share the transaction). With no
-atomic block there, the row commits at once, as ``send`` does in autocommit.
-See docs/async.md for the patterns.
+on that thread's connection. ``asend`` runs ``send`` through
+``sync_to_async(thread_sensitive=True)``, which asgiref runs on the
+caller's sync thread: the thread that reached this async code through
+``async_to_sync`` (inside its atomic block, if it has one), a Django
+request's thread under ASGI, or a Kew worker's thread in an async handler.
+Django's async ORM methods land on that same thread, so ``acreate`` and
+``asend`` share its transaction; with no atomic block there, the row
+commits at once, as ``send`` does in autocommit. See docs/async.md.
 
-An event loop started inside an atomic block on its own thread
-(``asyncio.run`` in a transaction) cannot reach that transaction:
-asgiref would run ``send`` on another thread, in a separate transaction.
-``asend`` raises ``CannotJoinTransaction`` there instead.
+An event loop of its own (``asyncio.run``, also inside an atomic block)
+has no such thread: asgiref would run ``send`` on a shared thread, in a
+transaction of its own. ``asend`` raises ``CannotJoinTransaction`` there.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from asgiref.sync import sync_to_async
-from django.apps import apps
-from django.db import connections, router
+from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
 
 from kew_django.errors import CannotJoinTransaction
 
@@ -33,22 +32,30 @@ R = TypeVar("R")
 async def in_callers_transaction(
     write: Callable[..., R], /, *args: Any, using: str | None = None, **kwargs: Any
 ) -> R:
-    """Run the sync ``write`` (``send``, ``publish``) where the caller's transaction is.
+    """Run the sync ``write`` (``send``, ``publish``) on the thread of the caller's transaction.
 
-    Raises ``CannotJoinTransaction`` (nothing written) when this event loop
-    runs inside an atomic block on its own thread.
+    Raises ``CannotJoinTransaction`` (nothing written) when there is no such thread.
     """
-    db = using or router.db_for_write(apps.get_model("kew_django", "OutboxMessage"))
-    # Reading the flag does no I/O; a loop thread has an atomic block open only when
-    # the loop was started inside one (Django refuses the ORM on a loop's thread).
-    if connections[db].in_atomic_block:
+    if not reaches_a_sync_caller():
         raise CannotJoinTransaction(
-            f"{write.__qualname__} was awaited on an event loop started inside "
-            f"transaction.atomic() on the same thread (database {db!r}); it cannot join "
-            "that transaction. Call the sync method there, or reach the async code "
-            "through asgiref's async_to_sync (see docs/async.md)."
+            f"{write.__qualname__} was awaited on an event loop of its own (asyncio.run?): "
+            "it has no thread whose transaction it could join. Reach the async code "
+            "through asgiref's async_to_sync from the thread that holds the transaction, "
+            "or call the sync method there (see docs/async.md)."
         )
     return await sync_to_async(write, thread_sensitive=True)(*args, using=using, **kwargs)
+
+
+def reaches_a_sync_caller() -> bool:
+    """Return whether thread-sensitive ``sync_to_async`` calls from here run on a caller's thread.
+
+    These are asgiref's own tests before it falls back to one shared thread.
+    """
+    return (
+        getattr(AsyncToSync.executors, "current", None) is not None  # under async_to_sync
+        or SyncToAsync.thread_sensitive_context.get(None) is not None  # a Django request
+        or asyncio.get_running_loop() in AsyncToSync.loop_thread_executors
+    )
 
 
 class AsyncSending(Generic[T]):
