@@ -185,3 +185,18 @@ def test_a_sync_handler_starts_no_loop(database_provider, queue, workers):
     publish(database_provider, queue, Job(1))
     pump(worker, database_provider, queue, lambda: calls)
     assert worker.loop.loop is None
+
+
+def test_closing_the_loop_cancels_what_a_handler_left_running(database_provider, queue):
+    left = []
+
+    async def handler(job: Job):
+        left.append(asyncio.create_task(asyncio.sleep(3600)))
+
+    worker = Worker(ConsumerSpec(queue, handler, payload=Job), database_provider)
+    publish(database_provider, queue, Job(1))
+    pump(worker, database_provider, queue, lambda: left)
+    started = time.monotonic()
+    worker.stopped()
+    assert time.monotonic() - started < 5
+    assert left[0].cancelled()
