@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-CLOSE_TIMEOUT = 10.0  # seconds for left-over tasks to end when the worker stops
+CLOSE_TIMEOUT = 10.0  # seconds for left-over tasks, then the loop, to end at shutdown
 
 
 class HandlerLoop:
@@ -77,7 +77,10 @@ class HandlerLoop:
         except Exception:
             log.exception("%s: the event loop did not wind down cleanly", self.name)
         loop.call_soon_threadsafe(loop.stop)
-        thread.join()
+        thread.join(CLOSE_TIMEOUT)
+        if thread.is_alive():  # a handler blocks the loop: leave the daemon thread behind
+            log.error("%s: the event loop is blocked; left running", self.name)
+            return
         loop.close()
 
 
