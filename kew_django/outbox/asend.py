@@ -51,6 +51,8 @@ def reaches_a_sync_caller() -> bool:
 
     These are asgiref's own tests before it falls back to one shared thread.
     """
+    # NOTE: asgiref offers no public way to ask this; these are its attributes as of
+    # 3.8-3.13. tests/kew_django/asyncio covers each branch, so a change shows there.
     return (
         getattr(AsyncToSync.executors, "current", None) is not None  # under async_to_sync
         or SyncToAsync.thread_sensitive_context.get(None) is not None  # a Django request

@@ -91,6 +91,8 @@ def run_here(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[R]) -> R:
     of a ``sync_to_async`` thread; the worker thread is not one, so the
     loop is put there for the call and the old values put back after.
     """
+    # NOTE: that thread-local is asgiref's own (3.x); tests/kew_django/asyncio checks
+    # that the handler's ORM calls still run on the worker's thread.
     local = SyncToAsync.threadlocal
     saved = {key: getattr(local, key, None) for key in ("main_event_loop", "main_event_loop_pid")}
     local.main_event_loop, local.main_event_loop_pid = loop, os.getpid()

@@ -80,3 +80,8 @@ def test_a_view_that_raises_leaves_neither_row_nor_message(provider, queue, serv
     assert not OutboxMessage.objects.filter(queue=queue).exists()
     Relay(provider).relay_all()
     assert_empty(provider, queue)
+
+
+def test_asend_in_a_view_without_a_transaction_commits_at_once(database_provider, queue, server):
+    assert post(f"{server}/send", queue=queue) == 201
+    assert OutboxMessage.objects.filter(queue=queue).count() == 2

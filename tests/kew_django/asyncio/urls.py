@@ -39,4 +39,11 @@ async def place_order(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"order {n}", status=201)
 
 
-urlpatterns = [path("orders", place_order)]
+@csrf_exempt
+async def send_only(request: HttpRequest) -> HttpResponse:
+    """Send a message with no transaction: the row commits at once, as ``send`` in autocommit."""
+    rows = await Channel(request.POST["queue"], payload=Job).asend_many([Job(1), Job(2)])
+    return HttpResponse(str(len(rows)), status=201)
+
+
+urlpatterns = [path("orders", place_order), path("send", send_only)]
