@@ -81,6 +81,7 @@ def drain(
                     break
     finally:
         worker.close()
+        worker.loop.close()  # an async def handler's event loop, if it started one
     return outcomes
 
 

@@ -14,6 +14,7 @@ from kew.codecs import JsonCodec
 from kew.errors import ConfigurationError
 from kew.providers.base import DeliveryOptions, validate_properties
 from kew_django.observability.tracing import outbox_headers
+from kew_django.outbox.asend import AsyncSending
 from kew_django.outbox.insert import OutboxInsert
 from kew_django.outbox.validation import validate_outgoing
 from kew_django.providers import get_provider
@@ -21,13 +22,14 @@ from kew_django.providers import get_provider
 T = TypeVar("T")
 
 
-class Channel(Generic[T]):
+class Channel(AsyncSending[T], Generic[T]):
     """A named queue that application code sends ``payload``-typed data to.
 
     ``send`` writes an outbox row on the current database connection: inside
     ``transaction.atomic()`` the message exists if and only if the
     transaction commits; outside one it is committed at once (autocommit).
     The relay publishes it afterwards. ``send_now`` bypasses the outbox.
+    ``asend`` and ``asend_many`` are for async code (``outbox.asend``).
     """
 
     def __init__(self, queue: str, *, payload: type[T] | None = None, provider: str = "default"):

@@ -31,12 +31,11 @@ def takes_dead_letter(hook: Hook) -> Hook:
 
 def call_exhausted(
     hook: Callable[..., Any], data: Any, error: BaseException | None, letter: DeadLetter
-) -> None:
-    """Call ``hook`` as ``on_exhausted``: with the dead letter if it takes it."""
+) -> Any:
+    """Call ``hook`` as ``on_exhausted``: with the dead letter if it takes it; return its answer."""
     if getattr(hook, "takes_dead_letter", False):
-        hook(data, error, letter)
-    else:
-        hook(data, error)
+        return hook(data, error, letter)
+    return hook(data, error)
 
 
 def first_failed_at(delivery: Delivery) -> datetime | None:

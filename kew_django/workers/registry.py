@@ -15,6 +15,7 @@ from kew.schedule import ExhaustedHandler, RepeatAction, RetrySpec, Schedule, as
 from kew_django.conf import section
 from kew_django.errors import KewImproperlyConfigured
 from kew_django.outbox.channel import Channel
+from kew_django.workers.coroutines import is_coroutine_handler
 
 Handler = Callable[..., "RepeatAction | None"]
 
@@ -117,7 +118,8 @@ class ConsumerRegistry:
     def problems(self) -> list[Problem]:
         """Return what is wrong: a queue with two consumers, a retry schedule that does not parse.
 
-        The one source of both ``validate`` and the system checks ``kew.E004``/``kew.E005``.
+        The one source of both ``validate`` and the system checks ``kew.E004``/``kew.E005``
+        (and ``kew.E014``: an ``async def`` handler with ``atomic=False``).
         """
         found = [
             Problem(
@@ -127,6 +129,17 @@ class ConsumerRegistry:
                 second,
             )
             for first, second in self.duplicates
+        ]
+        found += [
+            Problem(
+                "kew.E014",
+                f"consumer {spec.name} is an async def handler with atomic=False",
+                "Long work runs its handler synchronously with a Work (progress, commit); "
+                "make it a plain def, or drop atomic=False to await it in the transaction.",
+                spec,
+            )
+            for spec in self
+            if not spec.atomic and is_coroutine_handler(spec.handler)
         ]
         for spec in self:
             try:
@@ -199,7 +212,9 @@ def consumer(
     ``retry=None``: no retry); ``PermanentError`` skips the retries. When
     retries run out the message becomes a DeadLetter and
     ``on_exhausted(data, error)`` is called once. ``idempotent=True`` records each message id in the
-    handler's transaction and skips messages already recorded.
+    handler's transaction and skips messages already recorded. An ``async def``
+    handler (or ``on_exhausted``) is awaited on the worker's event loop, in
+    that same transaction; see ``kew_django.workers.coroutines``.
 
     ``atomic=False`` is for long work (minutes, hours): the handler is
     called as ``handler(data, work)`` outside any transaction, reports

@@ -20,6 +20,8 @@ module only says how each step is done in Django:
   in one transaction, before the ack. A delivery whose ack was lost after that
   finds its dead letter and does not call ``on_exhausted`` again.
 - ``stopped``: the thread's database connections are closed.
+- ``async def`` handlers and ``on_exhausted`` hooks are awaited on the
+  worker's own event loop, in the same transaction (``workers.coroutines``).
 - ``handle``: a ``Heartbeat`` (``workers.heartbeat``) renews the lease and
   publishes the delivery's state while it is handled, until after the ack;
   its beats run on the worker's one ``Pacemaker`` thread (``run``).
@@ -54,6 +56,7 @@ from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
 from kew_django.models import DeadLetter, ProcessedMessage
 from kew_django.workers import deadletters, long
+from kew_django.workers.coroutines import HandlerLoop
 from kew_django.workers.crashes import CrashCounter
 from kew_django.workers.heartbeat import Heartbeat
 from kew_django.workers.outage import DatabaseGate
@@ -99,6 +102,7 @@ class Worker(QueueSink[Any]):
         self.gate = DatabaseGate(self.using, what=f"consumer of {spec.queue!r}")
         limit = int(section("CONSUMERS").get("MAX_CRASHES", 3))
         self.crashes = CrashCounter(spec.queue, self.using, limit, self.gate.through)
+        self.loop = HandlerLoop(spec.queue)  # for async def handlers (``workers.coroutines``)
 
     def handle(self, delivery: Delivery) -> DeliveryOutcome:
         """Handle one delivery (see the engine) with a heartbeat running until after its ack."""
@@ -156,7 +160,7 @@ class Worker(QueueSink[Any]):
                 record = processed.record(self.spec.queue, message.origin_id)
                 if record is None:
                     return DeliveryOutcome.DUPLICATE
-            answer = self.spec.call(message)
+            answer = self.loop.resolve(self.spec.call(message))
             if answer is not RepeatAction.RETRY:
                 return DeliveryOutcome.HANDLED
             if record is not None:
@@ -229,7 +233,9 @@ class Worker(QueueSink[Any]):
             return
         try:
             with transaction.atomic(using=self.using):
-                deadletters.call_exhausted(self.spec.on_exhausted, message.data, error, letter)
+                self.loop.resolve(
+                    deadletters.call_exhausted(self.spec.on_exhausted, message.data, error, letter)
+                )
         except Exception as failure:
             log.exception(
                 "%s: on_exhausted failed for message %s", self.spec.queue, message.message_id
@@ -238,5 +244,6 @@ class Worker(QueueSink[Any]):
             letter.save(update_fields=["error"])
 
     def stopped(self) -> None:
-        """Close this thread's database connections."""
+        """Close the handlers' event loop and this thread's database connections."""
+        self.loop.close()
         close_db_connections()
