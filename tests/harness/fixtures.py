@@ -19,6 +19,10 @@ stopped at the end of the session):
     a started :class:`~tests.harness.rabbitmq.RabbitServer` (a node of its own);
 ``rabbitmq_url``
     its ``amqp://user:password@127.0.0.1:port/`` URL;
+``rabbitmq_tls_server``
+    a started :class:`~tests.harness.rabbitmq.local.LocalRabbit` with a TLS
+    listener (``tls_url``, ``ca_path``; a node of its own beside
+    ``rabbitmq_server``, with the same ``rabbitmq_server_options``);
 ``rabbitmq_cluster``
     a started :class:`~tests.harness.rabbitmq.cluster.RabbitCluster` of three
     nodes (``rabbitmq_cluster_options`` to change it);
@@ -52,6 +56,7 @@ session each server is closed: stopped, and everything made for it removed.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -63,9 +68,10 @@ from tests.harness.artemis.ha import ArtemisPair
 from tests.harness.lifecycle import Server
 from tests.harness.postgres import PostgresServer
 from tests.harness.prometheus import PrometheusServer
-from tests.harness.rabbitmq import RabbitServer
+from tests.harness.rabbitmq import LocalRabbit, RabbitServer
 from tests.harness.rabbitmq.cluster import RabbitCluster
-from tests.harness.services import ServiceUnavailable, service_missing
+from tests.harness.rabbitmq.url import ENV_URL as RABBITMQ_ENV_URL
+from tests.harness.services import ServiceUnavailable, service_missing, service_unsupported
 
 # the run's closing count of skips, and the exit status of a partial run
 pytest_plugins = ["tests.harness.summary"]
@@ -76,6 +82,7 @@ CLUSTER_FIXTURES = frozenset({"artemis_cluster"})
 PAIR_FIXTURES = frozenset({"artemis_pair"})
 RABBITMQ_FIXTURES = frozenset({"rabbitmq_server", "rabbitmq_url"})
 RABBITMQ_CLUSTER_FIXTURES = frozenset({"rabbitmq_cluster"})
+RABBITMQ_TLS_FIXTURES = frozenset({"rabbitmq_tls_server"})
 # (server key, fixtures that use it, title of its log section)
 SERVERS = (
     ("artemis", ARTEMIS_FIXTURES, "Artemis broker log"),
@@ -84,6 +91,7 @@ SERVERS = (
     ("artemis_pair", PAIR_FIXTURES, "Artemis live/backup logs"),
     ("rabbitmq", RABBITMQ_FIXTURES, "RabbitMQ node log"),
     ("rabbitmq_cluster", RABBITMQ_CLUSTER_FIXTURES, "RabbitMQ cluster logs"),
+    ("rabbitmq_tls", RABBITMQ_TLS_FIXTURES, "RabbitMQ TLS node log"),
 )
 LOG_LINES = 60
 
@@ -113,7 +121,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if names & (ARTEMIS_FIXTURES | CLUSTER_FIXTURES | PAIR_FIXTURES):
             item.add_marker(pytest.mark.artemis)
-        if names & (RABBITMQ_FIXTURES | RABBITMQ_CLUSTER_FIXTURES):
+        if names & (RABBITMQ_FIXTURES | RABBITMQ_CLUSTER_FIXTURES | RABBITMQ_TLS_FIXTURES):
             item.add_marker(pytest.mark.rabbitmq)
 
 
@@ -230,6 +238,22 @@ def rabbitmq_server(
 def rabbitmq_url(rabbitmq_server: RabbitServer) -> str:
     """``amqp://user:password@host:port/`` of :func:`rabbitmq_server`."""
     return rabbitmq_server.url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_tls_server(
+    request: pytest.FixtureRequest, rabbitmq_server_options: dict[str, Any]
+) -> Iterator[LocalRabbit]:
+    """A local RabbitMQ node with a TLS listener and a throwaway CA, for the session.
+
+    Skipped (also on CI) when ``KEW_TEST_RABBITMQ_URL`` gives the broker:
+    the harness cannot give that one a listener and a CA of its own.
+    """
+    if os.environ.get(RABBITMQ_ENV_URL):
+        service_unsupported(f"no TLS listener of the harness's own with {RABBITMQ_ENV_URL}")
+    server = LocalRabbit(tls=True, **rabbitmq_server_options)
+    with _registered(request, "rabbitmq_tls", server):
+        yield server
 
 
 @pytest.fixture(scope="session")

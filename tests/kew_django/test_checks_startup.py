@@ -46,6 +46,11 @@ from kew_django.checks import check_settings
             "queue type",
         ),
         (
+            {"PROVIDERS": {"default": {"URL": "amqps://u:pw@h/?tls_ca=/nonexistent/ca.pem"}}},
+            "kew.E008",
+            "tls_ca",
+        ),
+        (
             {
                 "PROVIDERS": {
                     "default": {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, cast
@@ -180,6 +181,8 @@ def parse_url(url: str, **options: object) -> RabbitMQConfig:
             "delivery_limit= sets the queue arguments "
             f"{', '.join(sorted(DEAD_LETTER_ARGUMENTS))}: leave those out"
         )
+    if config.tls_ca is not None:
+        _check_ca_file(config.tls_ca)
     if not config.dead_letter_suffix:
         raise ConfigurationError("dead_letter_suffix must not be empty, e.g. .dead")
     if not config.delay_prefix or any(
@@ -187,6 +190,16 @@ def parse_url(url: str, **options: object) -> RabbitMQConfig:
     ):
         raise ConfigurationError(f"delay_prefix={config.delay_prefix!r}: use e.g. kew.delay")
     return config
+
+
+def _check_ca_file(path: str) -> None:
+    """Raise ConfigurationError unless ``path`` is a PEM file of CA certificates."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as error:  # missing, unreadable, or no certificate in it
+        raise ConfigurationError(
+            f"tls_ca={path!r} is not a CA certificate file (PEM): {error}"
+        ) from None
 
 
 def _vhost(path: str) -> str:

@@ -104,8 +104,15 @@ def declare_dead_letter_queue(channel, config: RabbitMQConfig, queue: str) -> st
 
 
 def describe(error: BaseException) -> str:
-    """Return a short text for a pika error (its repr is often empty)."""
+    """Return a short text for a pika error (its repr is often empty), with a hint for TLS."""
     text = str(error) or repr(error)
+    if isinstance(error, ssl.SSLCertVerificationError):
+        text += (
+            " (the node's certificate was refused: is it signed by the CA in tls_ca "
+            "and made for this host name? tls_verify=false skips the check)"
+        )
+    elif isinstance(error, ssl.SSLError):
+        text += " (TLS handshake failed: is this port the node's TLS listener?)"
     return f"{type(error).__name__}: {text}"
 
 

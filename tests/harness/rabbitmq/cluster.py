@@ -4,7 +4,8 @@
 (as :class:`~tests.harness.rabbitmq.local.LocalRabbit` does one), with one
 Erlang cookie and one epmd port, and joins the second and later ones to
 the first (``rabbitmqctl join_cluster``). Its ``url`` lists every node's
-AMQP port, for the provider's failover. ``kill(i)``, ``stop_node(i)`` and
+AMQP port, for the provider's failover (``url_for(1, 2, 0)`` in another
+order). ``kill(i)``, ``stop_node(i)`` and
 ``start_node(i)`` act on one node; ``stop()``, ``kill()`` and ``start()``
 on all (a cluster's nodes start together: each waits for the others it
 knew when it stopped). ``close()`` deletes everything and stops epmd.
@@ -57,6 +58,11 @@ class RabbitCluster(Server):
     def url(self) -> str:
         """``amqp://user:password@127.0.0.1:p1,127.0.0.1:p2,.../``: every node, in order."""
         hosts = ",".join(f"127.0.0.1:{node.amqp_port}" for node in self.nodes)
+        return f"amqp://{self.user}:{self.password}@{hosts}/"
+
+    def url_for(self, *order: int) -> str:
+        """The URL over the nodes at indexes ``order``, tried in that order, e.g. ``(1, 2, 0)``."""
+        hosts = ",".join(f"127.0.0.1:{self.nodes[i].amqp_port}" for i in order)
         return f"amqp://{self.user}:{self.password}@{hosts}/"
 
     def node_url(self, index: int) -> str:

@@ -7,6 +7,12 @@ succeeds. :meth:`~LocalRabbit.stop` (SIGTERM: a clean shutdown) and
 :meth:`~LocalRabbit.kill` (SIGKILL) keep the data, so the next start runs
 the same node on the same ports; :meth:`~LocalRabbit.close` deletes it and
 stops the node's epmd.
+
+``LocalRabbit(tls=True)`` also makes a throwaway CA and a server
+certificate for 127.0.0.1 (:mod:`tests.harness.rabbitmq.tls`) in the
+temp dir and listens for AMQP over TLS on one more free port:
+``tls_port``, ``tls_url`` (``amqps://``) and ``ca_path`` (the CA's PEM
+file, for the provider's ``tls_ca``).
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ import shutil
 import signal
 import tempfile
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from tests.harness.rabbitmq.base import RabbitServer
 from tests.harness.rabbitmq.node import Node, write_cookie
+from tests.harness.rabbitmq.tls import ServerCertificate, make_authority
 from tests.harness.services import ServiceStartError, ServiceUnavailable, free_port
 
 __all__ = ["INSTALL_HINT", "LocalRabbit", "find_rabbitmq_server"]
@@ -54,6 +63,27 @@ class LocalRabbit(RabbitServer):
 
     _tmp: Path | None = None
     node: Node | None = None
+    certificate: ServerCertificate | None = None
+
+    def __init__(self, *, tls: bool = False, **options: Any) -> None:
+        super().__init__(**options)
+        self.tls = tls
+        self.tls_port = 0
+
+    @property
+    def tls_url(self) -> str:
+        """``amqps://user:password@127.0.0.1:tls_port/`` (a node started with ``tls=True``)."""
+        if not self.tls_port:
+            raise RuntimeError("this node has no TLS listener: start it with tls=True")
+        user, password = quote(self.user, safe=""), quote(self.password, safe="")
+        return f"amqps://{user}:{password}@{self.host}:{self.tls_port}/"
+
+    @property
+    def ca_path(self) -> Path:
+        """The PEM file of the CA that signed the node's certificate (``tls=True``)."""
+        if self.certificate is None:
+            raise RuntimeError("this node has no TLS listener: start it with tls=True")
+        return self.certificate.ca
 
     @property
     def nodename(self) -> str | None:
@@ -96,6 +126,8 @@ class LocalRabbit(RabbitServer):
         self._tmp = Path(tempfile.mkdtemp(prefix="kew-rabbitmq-"))
         write_cookie(self._tmp, secrets.token_hex(16))
         try:
+            if self.tls:
+                self.certificate = make_authority(self._tmp / "tls").issue()
             self._first_start(sbin)
         except BaseException:
             self.close(graceful=False)
@@ -114,8 +146,11 @@ class LocalRabbit(RabbitServer):
                 user=self.user,
                 password=self.password,
                 extra_config=self.extra_config,
+                tls_port=free_port() if self.certificate else 0,
+                certificate=self.certificate,
             )
             self.port = ports[0]
+            self.tls_port = self.node.tls_port
             self.node.configure()
             try:
                 self.node.start(self.start_timeout)
@@ -134,3 +169,5 @@ class LocalRabbit(RabbitServer):
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
         self._tmp = None
+        self.certificate = None
+        self.tls_port = 0

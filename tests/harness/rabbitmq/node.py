@@ -5,7 +5,9 @@ Erlang distribution port and epmd port (``ERL_EPMD_PORT``), so it never
 meets Debian's system service or another test run; its Erlang cookie is
 ``<home>/.erlang.cookie`` (nodes of one cluster share ``home``). Its
 mnesia (data), logs, ``rabbitmq.conf`` and ``enabled_plugins`` live in
-``directory``. No plugin is enabled.
+``directory``. No plugin is enabled. Given a server certificate and a
+port, it also listens for AMQP over TLS there (``listeners.ssl``; client
+certificates are not asked for).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import time
 from pathlib import Path
 
 from tests.harness.rabbitmq.base import amqp_answers
-from tests.harness.services import ServiceStartError, tail
+from tests.harness.rabbitmq.tls import ServerCertificate
+from tests.harness.services import ServiceStartError, tail, wait_for_port
 
 __all__ = ["Node", "write_cookie"]
 
@@ -44,6 +47,8 @@ class Node:
         user: str,
         password: str,
         extra_config: str = "",
+        tls_port: int = 0,
+        certificate: ServerCertificate | None = None,
     ) -> None:
         self.sbin = sbin
         self.directory = directory
@@ -53,6 +58,8 @@ class Node:
         self.user = user
         self.password = password
         self.extra_config = extra_config
+        self.tls_port = tls_port if certificate is not None else 0
+        self.certificate = certificate
         self.log_path = directory / "log" / f"{nodename}.log"
         self.output_path = directory / "output.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -90,9 +97,22 @@ class Node:
             "log.file.level = info",
             # temp dirs on CI machines are small: a disk alarm would block every publisher
             "disk_free_limit.absolute = 1MB",
+            *self._tls_config(),
             self.extra_config,
         ]
         (self.directory / "rabbitmq.conf").write_text("\n".join(lines) + "\n")
+
+    def _tls_config(self) -> list[str]:
+        if self.certificate is None:
+            return []
+        return [
+            f"listeners.ssl.default = 127.0.0.1:{self.tls_port}",
+            f"ssl_options.cacertfile = {self.certificate.ca}",
+            f"ssl_options.certfile = {self.certificate.cert}",
+            f"ssl_options.keyfile = {self.certificate.key}",
+            "ssl_options.verify = verify_none",
+            "ssl_options.fail_if_no_peer_cert = false",
+        ]
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -134,6 +154,9 @@ class Node:
             if left <= 0:
                 return f"did not accept AMQP within {timeout:.0f} s"
             if amqp_answers("127.0.0.1", self.amqp_port, self.user, self.password, 0) is None:
+                # the TLS listener may open a moment after the plain one
+                if self.tls_port and not wait_for_port("127.0.0.1", self.tls_port, left):
+                    return f"did not listen on its TLS port {self.tls_port}"
                 return None
             time.sleep(0.2)
         assert self._proc is not None
