@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from kew_django.errors import KewImproperlyConfigured, PermanentError
     from kew_django.outbox import Channel
     from kew_django.providers import get_provider
+    from kew_django.topics import Topic, subscriber
     from kew_django.workers.progress import Cancelled, Interrupted, Work
     from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec, consumer
 
@@ -28,9 +29,11 @@ __all__ = [
     "KewImproperlyConfigured",
     "PermanentError",
     "RepeatAction",
+    "Topic",
     "Work",
     "consumer",
     "get_provider",
+    "subscriber",
 ]
 
 if not TYPE_CHECKING:  # type checkers see the imports above; unknown names are errors
@@ -48,5 +51,6 @@ if not TYPE_CHECKING:  # type checkers see the imports above; unknown names are 
             "KewImproperlyConfigured": "kew_django.errors",
             "RepeatAction": "kew.schedule",
             "get_provider": "kew_django.providers",
+            **dict.fromkeys(["Topic", "subscriber"], "kew_django.topics"),
         },
     )

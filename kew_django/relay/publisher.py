@@ -29,7 +29,8 @@ from kew_django.db.errors import DATABASE_ERRORS
 from kew_django.db.notify import OUTBOX, Listener
 from kew_django.models import OutboxMessage
 from kew_django.observability.observer import NO_OBSERVER, Observer
-from kew_django.outbox.validation import relay_options
+from kew_django.outbox.validation import TOPIC, relay_options
+from kew_django.topics import DeclareOnce
 from kew_django.relay.claims import Claims
 from kew_django.relay.isolate import send_one_by_one
 from kew_django.relay.order import EarlierBatchFailed, HeldBack, PublishOrder
@@ -113,6 +114,7 @@ class Relay:
         # NOTE: threads share one producer, used by one thread at a time (in claim order).
         self._producers = LazyProducer(self.provider)
         self._scheduled = Capability.SCHEDULED_DELIVERY in provider.capabilities
+        self._subscriptions = DeclareOnce(provider)  # before the first publish
         self._claims = Claims(self.claimable, self.using)  # compiled once, on the first claim
         self.listener: Listener | None = None  # while ``run`` runs (tests wait on it)
         # Every message carries its id (for the broker's duplicate detection) and properties.
@@ -124,6 +126,7 @@ class Relay:
         Raises ``ConnectionLost`` (nothing marked, no row's ``attempts``
         spent) when the provider is unreachable.
         """
+        self._subscriptions.ensure()
         while True:
             try:
                 return self._relay_batch()
@@ -266,7 +269,8 @@ class Relay:
         )
         # The generic property rules and the provider's own (one bad row fails alone), and
         # the provider's encoding, done once.
-        return self.provider.prepare(Outgoing(row.queue, bytes(row.payload), options))
+        outgoing = Outgoing(row.queue, bytes(row.payload), options, topic=TOPIC in row.headers)
+        return self.provider.prepare(outgoing)
 
     def _reject(self, row, error: Exception) -> None:
         attempts = row.attempts + 1

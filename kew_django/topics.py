@@ -1,0 +1,154 @@
+"""Topics for Django: ``Topic.publish`` through the outbox, ``@subscriber`` for durable subscriptions.
+
+    images_imported = Topic("images.imported", payload=ImageImported)
+
+    @subscriber(images_imported, name="thumbnails", retry="10s 1m")
+    def make_thumbnail(event: ImageImported) -> None: ...
+
+A subscription is a queue of its own (``topic::name``) consumed by the
+ordinary workers, so it has its own retries, idempotency and dead letters.
+The relay declares every subscription of the code before it publishes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from django.apps import apps
+
+import kew.topics
+from kew.providers.base import Capability, Provider
+from kew.schedule import ExhaustedHandler, RetrySpec
+from kew_django.conf import section
+from kew_django.errors import KewImproperlyConfigured
+from kew_django.outbox.channel import Channel
+from kew_django.outbox.validation import TOPIC
+from kew_django.workers.registry import (
+    DEFAULT_RETRY,
+    ConsumerRegistry,
+    ConsumerSpec,
+    Handler,
+    consumers,
+)
+
+T = TypeVar("T")
+
+
+class Topic(kew.topics.Topic[T]):
+    """A topic that application code publishes ``payload``-typed events to, through the outbox.
+
+    ``publish`` writes one outbox row in the caller's transaction, exactly
+    as ``Channel.send``: the event exists if and only if the transaction
+    commits; the relay then publishes it and every subscription gets a copy.
+    """
+
+    def __init__(self, name: str, *, payload: type[T] | None = None, provider: str = "default"):
+        super().__init__(name, payload=payload)
+        self.provider = provider
+        self._outbox: Channel[T] = Channel(name, payload=payload, provider=provider)
+
+    def publish(self, data: T, *, properties: Mapping[str, str] | None = None, using=None):
+        """Write ``data`` to the outbox for every subscription; return the outbox row."""
+        return self._outbox.send(data, properties=self._marked(properties), using=using)
+
+    def publish_many(
+        self, items: Iterable[T], *, properties: Mapping[str, str] | None = None, using=None
+    ) -> list:
+        """Write every item to the outbox in one bulk INSERT; return the rows."""
+        return self._outbox.send_many(items, properties=self._marked(properties), using=using)
+
+    def _marked(self, properties: Mapping[str, str] | None) -> dict[str, str]:
+        return {**(properties or {}), TOPIC: self.name}
+
+
+@dataclass(frozen=True, eq=False)
+class SubscriberSpec(ConsumerSpec):
+    """A consumer of one durable subscription: ``queue`` is ``topic::subscription``."""
+
+    topic: str = ""
+    subscription: str = ""
+
+
+def subscriber(
+    topic: kew.topics.Topic[Any],
+    *,
+    name: str,
+    retry: RetrySpec | object = DEFAULT_RETRY,
+    on_exhausted: ExhaustedHandler[Any] | None = None,
+    idempotent: bool = False,
+    prefetch: int = 1,
+    atomic: bool = True,
+) -> Callable[[Handler], Handler]:
+    """Register the decorated function as the consumer of ``topic``'s subscription ``name``.
+
+    The subscription is durable: what is published while no worker runs
+    waits in its queue. Otherwise as ``@consumer``: the handler gets the
+    decoded data in ``transaction.atomic()`` on a worker thread, the ack
+    follows its commit, and retries, ``idempotent`` and dead letters are
+    this subscription's own.
+    """
+    if not apps.is_installed("kew_django"):
+        raise KewImproperlyConfigured("@subscriber needs 'kew_django' in INSTALLED_APPS")
+    if retry is DEFAULT_RETRY:
+        retry = section("CONSUMERS").get("RETRY", "10s 1m 10m")
+    queue = topic.subscription(name)
+
+    def decorate(handler: Handler) -> Handler:
+        spec = SubscriberSpec(
+            queue,
+            handler,
+            payload=topic.payload,
+            retry=cast(RetrySpec, retry),
+            on_exhausted=on_exhausted,
+            idempotent=idempotent,
+            prefetch=prefetch,
+            atomic=atomic,
+            topic=topic.name,
+            subscription=name,
+        )
+        handler.kew_consumer = consumers.register(spec)  # type: ignore[attr-defined]
+        return handler
+
+    return decorate
+
+
+def subscriptions(registry: ConsumerRegistry = consumers) -> list[SubscriberSpec]:
+    """Return the subscribers the code declares, by queue."""
+    found = [spec for spec in registry if isinstance(spec, SubscriberSpec)]
+    return sorted(found, key=lambda spec: spec.queue)
+
+
+def declare_subscriptions(provider: Provider, registry: ConsumerRegistry = consumers) -> list[str]:
+    """Declare on ``provider`` every subscription of ``registry``; return their queues.
+
+    Idempotent. A provider without topics declares nothing (publishing to
+    it fails, row by row, in the relay).
+    """
+    if Capability.TOPICS not in provider.capabilities:
+        return []
+    return [provider.subscribe(spec.topic, spec.subscription) for spec in subscriptions(registry)]
+
+
+class DeclareOnce:
+    """Declare the code's subscriptions on ``provider`` before the first publish; thread-safe.
+
+    A failure (a broker outage) raises and is tried again on the next call.
+    """
+
+    def __init__(self, provider: Provider, registry: ConsumerRegistry = consumers):
+        self.provider = provider
+        self.registry = registry
+        self._done = False
+        self._lock = threading.Lock()
+
+    def ensure(self) -> None:
+        """Declare them unless that was done already."""
+        if self._done:
+            return
+        with self._lock:
+            if not self._done:
+                declare_subscriptions(self.provider, self.registry)
+                self._done = True
