@@ -26,7 +26,7 @@ class Topic(Generic[T]):
 
     def __init__(self, name: str, *, payload: type[T] | None = None):
         if not name or len(name) > 150 or "::" in name:
-            raise ConfigurationError(f"a topic name needs 1 to 150 characters and no '::': {name!r}")
+            raise ConfigurationError(f"a topic name needs 1 to 150 characters, no '::': {name!r}")
         self.name = name
         self.payload = payload
         self.codec: JsonCodec[T] = JsonCodec(payload)

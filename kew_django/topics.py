@@ -1,4 +1,4 @@
-"""Topics for Django: ``Topic.publish`` through the outbox, ``@subscriber`` for durable subscriptions.
+"""Topics for Django: ``Topic.publish`` through the outbox; ``@subscriber``: a durable subscription.
 
     images_imported = Topic("images.imported", payload=ImageImported)
 

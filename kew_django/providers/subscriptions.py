@@ -1,4 +1,4 @@
-"""Topics on the database provider: a subscription is a row; a publish, one queue row per subscription."""
+"""Topics on the database provider: a subscription is a row; a publish, a queue row for each."""
 
 from __future__ import annotations
 

@@ -30,12 +30,12 @@ from kew_django.db.notify import OUTBOX, Listener
 from kew_django.models import OutboxMessage
 from kew_django.observability.observer import NO_OBSERVER, Observer
 from kew_django.outbox.validation import TOPIC, relay_options
-from kew_django.topics import DeclareOnce
 from kew_django.relay.claims import Claims
 from kew_django.relay.isolate import send_one_by_one
 from kew_django.relay.order import EarlierBatchFailed, HeldBack, PublishOrder
 from kew_django.relay.rejections import retry_at, retry_backoff_over
 from kew_django.relay.waiting import wait
+from kew_django.topics import DeclareOnce
 
 log = logging.getLogger(__name__)
 PENDING, SENT, FAILED = (
