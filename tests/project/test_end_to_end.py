@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from project.imports.messages import AUDIT_QUEUE, OUTCOMES_QUEUE
 from project.imports.samples import create_sample
 from tests.harness.e2e import (
     Process,
@@ -96,7 +97,11 @@ def run_the_guarantee(
             "consume-imports", ["kew_consume", "imports"], env, logs, ready="kew: started"
         )
         notifier = Process(
-            "consume-outcomes", ["kew_consume", "import-outcomes"], env, logs, ready="kew: started"
+            "consume-outcomes",
+            ["kew_consume", OUTCOMES_QUEUE, AUDIT_QUEUE],
+            env,
+            logs,
+            ready="kew: started",
         )
         processes = [web, relay, importer, notifier]
         smtp.handler.refusing.set()
@@ -212,7 +217,7 @@ def check_state(accepted: dict[str, str], state: dict) -> None:
             assert record["files"] == 5, record
     assert set(state["outbox"]) == {"sent"}, f"outbox rows not sent: {state['outbox']}"
     assert state["queued"] == 0, "messages left in the database queue"
-    assert state["waiting"] == {"imports": 0, "import-outcomes": 0}, state["waiting"]
+    assert state["waiting"] == {"imports": 0, OUTCOMES_QUEUE: 0}, state["waiting"]
     exhausted = {i for i, n in accepted.items() if n.startswith("transient-9")}
     dead = state["dead"]
     assert all(d["queue"] == "imports" and d["reason"] == "exhausted" for d in dead), dead
