@@ -5,12 +5,20 @@
 - ``forms``: edit-and-requeue, validated against the consumer's payload type;
 - ``dashboard``: per-queue counts, relay lag and a 24-hour chart;
 - ``in_progress``: what each worker runs now, with an action that asks a
-  running message to stop.
+  running message to stop;
+- ``topics``: each topic's subscriptions, their depth and dead letters.
 
 The operations themselves are plain functions in ``kew_django.operations``.
 """
 
 from kew_django.admin.in_progress import InProgressAdmin
 from kew_django.admin.screens import DeadLetterAdmin, OutboxMessageAdmin, ProcessedMessageAdmin
+from kew_django.admin.topics import TopicSubscriptionAdmin
 
-__all__ = ["DeadLetterAdmin", "InProgressAdmin", "OutboxMessageAdmin", "ProcessedMessageAdmin"]
+__all__ = [
+    "DeadLetterAdmin",
+    "InProgressAdmin",
+    "OutboxMessageAdmin",
+    "ProcessedMessageAdmin",
+    "TopicSubscriptionAdmin",
+]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from kew.providers.artemis.topics import queue_name as artemis_queue_name
 from project.imports.messages import AUDIT_QUEUE, OUTCOMES_QUEUE
 from project.imports.samples import create_sample
 from tests.harness.e2e import (
@@ -262,7 +263,7 @@ def test_exactly_one_outcome_email_per_import_on_postgres_and_artemis(
 
     def queue_depth(queue: str) -> int:
         """Count the messages Artemis holds for ``queue``: waiting, scheduled or in delivery."""
-        stat = artemis_server.queue_stat(queue)
+        stat = artemis_server.queue_stat(artemis_queue_name(queue))  # a subscription's: t.n
         assert stat is not None, f"Artemis has no queue {queue!r}: were the messages sent there?"
         counts = ("messageCount", "scheduledCount", "deliveringCount")
         return sum(int(stat.get(key, 0)) for key in counts)

@@ -28,6 +28,12 @@ def destination(queue: str) -> tuple[str, str]:
     return f"{topic}{SUBSCRIPTION_SEPARATOR}{topic}.{name}", MULTICAST
 
 
+def queue_name(queue: str) -> str:
+    """Return the name Artemis knows Kew queue ``queue`` by (``t.n`` for subscription ``t::n``)."""
+    target, _ = destination(queue)
+    return target.partition(SUBSCRIPTION_SEPARATOR)[2] or target
+
+
 def subscribe(config: ArtemisConfig, topic: str, name: str) -> str:
     """Create the durable subscription if missing; return its Kew queue.
 
