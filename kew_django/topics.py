@@ -7,7 +7,7 @@
 
 A subscription is a queue of its own (``topic::name``) consumed by the
 ordinary workers, so it has its own retries, idempotency and dead letters.
-The relay declares every subscription of the code before it publishes.
+The relay declares a topic's subscriptions (from the code) before it first publishes to it.
 """
 
 from __future__ import annotations
@@ -132,23 +132,28 @@ def declare_subscriptions(provider: Provider, registry: ConsumerRegistry = consu
     return [provider.subscribe(spec.topic, spec.subscription) for spec in subscriptions(registry)]
 
 
-class DeclareOnce:
-    """Declare the code's subscriptions on ``provider`` before the first publish; thread-safe.
+class Declarations:
+    """Declare a topic's subscriptions (from ``registry``) before the first publish to it.
 
-    A failure (a broker outage) raises and is tried again on the next call.
+    Once per topic for the life of the object (a relay); thread-safe. A
+    failure (a broker outage) raises, and the next call tries again.
     """
 
     def __init__(self, provider: Provider, registry: ConsumerRegistry = consumers):
         self.provider = provider
         self.registry = registry
-        self._done = False
+        self._declared: set[str] = set()
         self._lock = threading.Lock()
 
-    def ensure(self) -> None:
-        """Declare them unless that was done already."""
-        if self._done:
+    def ensure(self, topic: str) -> None:
+        """Declare the subscriptions of ``topic`` unless that was done already."""
+        if topic in self._declared:
             return
         with self._lock:
-            if not self._done:
-                declare_subscriptions(self.provider, self.registry)
-                self._done = True
+            if topic in self._declared:
+                return
+            if Capability.TOPICS in self.provider.capabilities:
+                for spec in subscriptions(self.registry):
+                    if spec.topic == topic:
+                        self.provider.subscribe(spec.topic, spec.subscription)
+            self._declared.add(topic)

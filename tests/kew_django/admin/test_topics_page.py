@@ -32,9 +32,7 @@ def test_topics_are_listed_with_depth_and_dead_letters(admin_client, events):
     events.publish_many([{"n": 1}, {"n": 2}])
     Relay(get_provider()).relay_all()
     events.publish({"n": 3})  # not relayed yet
-    DeadLetter.objects.create(
-        queue=events.subscription("mail"), payload=b"{}", reason="exhausted"
-    )
+    DeadLetter.objects.create(queue=events.subscription("mail"), payload=b"{}", reason="exhausted")
     response = admin_client.get(TOPICS)
     assert response.status_code == 200
     (topic,) = response.context["topics"]
