@@ -15,9 +15,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from django.apps import apps
+from django.db import transaction
 
 import kew.topics
 from kew.providers.base import Capability, Provider
@@ -136,11 +138,16 @@ class Declarations:
     """Declare a topic's subscriptions (from ``registry``) before the first publish to it.
 
     Once per topic for the life of the object (a relay); thread-safe. A
-    failure (a broker outage) raises, and the next call tries again.
+    failure (a broker outage) raises, and the next call tries again. Called
+    inside a transaction on ``using``, a topic counts as declared only once
+    it commits: the database provider's subscriptions are rows of it.
     """
 
-    def __init__(self, provider: Provider, registry: ConsumerRegistry = consumers):
+    def __init__(
+        self, provider: Provider, using: str, registry: ConsumerRegistry = consumers
+    ) -> None:
         self.provider = provider
+        self.using = using
         self.registry = registry
         self._declared: set[str] = set()
         self._lock = threading.Lock()
@@ -156,4 +163,4 @@ class Declarations:
                 for spec in subscriptions(self.registry):
                     if spec.topic == topic:
                         self.provider.subscribe(spec.topic, spec.subscription)
-            self._declared.add(topic)
+            transaction.on_commit(partial(self._declared.add, topic), using=self.using)

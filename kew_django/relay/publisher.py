@@ -114,7 +114,7 @@ class Relay:
         # NOTE: threads share one producer, used by one thread at a time (in claim order).
         self._producers = LazyProducer(self.provider)
         self._scheduled = Capability.SCHEDULED_DELIVERY in provider.capabilities
-        self._subscriptions = Declarations(provider)  # of each topic, before its first publish
+        self._subscriptions = Declarations(provider, self.using)  # before a topic's first publish
         self._claims = Claims(self.claimable, self.using)  # compiled once, on the first claim
         self.listener: Listener | None = None  # while ``run`` runs (tests wait on it)
         # Every message carries its id (for the broker's duplicate detection) and properties.
