@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 from django.apps import apps
+from django.core import checks
 from django.db import transaction
 
 import kew.topics
@@ -28,6 +29,7 @@ from kew_django.conf import section
 from kew_django.errors import KewImproperlyConfigured
 from kew_django.outbox.channel import Channel
 from kew_django.outbox.validation import TOPIC
+from kew_django.providers import get_provider
 from kew_django.workers.registry import (
     DEFAULT_RETRY,
     ConsumerRegistry,
@@ -72,6 +74,7 @@ class SubscriberSpec(ConsumerSpec):
 
     topic: str = ""
     subscription: str = ""
+    provider: str = "default"  # the alias the topic is published through
 
 
 def subscriber(
@@ -110,6 +113,7 @@ def subscriber(
             atomic=atomic,
             topic=topic.name,
             subscription=name,
+            provider=getattr(topic, "provider", "default"),
         )
         handler.kew_consumer = consumers.register(spec)  # type: ignore[attr-defined]
         return handler
@@ -164,3 +168,24 @@ class Declarations:
                     if spec.topic == topic:
                         self.provider.subscribe(spec.topic, spec.subscription)
             transaction.on_commit(partial(self._declared.add, topic), using=self.using)
+
+
+def check_topics(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Check that each subscriber's topic goes through a provider that has topics."""
+    errors: list[checks.CheckMessage] = []
+    for spec in subscriptions():
+        try:
+            provider = get_provider(spec.provider)
+        except Exception:  # noqa: BLE001 - a provider that cannot be built is kew.E001's
+            continue
+        if Capability.TOPICS not in provider.capabilities:
+            errors.append(
+                checks.Error(
+                    f"@subscriber {spec.name}: topic {spec.topic!r} goes through provider "
+                    f"{spec.provider!r} ({type(provider).__name__}), which has no topics",
+                    hint="Use the database, memory, Artemis or RabbitMQ provider for topics.",
+                    obj=spec.handler,
+                    id="kew.E030",
+                )
+            )
+    return errors
