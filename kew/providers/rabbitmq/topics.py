@@ -47,7 +47,7 @@ def subscribe(config: RabbitMQConfig, topic: str, name: str) -> str:
     queue = subscription_queue(topic, name)
     connection = None
     try:
-        connection, _ = open_connection(config, rounds=config.reconnect_attempts or 1)
+        connection, _ = open_connection(config)  # one round: the caller backs off and retries
         channel = connection.channel()
         declared = declare_exchange(channel, topic)
         declare_work_queue(channel, config, queue)
