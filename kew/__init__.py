@@ -33,6 +33,7 @@ from kew.qchan import (
     QueueSource,
 )
 from kew.schedule import GiveUpReason, RepeatAction, Retry, Schedule
+from kew.topics import Topic, TopicSource
 
 __all__ = [
     "AckMode",
@@ -61,6 +62,8 @@ __all__ = [
     "Retry",
     "Schedule",
     "SendError",
+    "Topic",
+    "TopicSource",
     "UnsupportedCapability",
     "connect",
     "utcnow",

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from kew_django.outbox import Channel
     from kew_django.periodic_jobs import periodic
     from kew_django.providers import get_provider
+    from kew_django.topics import Topic, subscriber
     from kew_django.workers.progress import Cancelled, Interrupted, Work
     from kew_django.workers.registry import ConsumerRegistry, ConsumerSpec, consumer
 
@@ -29,10 +30,12 @@ __all__ = [
     "KewImproperlyConfigured",
     "PermanentError",
     "RepeatAction",
+    "Topic",
     "Work",
     "consumer",
     "get_provider",
     "periodic",
+    "subscriber",
 ]
 
 if not TYPE_CHECKING:  # type checkers see the imports above; unknown names are errors
@@ -51,5 +54,6 @@ if not TYPE_CHECKING:  # type checkers see the imports above; unknown names are 
             "RepeatAction": "kew.schedule",
             "get_provider": "kew_django.providers",
             "periodic": "kew_django.periodic_jobs",
+            **dict.fromkeys(["Topic", "subscriber"], "kew_django.topics"),
         },
     )

@@ -14,6 +14,7 @@ from kew_django.checks import check_broker_reachable, check_consumers, check_set
 from kew_django.observability.checks import check_observability
 from kew_django.periodic_jobs.checks import check_periodic
 from kew_django.tasks import hooks
+from kew_django.topics import check_topics
 
 
 class KewConfig(AppConfig):
@@ -25,7 +26,13 @@ class KewConfig(AppConfig):
 
     def ready(self) -> None:
         """Register checks, import apps' ``consumers`` and ``periodic`` modules, add task queues."""
-        for check in (check_settings, check_consumers, check_observability, check_periodic):
+        for check in (
+            check_settings,
+            check_consumers,
+            check_observability,
+            check_periodic,
+            check_topics,
+        ):
             checks.register(check, "kew")
         checks.register(check_broker_reachable, "kew", deploy=True)
         autodiscover_modules("consumers")

@@ -387,3 +387,23 @@ class PeriodicJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}{' (paused)' if self.paused else ''}"
+
+
+class TopicSubscription(models.Model):
+    """A durable subscription of the database provider: a publish to ``topic`` queues a copy.
+
+    Written by ``DatabaseProvider.subscribe`` (the relay and the workers
+    declare the subscriptions of the code's ``@subscriber``\\ s).
+    """
+
+    topic = models.CharField(max_length=200)
+    name = models.CharField(max_length=200)
+    queue = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "topic subscription"
+        indexes = [models.Index(fields=["topic"], name="kew_subscription_topic_idx")]
+
+    def __str__(self) -> str:
+        return self.queue

@@ -29,6 +29,7 @@ class Capability(Enum):
     PERSISTENCE = "messages that survive a restart of the provider"
     BROWSING = "browsing a queue without taking its messages"
     DEAD_LETTER_ADDRESS = "a dead-letter address for messages the provider stops redelivering"
+    TOPICS = "topics whose durable subscriptions each keep a copy of what is published"
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,26 @@ def validate_properties(properties: Mapping[str, str]) -> None:
             raise ConfigurationError(f"property {name!r} must be a string, not {kind}")
 
 
+SUBSCRIPTION_SEPARATOR = "::"
+
+
+def subscription_queue(topic: str, name: str) -> str:
+    """Return the queue that subscription ``name`` of ``topic`` is consumed from."""
+    if not topic or not name or SUBSCRIPTION_SEPARATOR in topic + name:
+        raise ConfigurationError(
+            f"a topic and a subscription need names without '::', got {topic!r} and {name!r}"
+        )
+    return f"{topic}{SUBSCRIPTION_SEPARATOR}{name}"
+
+
 @dataclass(frozen=True)
 class Outgoing:
-    """One payload to send to one queue."""
+    """One payload to send to one queue, or with ``topic`` set, to every subscription of a topic."""
 
     queue: str
     payload: bytes
     options: DeliveryOptions = field(default_factory=DeliveryOptions)
+    topic: bool = False  # ``queue`` names a topic
 
 
 @dataclass(frozen=True)
@@ -127,7 +141,17 @@ class Producer(ABC):
         payload that may not have been stored; those before it were.
         """
         for item in batch:
+            if item.topic:
+                raise UnsupportedCapability(f"{type(self).__name__} cannot publish to topics")
             self.send(item.queue, item.payload, item.options)
+
+    def publish(self, topic: str, payload: bytes, options: DeliveryOptions | None = None) -> None:
+        """Publish one payload to ``topic``; return once each of its subscriptions stored a copy.
+
+        A topic without subscriptions drops what is published to it, so
+        declare them (``Provider.subscribe``) before the first publish.
+        """
+        self.send_many([Outgoing(topic, payload, options or DeliveryOptions(), topic=True)])
 
     def send_prepared(self, batch: Sequence[Prepared]) -> None:
         """Send what ``Provider.prepare`` returned, as ``send_many`` (same errors, same return)."""
@@ -179,6 +203,15 @@ class Provider(ABC):
         """Yield up to ``limit`` waiting messages without taking them off the queue."""
         raise UnsupportedCapability(f"{type(self).__name__} cannot browse queues")
 
+    def subscribe(self, topic: str, name: str) -> str:
+        """Declare durable subscription ``name`` of ``topic``; return its queue.
+
+        Idempotent. From then on every message published to ``topic`` is
+        kept in that queue until a receiver of it acks it, whether or not
+        one is running.
+        """
+        raise UnsupportedCapability(f"{type(self).__name__} has no topics")
+
     def close(self) -> None:
         """Release every resource the provider holds."""
 
@@ -201,6 +234,8 @@ class Provider(ABC):
         """
         if not outgoing.queue:
             raise ConfigurationError("a queue needs a name")
+        if outgoing.topic and Capability.TOPICS not in self.capabilities:
+            raise UnsupportedCapability(f"{type(self).__name__} does not support topics")
         self.require(outgoing.options)
 
     def prepare(self, outgoing: Outgoing) -> Prepared:

@@ -6,7 +6,7 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kew.errors import ConfigurationError
@@ -14,9 +14,11 @@ from kew.providers.base import (
     Capability,
     Delivery,
     DeliveryOptions,
+    Outgoing,
     Producer,
     Provider,
     Receiver,
+    subscription_queue,
 )
 
 
@@ -41,7 +43,8 @@ class MemoryProvider(Provider):
     Honours scheduled delivery, acks, redelivery of deliveries left
     unacked when their receiver closes, and duplicate message ids (a
     message whose id the queue has seen is dropped, as a broker's
-    duplicate detection would). State lives on the instance; ``clear()``
+    duplicate detection would), and topics: a publish puts a copy in each
+    subscription's queue. State lives on the instance; ``clear()``
     empties it. Pass ``capabilities`` to imitate a less able provider.
     """
 
@@ -51,6 +54,7 @@ class MemoryProvider(Provider):
         if capabilities is not None:
             self.capabilities = frozenset(capabilities)
         self._queues: dict[str, _Queue] = {}
+        self._subscriptions: dict[str, set[str]] = {}  # topic -> subscription queues
         self._cond = threading.Condition()
         self._sequence = itertools.count()
 
@@ -73,6 +77,13 @@ class MemoryProvider(Provider):
         for _, _, stored in waiting:
             yield MemoryDelivery(self, queue, stored, receiver=None)
 
+    def subscribe(self, topic: str, name: str) -> str:
+        queue = subscription_queue(topic, name)
+        with self._cond:
+            self._subscriptions.setdefault(topic, set()).add(queue)
+            self._queue(queue)
+        return queue
+
     def pending(self, queue: str) -> int:
         """Return how many messages wait in ``queue`` (scheduled ones included)."""
         with self._cond:
@@ -82,6 +93,7 @@ class MemoryProvider(Provider):
         """Forget every queue and message."""
         with self._cond:
             self._queues.clear()
+            self._subscriptions.clear()
 
     def _queue(self, name: str) -> _Queue:
         if not name:
@@ -97,6 +109,12 @@ class MemoryProvider(Provider):
                 q.seen_ids.add(stored.message_id)
             heapq.heappush(q.heap, (stored.ready_at, next(self._sequence), stored))
             self._cond.notify_all()
+
+    def _publish(self, topic: str, stored: _Stored) -> None:
+        with self._cond:
+            queues = sorted(self._subscriptions.get(topic, ()))
+            for queue in queues:
+                self._put(queue, _Stored(**vars(stored)))
 
     def _take(self, queue: str, timeout: float | None) -> _Stored | None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -124,9 +142,20 @@ class MemoryProducer(Producer):
     def send(self, queue: str, payload: bytes, options: DeliveryOptions | None = None) -> None:
         options = options or DeliveryOptions()
         self.provider.require(options)
-        ready_at = options.deliver_at.timestamp() if options.deliver_at else 0.0
-        stored = _Stored(bytes(payload), options.message_id, dict(options.properties), ready_at)
-        self.provider._put(queue, stored)
+        self.provider._put(queue, _stored(payload, options))
+
+    def send_many(self, batch: Sequence[Outgoing]) -> None:
+        for item in batch:
+            if item.topic:
+                self.provider.validate(item)
+                self.provider._publish(item.queue, _stored(item.payload, item.options))
+            else:
+                self.send(item.queue, item.payload, item.options)
+
+
+def _stored(payload: bytes, options: DeliveryOptions) -> _Stored:
+    ready_at = options.deliver_at.timestamp() if options.deliver_at else 0.0
+    return _Stored(bytes(payload), options.message_id, dict(options.properties), ready_at)
 
 
 class MemoryReceiver(Receiver):

@@ -5,8 +5,9 @@
 - ``forms``: edit-and-requeue, validated against the consumer's payload type;
 - ``dashboard``: per-queue counts, relay lag and a 24-hour chart;
 - ``in_progress``: what each worker runs now, with an action that asks a
-  running message to stop.
-- ``periodic``: the periodic jobs, their last and next firing, pause/resume.
+  running message to stop;
+- ``periodic``: the periodic jobs, their last and next firing, pause/resume;
+- ``topics``: each topic's subscriptions, their depth and dead letters.
 
 The operations themselves are plain functions in ``kew_django.operations``.
 """
@@ -14,6 +15,7 @@ The operations themselves are plain functions in ``kew_django.operations``.
 from kew_django.admin.in_progress import InProgressAdmin
 from kew_django.admin.periodic import PeriodicJobAdmin
 from kew_django.admin.screens import DeadLetterAdmin, OutboxMessageAdmin, ProcessedMessageAdmin
+from kew_django.admin.topics import TopicSubscriptionAdmin
 
 __all__ = [
     "DeadLetterAdmin",
@@ -21,4 +23,5 @@ __all__ = [
     "OutboxMessageAdmin",
     "PeriodicJobAdmin",
     "ProcessedMessageAdmin",
+    "TopicSubscriptionAdmin",
 ]

@@ -19,6 +19,7 @@ from kew.providers.headers import CONTENT_TYPE
 from kew_django.providers import ProviderNotConfigured, get_provider
 
 JSON = "application/json"
+TOPIC = "kew-topic"  # an outbox header: the row's queue names a topic (``Topic.publish``)
 
 
 def relay_options(
@@ -31,6 +32,7 @@ def relay_options(
 ) -> DeliveryOptions:
     """Return the delivery options the relay sends an outbox row with."""
     properties = dict(headers)
+    properties.pop(TOPIC, None)  # said by ``Outgoing.topic``, not carried
     if content_type != JSON:  # consumers assume JSON when the property is absent
         properties[CONTENT_TYPE] = content_type
     return DeliveryOptions(
@@ -64,4 +66,4 @@ def validate_outgoing(
         deliver_at=deliver_at,
         scheduled=Capability.SCHEDULED_DELIVERY in provider.capabilities,
     )
-    provider.validate(Outgoing(queue, b"", options))
+    provider.validate(Outgoing(queue, b"", options, topic=TOPIC in headers))

@@ -48,7 +48,7 @@ from kew.providers.base import (
 )
 from kew_django.db.errors import DATABASE_ERRORS
 from kew_django.db.notify import QUEUE, Listener
-from kew_django.providers import database_options
+from kew_django.providers import database_options, subscriptions
 from kew_django.providers.clock import ZERO, Clock
 from kew_django.providers.leases import RETURNED, Leased, Leases
 
@@ -119,6 +119,12 @@ class DatabaseProvider(Provider):
         for row in rows[:limit]:
             yield DatabaseDelivery(self, row, consumer=None)
 
+    def subscribe(self, topic: str, name: str) -> str:
+        try:
+            return subscriptions.subscribe(self.using, topic, name)
+        except DATABASE_ERRORS as error:
+            raise ConnectionLost(f"database {self.using!r}: {error}") from error
+
     def pending(self, queue: str) -> int:
         """Return how many messages wait in ``queue`` (scheduled and leased ones included)."""
         return _model().objects.using(self.using).filter(queue=queue).count()
@@ -150,13 +156,18 @@ class DatabaseProducer(Producer):
         """Insert the batch in one statement; ids already queued are dropped.
 
         A batch with a ``deliver_at`` reads the database's clock first, at
-        most once a minute (``Clock.offset``).
+        most once a minute (``Clock.offset``). A topic item becomes one row
+        per subscription of the topic.
         """
         if not batch:
             return
         now = timezone.now()
         using = self.provider.using
+        for item in batch:
+            if item.topic:
+                self.provider.validate(item)
         try:
+            batch = subscriptions.fan_out(using, batch)
             scheduled = any(item.options.deliver_at for item in batch)
             offset = self.provider.clock.offset() if scheduled else ZERO
             rows = [self._row(item, now, offset) for item in batch]

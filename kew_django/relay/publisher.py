@@ -29,12 +29,13 @@ from kew_django.db.errors import DATABASE_ERRORS
 from kew_django.db.notify import OUTBOX, Listener
 from kew_django.models import OutboxMessage
 from kew_django.observability.observer import NO_OBSERVER, Observer
-from kew_django.outbox.validation import relay_options
+from kew_django.outbox.validation import TOPIC, relay_options
 from kew_django.relay.claims import Claims
 from kew_django.relay.isolate import send_one_by_one
 from kew_django.relay.order import EarlierBatchFailed, HeldBack, PublishOrder
 from kew_django.relay.rejections import retry_at, retry_backoff_over
 from kew_django.relay.waiting import wait
+from kew_django.topics import Declarations
 
 log = logging.getLogger(__name__)
 PENDING, SENT, FAILED = (
@@ -113,6 +114,7 @@ class Relay:
         # NOTE: threads share one producer, used by one thread at a time (in claim order).
         self._producers = LazyProducer(self.provider)
         self._scheduled = Capability.SCHEDULED_DELIVERY in provider.capabilities
+        self._subscriptions = Declarations(provider, self.using)  # before a topic's first publish
         self._claims = Claims(self.claimable, self.using)  # compiled once, on the first claim
         self.listener: Listener | None = None  # while ``run`` runs (tests wait on it)
         # Every message carries its id (for the broker's duplicate detection) and properties.
@@ -220,10 +222,11 @@ class Relay:
         return pending.order_by("created_at", "id")
 
     def _prepare(self, rows) -> tuple[list[tuple[Any, Prepared]], list[tuple[Any, Exception]]]:
-        """Check and encode ``rows`` (no I/O); return ([(row, prepared)], [(refused row, error)]).
+        """Check and encode ``rows``; return ([(row, prepared)], [(refused row, error)]).
 
         Runs before the batch's turn to publish, so on another thread it
         overlaps the batch before it, which is waiting for its confirmation.
+        No I/O, except once per topic: declaring its subscriptions.
         """
         batch: list[tuple[Any, Prepared]] = []
         refused: list[tuple[Any, Exception]] = []
@@ -266,7 +269,11 @@ class Relay:
         )
         # The generic property rules and the provider's own (one bad row fails alone), and
         # the provider's encoding, done once.
-        return self.provider.prepare(Outgoing(row.queue, bytes(row.payload), options))
+        topic = TOPIC in row.headers
+        if topic:
+            self._subscriptions.ensure(row.queue)  # I/O once per topic: declares its subscriptions
+        outgoing = Outgoing(row.queue, bytes(row.payload), options, topic=topic)
+        return self.provider.prepare(outgoing)
 
     def _reject(self, row, error: Exception) -> None:
         attempts = row.attempts + 1

@@ -1,8 +1,10 @@
-"""The consumers of the imports app: run an import, then e-mail its outcome.
+"""The consumers of the imports app: run an import; then, for its outcome, e-mail and audit.
 
-Both are idempotent and run outside a transaction (``atomic=False``): the
-import reports progress and can be cancelled, and commits its outcome in
-one short ``work.commit()``. The flow and its guarantee:
+The import and the e-mail are idempotent and run outside a transaction
+(``atomic=False``): the import reports progress and can be cancelled, and
+commits its outcome in one short ``work.commit()``. Each outcome is
+published on the ``import-outcomes`` topic, whose subscribers (the e-mail,
+the audit log) react independently. The flow and its guarantee:
 docs/reference-app.md#the-flow.
 """
 
@@ -15,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from kew.schedule import RepeatAction
-from kew_django import Cancelled, PermanentError, Work, consumer
+from kew_django import Cancelled, PermanentError, Work, consumer, subscriber
 from kew_django.workers.progress import LeaseLost
 from project.imports import outcomes
 from project.imports.importer import (
@@ -26,13 +28,8 @@ from project.imports.importer import (
     no_progress,
     user_roots,
 )
-from project.imports.messages import (
-    IMPORTS_QUEUE,
-    OUTCOMES_QUEUE,
-    ImportRequest,
-    OutcomeNotice,
-)
-from project.imports.models import Import
+from project.imports.messages import IMPORTS_QUEUE, ImportRequest, OutcomeNotice, import_outcomes
+from project.imports.models import AuditEntry, Import
 from project.imports.notifications import send_outcome_email
 
 log = logging.getLogger(__name__)
@@ -138,9 +135,9 @@ def notify_exhausted(notice: OutcomeNotice, error: BaseException | None) -> None
     )
 
 
-@consumer(
-    OUTCOMES_QUEUE,
-    payload=OutcomeNotice,
+@subscriber(
+    import_outcomes,
+    name="email",
     retry=settings.NOTIFY_RETRY,
     on_exhausted=notify_exhausted,
     idempotent=True,
@@ -166,3 +163,14 @@ def notify(notice: OutcomeNotice, work: Work | None = None) -> None:
     with commit(work):
         outcomes.record_notified(item.pk)
     log.info("outcome of import %s (%s) e-mailed to %s", item.pk, item.status, item.email)
+
+
+@subscriber(import_outcomes, name="audit", idempotent=True)
+def audit(notice: OutcomeNotice) -> None:
+    """Write the import's audit entry (once); its failures never delay the e-mail."""
+    item = Import.objects.filter(pk=notice.import_id).first()
+    if item is None:
+        raise PermanentError(f"import {notice.import_id} does not exist")
+    AuditEntry.objects.get_or_create(
+        source=item, defaults={"status": item.status, "file_count": item.file_count}
+    )

@@ -1,13 +1,13 @@
-"""The messages of the imports app: their payloads and the channels that carry them."""
+"""The messages of the imports app: their payloads and the channels and topic that carry them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kew_django import Channel
+from kew_django import Channel, Topic
 
 IMPORTS_QUEUE = "imports"
-OUTCOMES_QUEUE = "import-outcomes"
+OUTCOMES_TOPIC = "import-outcomes"  # every outcome is published here; each subscriber reacts
 
 
 @dataclass(frozen=True)
@@ -25,4 +25,6 @@ class OutcomeNotice:
 
 
 import_requests: Channel[ImportRequest] = Channel(IMPORTS_QUEUE, payload=ImportRequest)
-outcome_notices: Channel[OutcomeNotice] = Channel(OUTCOMES_QUEUE, payload=OutcomeNotice)
+import_outcomes: Topic[OutcomeNotice] = Topic(OUTCOMES_TOPIC, payload=OutcomeNotice)
+OUTCOMES_QUEUE = import_outcomes.subscription("email")  # the outcome e-mail's subscription
+AUDIT_QUEUE = import_outcomes.subscription("audit")  # the audit log's subscription

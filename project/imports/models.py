@@ -97,6 +97,21 @@ class ImportedFile(models.Model):
         return self.path
 
 
+class AuditEntry(models.Model):
+    """How an import ended, as the audit log's subscriber to the outcomes topic recorded it."""
+
+    source = models.OneToOneField(Import, on_delete=models.CASCADE, related_name="audit")
+    status = models.CharField(max_length=16, choices=Import.Status.choices)
+    file_count = models.PositiveIntegerField(default=0)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.source_id} {self.status}"
+
+
 def token_digest(key: str) -> str:
     """Return the SHA-256 hex digest under which an API token is stored."""
     return hashlib.sha256(key.encode()).hexdigest()

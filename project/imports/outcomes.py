@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from project.imports.importer import FileRecord
-from project.imports.messages import OutcomeNotice, outcome_notices
+from project.imports.messages import OutcomeNotice, import_outcomes
 from project.imports.models import Import, ImportedFile
 
 PENDING = Import.Status.PENDING
@@ -74,7 +74,7 @@ def _finish(import_id: str, **fields) -> None:
     )
     if not changed:
         raise OutcomeAlreadyRecorded(f"import {import_id} has its outcome already")
-    outcome_notices.send(OutcomeNotice(import_id=str(import_id)))
+    import_outcomes.publish(OutcomeNotice(import_id=str(import_id)))
 
 
 def record_notified(import_id: str) -> bool:

@@ -99,6 +99,9 @@ class Wrapped(Provider):
     def receiver(self, queue, *, prefetch=1):
         return self.inner.receiver(queue, prefetch=prefetch)
 
+    def subscribe(self, topic, name):
+        return self.inner.subscribe(topic, name)
+
 
 class WrappedProducer(Producer):
     def __init__(self, owner: Wrapped, inner: Producer):

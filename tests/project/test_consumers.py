@@ -14,7 +14,12 @@ from kew_django.models import OutboxMessage
 from kew_django.testing import work_for
 from project.imports import outcomes
 from project.imports.consumers import import_exhausted, notify, run_import
-from project.imports.messages import IMPORTS_QUEUE, OUTCOMES_QUEUE, ImportRequest, OutcomeNotice
+from project.imports.messages import (
+    IMPORTS_QUEUE,
+    OUTCOMES_TOPIC,
+    ImportRequest,
+    OutcomeNotice,
+)
 from project.imports.models import Import
 from project.imports.notifications import outcome_message_id
 
@@ -42,7 +47,7 @@ def run(item: Import, *, cancelled: bool = False) -> RepeatAction | None:
 
 
 def notices(item: Import) -> int:
-    payloads = OutboxMessage.objects.filter(queue=OUTCOMES_QUEUE).values_list("payload", flat=True)
+    payloads = OutboxMessage.objects.filter(queue=OUTCOMES_TOPIC).values_list("payload", flat=True)
     return sum(json.loads(bytes(p)) == {"import_id": str(item.pk)} for p in payloads)
 
 

@@ -15,7 +15,7 @@ from kew_django.runner import relay_from_settings
 from kew_django.workers.registry import consumers
 from kew_django.workers.worker import DeliveryOutcome, Worker
 from project.imports import outcomes
-from project.imports.messages import OUTCOMES_QUEUE
+from project.imports.messages import OUTCOMES_QUEUE, OUTCOMES_TOPIC
 from project.imports.models import Import
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,7 +32,7 @@ def providers(settings):
 
 def deliver_one(worker: Worker) -> DeliveryOutcome:
     """Relay what the outbox holds, then handle one delivery of the notices queue."""
-    relay_from_settings(queues=[OUTCOMES_QUEUE]).relay_all()
+    relay_from_settings(queues=[OUTCOMES_TOPIC, OUTCOMES_QUEUE]).relay_all()
     with worker.provider.receiver(OUTCOMES_QUEUE) as consumer:
         delivery = consumer.receive(timeout=5)
         assert delivery is not None, "no notice was delivered"

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from kew.providers.artemis.topics import queue_name as artemis_queue_name
+from project.imports.messages import AUDIT_QUEUE, OUTCOMES_QUEUE
 from project.imports.samples import create_sample
 from tests.harness.e2e import (
     Process,
@@ -101,7 +103,11 @@ def run_the_guarantee(
             "consume-imports", ["kew_consume", "imports"], env, logs, ready="kew: started"
         )
         notifier = Process(
-            "consume-outcomes", ["kew_consume", "import-outcomes"], env, logs, ready="kew: started"
+            "consume-outcomes",
+            ["kew_consume", OUTCOMES_QUEUE, AUDIT_QUEUE],
+            env,
+            logs,
+            ready="kew: started",
         )
         processes = [web, relay, importer, notifier]
         smtp.handler.refusing.set()
@@ -219,7 +225,7 @@ def check_state(accepted: dict[str, str], state: dict) -> None:
             assert record["files"] == 5, record
     assert set(state["outbox"]) == {"sent"}, f"outbox rows not sent: {state['outbox']}"
     assert state["queued"] == 0, "messages left in the database queue"
-    assert state["waiting"] == {"imports": 0, "import-outcomes": 0}, state["waiting"]
+    assert state["waiting"] == {"imports": 0, OUTCOMES_QUEUE: 0}, state["waiting"]
     exhausted = {i for i, n in accepted.items() if n.startswith("transient-9")}
     dead = state["dead"]
     assert all(d["queue"] == "imports" and d["reason"] == "exhausted" for d in dead), dead
@@ -264,7 +270,7 @@ def test_exactly_one_outcome_email_per_import_on_postgres_and_artemis(
 
     def queue_depth(queue: str) -> int:
         """Count the messages Artemis holds for ``queue``: waiting, scheduled or in delivery."""
-        stat = artemis_server.queue_stat(queue)
+        stat = artemis_server.queue_stat(artemis_queue_name(queue))  # a subscription's: t.n
         assert stat is not None, f"Artemis has no queue {queue!r}: were the messages sent there?"
         counts = ("messageCount", "scheduledCount", "deliveringCount")
         return sum(int(stat.get(key, 0)) for key in counts)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from project.imports.messages import AUDIT_QUEUE, OUTCOMES_QUEUE
 from project.imports.samples import create_sample
 from tests.harness.e2e import (
     Process,
@@ -160,7 +161,11 @@ def crash_overlap_and_cancel(
             for name in ("imports-a", "imports-b")
         }
         notifier = Process(
-            "notifier", ["kew_consume", "import-outcomes"], env, logs, ready="kew: started"
+            "notifier",
+            ["kew_consume", OUTCOMES_QUEUE, AUDIT_QUEUE],
+            env,
+            logs,
+            ready="kew: started",
         )
         processes = [web, relay, *workers.values(), notifier]
         try:
@@ -258,7 +263,11 @@ def test_an_import_whose_worker_is_killed_every_run_ends_failed_with_one_email(
         relay = Process("relay", ["kew_relay"], env, logs, ready="relay: started")
         worker = Process("imports", ["kew_consume", "imports"], env, logs, ready="kew: started")
         notifier = Process(
-            "notifier", ["kew_consume", "import-outcomes"], env, logs, ready="kew: started"
+            "notifier",
+            ["kew_consume", OUTCOMES_QUEUE, AUDIT_QUEUE],
+            env,
+            logs,
+            ready="kew: started",
         )
         processes = [web, relay, worker, notifier]
         kills = 0
@@ -323,7 +332,11 @@ def sigterm_mid_import(tmp_path: Path, *, database_url: str, broker_url: str) ->
             for name in ("imports-a", "imports-b")
         ]
         notifier = Process(
-            "notifier", ["kew_consume", "import-outcomes"], env, logs, ready="kew: started"
+            "notifier",
+            ["kew_consume", OUTCOMES_QUEUE, AUDIT_QUEUE],
+            env,
+            logs,
+            ready="kew: started",
         )
         processes = [web, relay, *workers, notifier]
         try:

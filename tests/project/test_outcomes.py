@@ -9,7 +9,7 @@ import pytest
 from kew_django.models import OutboxMessage
 from project.imports import outcomes
 from project.imports.importer import FileRecord
-from project.imports.messages import OUTCOMES_QUEUE
+from project.imports.messages import OUTCOMES_TOPIC
 from project.imports.models import Import
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ def item() -> Import:
 
 def notices() -> list[dict]:
     return [
-        json.loads(bytes(m.payload)) for m in OutboxMessage.objects.filter(queue=OUTCOMES_QUEUE)
+        json.loads(bytes(m.payload)) for m in OutboxMessage.objects.filter(queue=OUTCOMES_TOPIC)
     ]
 
 

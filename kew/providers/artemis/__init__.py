@@ -12,6 +12,7 @@ import threading
 import weakref
 
 from kew.errors import ConfigurationError
+from kew.providers.artemis import topics
 from kew.providers.artemis.config import ArtemisConfig, parse_url
 from kew.providers.artemis.producer import ArtemisProducer, EncodedSend, encode, send_headers
 from kew.providers.artemis.receiver import ArtemisDelivery, ArtemisReceiver
@@ -44,6 +45,7 @@ class ArtemisProvider(Provider):
             Capability.PROPERTIES,
             Capability.PERSISTENCE,
             Capability.DEAD_LETTER_ADDRESS,  # after max-delivery-attempts redeliveries
+            Capability.TOPICS,  # MULTICAST addresses with durable subscription queues
         }
     )
 
@@ -88,6 +90,10 @@ class ArtemisProvider(Provider):
         """
         receiver = ArtemisReceiver(self.config, queue, prefetch=prefetch, selector=selector)
         return self._keep(receiver)
+
+    def subscribe(self, topic: str, name: str) -> str:
+        """Create the durable subscription ``topic.name`` on address ``topic``; return its queue."""
+        return topics.subscribe(self.config, topic, name)
 
     def _keep(self, client):
         with self._lock:

@@ -36,8 +36,10 @@ class FailoverConnection:
         *,
         on_message: MessageCallback | None = None,
         on_lost: Callable[[], None] | None = None,
+        client_id: str | None = None,
     ):
         self.config = config
+        self._connect_headers = {} if client_id is None else {"client-id": client_id}
         self.wire: Wire | None = None
         self._on_message = on_message
         self._on_lost = on_lost
@@ -85,7 +87,12 @@ class FailoverConnection:
         wire = Wire(
             self.config, host, port, next(self._generations), self._on_message, self._on_lost
         )
-        wire.open(self.config.user, self.config.password, self.config.connect_timeout)
+        wire.open(
+            self.config.user,
+            self.config.password,
+            self.config.connect_timeout,
+            self._connect_headers,
+        )
         return wire
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
+from kew.providers.artemis import topics
 from kew.providers.artemis.config import ArtemisConfig
 from kew.providers.artemis.connection import FailoverConnection
 from kew.providers.artemis.wire import BrokerRefused, Wire, encode_send, new_receipt
@@ -120,7 +121,12 @@ def encode(outgoing: Outgoing, config: ArtemisConfig) -> EncodedSend:
     headers = send_headers(outgoing.queue, outgoing.options, max_bytes=config.max_header_bytes)
     payload = bytes(outgoing.payload)
     headers["content-length"] = str(len(payload))  # a bytes message, even when empty
-    frame = (outgoing.queue, payload, headers)
+    if outgoing.topic:
+        target = outgoing.queue
+        headers["destination-type"] = topics.MULTICAST
+    else:
+        target, headers["destination-type"] = topics.destination(outgoing.queue)
+    frame = (target, payload, headers)
     return EncodedSend(outgoing, frame, encode_send(*frame))
 
 

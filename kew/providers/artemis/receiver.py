@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import stomp.utils
 
 from kew.errors import ConfigurationError, ConnectionLost
+from kew.providers.artemis import topics
 from kew.providers.artemis.config import ArtemisConfig
 from kew.providers.artemis.connection import FailoverConnection
 from kew.providers.artemis.producer import DUPLICATE_ID, MESSAGE_ID, is_reserved
@@ -74,14 +75,15 @@ class ArtemisReceiver(Receiver):
     def _subscribe(self) -> None:
         wire = self._connection.ensure()
         receipt = new_receipt()
+        target, routing = topics.destination(self.queue)  # a subscription's queue: MULTICAST
         headers = {
-            "subscription-type": "ANYCAST",
+            "subscription-type": routing,
             "consumer-window-size": str(self.window),
             "receipt": receipt,
         }
         if self.selector:
             headers["selector"] = self.selector
-        wire.subscribe(self.queue, self._subscription, headers)
+        wire.subscribe(target, self._subscription, headers)
         try:
             wire.wait_receipt(
                 receipt, self.config.receipt_timeout, f"the subscription to {self.queue!r}"

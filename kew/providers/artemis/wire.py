@@ -154,7 +154,13 @@ class Wire(stomp.ConnectionListener):
 
     # -- called on the caller's thread --
 
-    def open(self, user: str | None, password: str | None, timeout: float) -> None:
+    def open(
+        self,
+        user: str | None,
+        password: str | None,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """Open the TCP connection and STOMP session.
 
         Raises ConfigurationError only for a refused login (wrong user or
@@ -162,7 +168,7 @@ class Wire(stomp.ConnectionListener):
         silent socket, raises Unreachable, which callers retry.
         """
         try:
-            self.conn.connect(user, password, wait=False)
+            self.conn.connect(user, password, wait=False, headers=dict(headers or {}))
         except (stomp.exception.StompException, OSError):
             why = "TCP connection refused or timed out"
             if self._tls:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from kew.errors import ConfigurationError
 from kew.providers.base import Capability, Outgoing, Producer, Provider, Receiver
+from kew.providers.rabbitmq import topics
 from kew.providers.rabbitmq.config import RabbitMQConfig, parse_url
 from kew.providers.rabbitmq.producer import EncodedPublish, RabbitMQProducer, encode
 from kew.providers.rabbitmq.receiver import RabbitMQDelivery, RabbitMQReceiver
@@ -45,6 +46,7 @@ class RabbitMQProvider(Provider):
             Capability.MESSAGE_ID,
             Capability.PROPERTIES,
             Capability.PERSISTENCE,
+            Capability.TOPICS,  # a fanout exchange per topic, a work queue per subscription
             # and DEAD_LETTER_ADDRESS with delivery_limit (a dead-letter queue per queue)
         }
     )
@@ -86,6 +88,10 @@ class RabbitMQProvider(Provider):
     def receiver(self, queue: str, *, prefetch: int = 1) -> Receiver:
         """Return a consuming receiver of ``queue`` (declared if missing), ``prefetch`` unacked."""
         return self._keep(RabbitMQReceiver(self.config, queue, prefetch=prefetch))
+
+    def subscribe(self, topic: str, name: str) -> str:
+        """Declare ``topic``'s exchange and the subscription's bound queue; return the queue."""
+        return topics.subscribe(self.config, topic, name)
 
     def dead_letter_receiver(self, queues: Sequence[str], *, prefetch: int = 1) -> Receiver:
         """Return a receiver of the dead-letter queues of ``queues`` (needs ``delivery_limit``).

@@ -27,7 +27,7 @@ import pika.spec
 from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
 from kew.message import utcnow
 from kew.providers.base import DeliveryOptions, Outgoing, Prepared, Producer, Provider
-from kew.providers.rabbitmq import delays
+from kew.providers.rabbitmq import delays, topics
 from kew.providers.rabbitmq.config import RabbitMQConfig
 from kew.providers.rabbitmq.connection import (
     CONNECTION_ERRORS,
@@ -65,7 +65,11 @@ def encode(outgoing: Outgoing, config: RabbitMQConfig) -> EncodedPublish:
         not isinstance(message_id, str) or len(message_id.encode()) > 255
     ):
         raise ConfigurationError("a message id must be a string of at most 255 bytes")
-    if options.deliver_at is not None:
+    if outgoing.topic:
+        topics.exchange(outgoing.queue)
+        if options.deliver_at is not None:
+            raise ConfigurationError("RabbitMQ cannot schedule a publish to a topic")
+    elif options.deliver_at is not None:
         delays.check(outgoing.queue, delays.delay_ms(options.deliver_at, utcnow()), config)
     properties = pika.BasicProperties(
         delivery_mode=2 if options.durable else 1,
@@ -123,6 +127,7 @@ class RabbitMQProducer(Producer):
         self._was_connected = False
         self._declared: set[str] = set()  # work queues declared on this connection
         self._bound: set[str] = set()  # work queues bound to the delay ladder
+        self._exchanges: set[str] = set()  # topic exchanges declared on this connection
         self._ladder = False
         self.closed = False
         self._ensure()  # a wrong URL or password fails here, not on the first send
@@ -181,6 +186,11 @@ class RabbitMQProducer(Producer):
     def _route(self, channel, item: EncodedPublish) -> tuple[str, str]:
         """Return (exchange, routing key) of ``item``, declaring what it needs first."""
         queue = item.outgoing.queue
+        if item.outgoing.topic:
+            if queue not in self._exchanges:
+                topics.declare_exchange(channel, queue)
+                self._exchanges.add(queue)
+            return topics.exchange(queue), ""
         if queue not in self._declared:
             declare_work_queue(channel, self.config, queue)
             self._declared.add(queue)
@@ -217,6 +227,8 @@ class RabbitMQProducer(Producer):
     def _check(self, first: int, routes, encoded: Sequence[EncodedPublish]) -> None:
         """Raise for the first message of the batch that was returned or nacked."""
         returned, self._confirms.returned = self._confirms.returned, []
+        # a topic without subscriptions drops what is published to it, as on every provider
+        returned = [route for route in returned if not topics.is_topic_exchange(route[0])]
         nacked = sorted(tag - first for tag in self._confirms.nacked if tag >= first)
         self._confirms.nacked.clear()
         if returned:
@@ -267,6 +279,7 @@ class RabbitMQProducer(Producer):
         self._connection = self._channel = None
         self._declared.clear()
         self._bound.clear()
+        self._exchanges.clear()
         self._ladder = False
 
     def close(self) -> None:
