@@ -81,3 +81,12 @@ def django_db_modify_db_settings(request, django_db_modify_db_settings_parallel_
     elif database["ENGINE"].endswith("sqlite3"):
         path = request.getfixturevalue("tmp_path_factory").mktemp("db") / "test.sqlite3"
         database.setdefault("TEST", {})["NAME"] = str(path)
+
+
+@pytest.fixture(autouse=True)
+def close_kew_notifiers():
+    """Close Kew's NOTIFY connections after each test, so the test database can be dropped."""
+    yield
+    from kew_django.db.wake import notifiers
+
+    notifiers.close_all()
