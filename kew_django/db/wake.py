@@ -6,8 +6,9 @@ NOTIFY inside the sender's transaction serialises every such commit.
 Senders call ``wake_on_commit`` instead: once the transaction commits
 (never if it rolls back) the process's ``Notifier`` for that database
 sends the NOTIFY on its own autocommit connection, from a daemon thread.
-Wakes that arrive while it sends are coalesced: each round sends one
-NOTIFY per (channel, payload), in one statement. A process that dies
+Wakes are coalesced: a round sends one NOTIFY per (channel, payload), in
+one statement, and starts at least ``GAP`` after the one before; the
+first wake after a quiet spell goes at once. A process that dies
 between the commit and the NOTIFY loses the wake, not the row: listeners
 poll (the relay's and the database provider's ``poll_interval``).
 """
@@ -17,12 +18,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from django.db import connections, transaction
 
 log = logging.getLogger(__name__)
 
 IDLE = 30.0  # seconds without a wake before the notifier closes its connection
+GAP = 0.002  # seconds from one round's start to the next: wakes meanwhile share a round
 SEND = "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS wake(c, p)"
 
 
@@ -90,9 +93,11 @@ class Notifier:
         connection = None
         try:
             while (wakes := self._take()) is not None:
+                started = time.monotonic()
                 try:
                     connection = connection or self._connect()
                     connection.execute(SEND, ([c for c, _ in wakes], [p for _, p in wakes]))
+                    time.sleep(max(0.0, started + GAP - time.monotonic()))
                 except Exception as error:  # noqa: BLE001 - a lost connection: listeners poll
                     log.warning("NOTIFY on %r failed (%s); listeners poll", self.using, error)
                     if connection is not None:
