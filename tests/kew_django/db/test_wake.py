@@ -134,3 +134,16 @@ def test_a_lost_wake_costs_at_most_a_poll_interval(transactional_db, queue, monk
         assert waited < 0.5 + 0.25  # one poll interval and a claim
     finally:
         provider.close()
+
+
+def test_requeueing_a_dead_letter_and_retrying_an_outbox_row_wake_the_relay(listen, queue):
+    from kew_django.models import DeadLetter, OutboxMessage
+    from kew_django.operations import requeue_dead_letters, retry_outbox_messages
+
+    letter = DeadLetter.objects.create(queue=queue, payload=b"{}", reason="failed")
+    requeue_dead_letters([letter])
+    until(listen, OUTBOX)
+    row = OutboxMessage.objects.get(requeue_of=letter.message_id, queue=queue)
+    OutboxMessage.objects.filter(pk=row.pk).update(status=OutboxMessage.Status.FAILED)
+    assert retry_outbox_messages([row]).changed
+    until(listen, OUTBOX)
