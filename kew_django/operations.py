@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from kew.errors import KewError
 from kew.providers.headers import application_properties
+from kew_django.db.notify import OUTBOX
+from kew_django.db.wake import wake_on_commit
 from kew_django.models import DeadLetter, InProgress, InProgressRows, OutboxMessage
 from kew_django.workers import sweep
 
@@ -126,6 +128,7 @@ def retry_outbox_messages(
             message.attempts = 0
             message.deliver_at = None
         OutboxMessage.objects.bulk_update(rows, ["status", "attempts", "deliver_at"])
+        wake_on_commit(OUTBOX, using=_db(OutboxMessage))
     return OperationResult(changed=rows, skipped=len(set(ids)) - len(rows))
 
 
@@ -165,6 +168,7 @@ def _requeue(ids: Sequence, *, payload: bytes | None, content_type: str | None) 
             for letter in letters
         ]
         OutboxMessage.objects.using(db).bulk_create(created)
+        wake_on_commit(OUTBOX, using=db)
         for letter, message in zip(letters, created, strict=True):
             letter.state = DeadLetter.State.REQUEUED
             letter.requeued_as = str(message.pk)

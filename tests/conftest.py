@@ -1,6 +1,7 @@
 """Fixtures shared by all tests: the real-service harness from tests.harness."""
 
 import os
+import sys
 
 import pytest
 
@@ -81,3 +82,12 @@ def django_db_modify_db_settings(request, django_db_modify_db_settings_parallel_
     elif database["ENGINE"].endswith("sqlite3"):
         path = request.getfixturevalue("tmp_path_factory").mktemp("db") / "test.sqlite3"
         database.setdefault("TEST", {})["NAME"] = str(path)
+
+
+@pytest.fixture(autouse=True)
+def close_kew_notifiers():
+    """Close Kew's NOTIFY connections after each test, so the test database can be dropped."""
+    yield
+    wake = sys.modules.get("kew_django.db.wake")  # imported by a test that sent, if any
+    if wake is not None:
+        wake.notifiers.close_all()

@@ -13,10 +13,13 @@ from django.utils import timezone
 from kew.codecs import JsonCodec
 from kew.errors import ConfigurationError
 from kew.providers.base import DeliveryOptions, validate_properties
+from kew_django.db.notify import OUTBOX
+from kew_django.db.wake import wake_on_commit
 from kew_django.observability.tracing import outbox_headers
 from kew_django.outbox.asend import AsyncSending
+from kew_django.outbox.direct import direct_provider, enqueue
 from kew_django.outbox.insert import OutboxInsert
-from kew_django.outbox.validation import validate_outgoing
+from kew_django.outbox.validation import TOPIC, validate_outgoing
 from kew_django.providers import get_provider
 
 T = TypeVar("T")
@@ -28,7 +31,10 @@ class Channel(AsyncSending[T], Generic[T]):
     ``send`` writes an outbox row on the current database connection: inside
     ``transaction.atomic()`` the message exists if and only if the
     transaction commits; outside one it is committed at once (autocommit).
-    The relay publishes it afterwards. ``send_now`` bypasses the outbox.
+    The relay publishes it afterwards, woken once the transaction commits.
+    To a database provider with ``direct`` on, in the same database, ``send``
+    writes the queue row itself (``QueuedMessage``) instead, just as
+    transactional; no relay is involved. ``send_now`` bypasses the outbox.
     ``asend`` and ``asend_many`` are for async code (``outbox.asend``).
     """
 
@@ -119,6 +125,15 @@ class Channel(AsyncSending[T], Generic[T]):
             content_type=self.codec.content_type,
             deliver_at=deliver_at,
         )
+        if not items:
+            return []
+        db = using or router.db_for_write(OutboxMessage)
+        # A topic's row goes through the relay, which fans it out to the subscriptions.
+        direct = None if TOPIC in headers else direct_provider(self.provider, db)
+        if direct is not None:
+            payloads = [self.codec.encode(item) for item in items]
+            content_type = self.codec.content_type
+            return enqueue(direct, self.queue, payloads, headers, content_type, deliver_at)
         now = timezone.now()
         # Rows of one batch get increasing created_at so the relay keeps their order.
         rows = [
@@ -132,8 +147,9 @@ class Channel(AsyncSending[T], Generic[T]):
             )
             for index, item in enumerate(items)
         ]
-        db = using or router.db_for_write(OutboxMessage)
         if len(rows) == 1:
             self._insert.insert(rows[0], db)
-            return rows
-        return OutboxMessage.objects.using(db).bulk_create(rows)
+        else:
+            rows = OutboxMessage.objects.using(db).bulk_create(rows)
+        wake_on_commit(OUTBOX, using=db)
+        return rows

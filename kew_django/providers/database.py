@@ -48,8 +48,10 @@ from kew.providers.base import (
 )
 from kew_django.db.errors import DATABASE_ERRORS
 from kew_django.db.notify import QUEUE, Listener
+from kew_django.db.wake import wake_on_commit
 from kew_django.providers import database_options, subscriptions
 from kew_django.providers.clock import ZERO, Clock
+from kew_django.providers.database_send import NewRow, QueueInsert
 from kew_django.providers.leases import RETURNED, Leased, Leases
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,8 @@ class DatabaseProvider(Provider):
     heartbeat renews it every third of a lease while the handler runs).
     ``poll_interval`` bounds the wait between claims when no
     notification arrives (PostgreSQL LISTEN/NOTIFY wakes consumers at once).
+    ``direct``: ``Channel.send`` to its queues writes the queue row in the
+    caller's transaction (``enqueue``) instead of an outbox row for the relay.
     """
 
     capabilities = frozenset(Capability) - {Capability.DEAD_LETTER_ADDRESS}
@@ -84,6 +88,7 @@ class DatabaseProvider(Provider):
         using: str | None = None,
         lease: float = DEFAULT_LEASE,
         poll_interval: float | None = None,
+        direct: bool = False,
     ):
         self.using = using or router.db_for_write(_model())
         if self.using not in connections:
@@ -96,6 +101,8 @@ class DatabaseProvider(Provider):
         self._listener: Listener | None = None
         self._lock = threading.Lock()
         self.clock = Clock(self.using)
+        self.direct = direct
+        self._insert: QueueInsert | None = None
 
     @classmethod
     def from_url(cls, url: str, **options) -> DatabaseProvider:
@@ -108,6 +115,26 @@ class DatabaseProvider(Provider):
 
     def producer(self) -> Producer:
         return DatabaseProducer(self)
+
+    def enqueue(self, rows: Sequence[NewRow]) -> list[int | None]:
+        """Write ``rows`` in the current transaction of ``using``, in order; return their ids.
+
+        A due time is moved by this host's clock offset (``Clock.offset``).
+        Consumers are woken once the transaction commits. Database errors
+        propagate as they are, as an outbox write's do.
+        """
+        if any(row.available_at for row in rows):
+            offset = self.clock.offset()
+            rows = [
+                row._replace(available_at=row.available_at + offset) if row.available_at else row
+                for row in rows
+            ]
+        if self._insert is None:
+            self._insert = QueueInsert(self.using)
+        ids = self._insert.insert(rows)
+        for queue in {row.queue for row in rows}:
+            wake_on_commit(QUEUE, queue, using=self.using)
+        return ids
 
     def receiver(self, queue: str, *, prefetch: int = 1) -> Receiver:
         if prefetch < 1:
@@ -173,6 +200,8 @@ class DatabaseProducer(Producer):
             rows = [self._row(item, now, offset) for item in batch]
             with transaction.atomic(using=using):
                 _model().objects.using(using).bulk_create(rows, ignore_conflicts=True)
+                for queue in {item.queue for item in batch}:
+                    wake_on_commit(QUEUE, queue, using=using)
         except DATABASE_ERRORS as error:
             raise ConnectionLost(f"database {using!r}: {error}") from error
         except (IntegrityError, DatabaseError) as error:
@@ -276,6 +305,7 @@ class DatabaseReceiver(Receiver):
         self._waiting.clear()
         if rows and self._waiting_token is not None:
             self._leases.release(rows, self._waiting_token)
+            wake_on_commit(QUEUE, self.queue, using=self.provider.using)
 
     def _orm_lease(self, token: uuid.UUID) -> list[Leased]:
         """Lease the first available row with the ORM (databases without UPDATE ... RETURNING)."""
@@ -327,6 +357,8 @@ class DatabaseReceiver(Receiver):
                 )
             except DatabaseError:
                 log.warning("could not release message %s; it comes back when its lease ends", pk)
+        if self._unacked:
+            wake_on_commit(QUEUE, self.queue, using=self.provider.using)
         self._unacked.clear()
         self._close_own_connection()
 

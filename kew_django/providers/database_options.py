@@ -1,6 +1,8 @@
 """The database provider's options: ``database://[ALIAS][?lease=SECONDS&poll_interval=SECONDS]``.
 
-Every value is a finite number of seconds above zero, at most a year; anything else (an
+``direct=true`` (or ``false``) says whether ``Channel.send`` writes the queue
+row itself (``DatabaseProvider.direct``). Every other value is a finite number
+of seconds above zero, at most a year; anything else (an
 unknown option, ``nan``, ``inf``, ``0``, text, a path, a password) raises
 ``ConfigurationError`` naming what to fix, so the system checks report it
 at start-up.
@@ -16,7 +18,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from kew.errors import ConfigurationError
 
-OPTIONS = ("lease", "poll_interval")  # seconds each
+SECONDS = ("lease", "poll_interval")
+SWITCHES = ("direct",)
+OPTIONS = (*SECONDS, *SWITCHES)
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 MIN_SECONDS = 0.001  # below a millisecond a timedelta rounds toward 0
 MAX_SECONDS = 366 * 86400.0  # a year: more is a typo (and overflows a timedelta at 2.7e6 years)
 
@@ -37,6 +42,16 @@ def seconds(name: str, value: object) -> float:
             f"to a year: {name}={value!r}"
         )
     return number
+
+
+def switch(name: str, value: object) -> bool:
+    """Return ``value`` as a bool (True, "true", "1", "yes", "on" or their opposites)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE or text in FALSE:
+        return text in TRUE
+    raise ConfigurationError(f"database:// option {name} takes true or false, not {value!r}")
 
 
 def parse(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,5 +87,5 @@ def parse(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigurationError(
                 f"unknown database:// option {name!r} (known: {', '.join(OPTIONS)}){hint}"
             )
-        given[name] = seconds(name, value)
+        given[name] = switch(name, value) if name in SWITCHES else seconds(name, value)
     return {"using": using, **given}
