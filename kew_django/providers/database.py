@@ -238,6 +238,19 @@ class DatabaseReceiver(Receiver):
                 wait = min(wait, remaining)
             listener.wait(self.queue, generation, wait)
 
+    def receive_ready(self, limit: int) -> list[Delivery]:
+        """Return up to ``limit`` rows leased with the last batch and still fresh; no query."""
+        if self._closed:
+            raise ConfigurationError("receive() on a closed consumer")
+        taken: list[Delivery] = []
+        while self._waiting and len(taken) < limit and time.monotonic() < self._fresh_until:
+            assert self._waiting_token is not None
+            row = self._waiting.popleft()
+            delivery = DatabaseDelivery(self.provider, row, consumer=self, token=self._waiting_token)
+            self._unacked[delivery._pk] = delivery._token
+            taken.append(delivery)
+        return taken
+
     def _next(self) -> DatabaseDelivery | None:
         """Hand out a waiting row if it is fresh; otherwise lease a batch."""
         if self._waiting and time.monotonic() >= self._fresh_until:
