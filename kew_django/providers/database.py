@@ -245,8 +245,8 @@ class DatabaseReceiver(Receiver):
         taken: list[Delivery] = []
         while self._waiting and len(taken) < limit and time.monotonic() < self._fresh_until:
             assert self._waiting_token is not None
-            row = self._waiting.popleft()
-            delivery = DatabaseDelivery(self.provider, row, consumer=self, token=self._waiting_token)
+            row, token = self._waiting.popleft(), self._waiting_token
+            delivery = DatabaseDelivery(self.provider, row, consumer=self, token=token)
             self._unacked[delivery._pk] = delivery._token
             taken.append(delivery)
         return taken
