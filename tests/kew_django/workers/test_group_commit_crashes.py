@@ -73,11 +73,14 @@ def consume(provider_url: str, marks: Path) -> subprocess.Popen:
     )
 
 
-def send_messages(provider: Provider, numbers: range, killer: int = -1, kill: str = "") -> None:
+def send_messages(
+    provider: Provider, numbers: range, run: str, killer: int = -1, kill: str = ""
+) -> None:
     with provider.producer() as producer:
         for n in numbers:
             data = {"n": n, "kill": kill if n == killer else None}
-            producer.send(QUEUE, json.dumps(data).encode(), DeliveryOptions(message_id=f"m{n}"))
+            options = DeliveryOptions(message_id=f"{run}-m{n}")  # brokers drop ids seen before
+            producer.send(QUEUE, json.dumps(data).encode(), options)
 
 
 def wait_for_death(process: subprocess.Popen, timeout: float = 60) -> None:
@@ -123,10 +126,10 @@ def ran(marks: Path) -> list[tuple[int, int]]:
 def check(provider: Provider, provider_url: str, marks: Path, where: str) -> set[int]:
     """Run the scenario; return the messages whose rows the killed process committed."""
     killer, kill = KILLS[where]
-    send_messages(provider, range(MESSAGES), killer, kill)
+    send_messages(provider, range(MESSAGES), marks.name, killer, kill)
     first = consume(provider_url, marks)
     wait_for_death(first)
-    send_messages(provider, range(MESSAGES, MESSAGES + 1))  # its row: the restart is at work
+    send_messages(provider, range(MESSAGES, MESSAGES + 1), marks.name)  # the restart at work
     committed = effects.by_process(first.pid)
     assert killer in {n for n, pid in ran(marks) if pid == first.pid}
     if kill == "now":  # the batch that held the killer was rolled back with it
