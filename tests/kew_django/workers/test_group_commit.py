@@ -82,8 +82,9 @@ def test_a_handler_that_raises_in_a_batch_rolls_back_alone_and_retries_alone(
 
 
 def test_the_deliveries_in_hand_commit_together_on_the_database_provider(
-    database_provider, queue, business_rows
+    database_provider, queue, business_rows, settings
 ):
+    settings.KEW = {"CONSUMERS": {"BATCH_TIME": 30.0}}  # the size alone bounds the batch here
     handler = Recorder(fail_first_run_of=2)
     spec = ConsumerSpec(queue, handler, payload=Job, retry="0.1s", idempotent=True, prefetch=10)
     worker = Worker(spec, database_provider, poll_interval=0.2)
@@ -93,7 +94,7 @@ def test_the_deliveries_in_hand_commit_together_on_the_database_provider(
 
 
 def test_a_batch_is_bounded_by_batch_size(database_provider, queue, business_rows, settings):
-    settings.KEW = {"CONSUMERS": {"BATCH_SIZE": 2}}
+    settings.KEW = {"CONSUMERS": {"BATCH_SIZE": 2, "BATCH_TIME": 30.0}}
     handler = Recorder()
     worker = Worker(ConsumerSpec(queue, handler, payload=Job, prefetch=10), database_provider)
     publish(database_provider, queue, MESSAGES)
@@ -127,8 +128,9 @@ def test_long_work_consumers_are_not_batched(database_provider, queue):
 
 
 def test_a_database_outage_at_the_commit_holds_the_whole_batch_without_spending_attempts(
-    database_provider, queue, business_rows, monkeypatch
+    database_provider, queue, business_rows, monkeypatch, settings
 ):
+    settings.KEW = {"CONSUMERS": {"BATCH_TIME": 30.0}}  # one batch, however loaded the machine
     handler = Recorder()
     spec = ConsumerSpec(queue, handler, payload=Job, retry="0.1s", idempotent=True, prefetch=10)
     worker = Worker(spec, database_provider)
