@@ -162,6 +162,15 @@ class Receiver(ABC):
         """
         return []
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge ``deliveries`` (this receiver's) together; by default, each in turn.
+
+        Providers whose acks are writes override it to make one (the
+        database provider: one commit). Group commit acks a batch this way.
+        """
+        for delivery in deliveries:
+            delivery.ack()
+
     def close(self) -> None:
         """Stop receiving. Deliveries not yet acknowledged will be delivered again."""
 

@@ -268,6 +268,16 @@ class QueueSink(Generic[T]):
         )
         return DeliveryOutcome.DEAD
 
+    def ack_many(self, deliveries: list[Delivery]) -> None:
+        """Acknowledge handled deliveries together (``Receiver.ack_many``), as ``settle`` would."""
+        if self.ack_mode is not AckMode.CONSUME_THEN_ACK:
+            return
+        if self._receiver is None:
+            for delivery in deliveries:
+                delivery.ack()
+        else:
+            self._receiver.ack_many(deliveries)
+
     def _ack(self, delivery: Delivery) -> None:
         if self.ack_mode is AckMode.CONSUME_THEN_ACK:
             delivery.ack()

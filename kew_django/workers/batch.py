@@ -182,18 +182,23 @@ def _run(worker: Worker, item: Item) -> None:
 
 
 def _settle(worker: Worker, ran: list[Item]) -> bool:
-    """After the commit: ack what was handled, in order, then take each failure's path.
+    """After the commit: ack what was handled, together, then take each failure's path.
 
     Return whether a failure was released (the receiver is closed then).
     """
+    handled = [item for item in ran if item.outcome is not None]
+    for item in handled:
+        _stop(item)  # no renewal racing the ack
+    worker.ack_many([item.delivery for item in handled])
+    log.debug("%s: %d of a batch of %d handled and acked", worker.queue, len(handled), len(ran))
     released = False
-    for item in sorted(ran, key=lambda item: item.outcome is None):
+    for item in ran:
         assert item.message is not None
-        if item.error is not None:
-            worker.recover(item.error)
-        outcome = worker.settle(
-            item.delivery, item.message, item.outcome, item.error, started=item.started
-        )
+        outcome = item.outcome
+        if outcome is None:
+            if item.error is not None:
+                worker.recover(item.error)
+            outcome = worker.settle(item.delivery, item.message, None, item.error, started=0)
         _stop(item)
         worker.crashes.ended(item.delivery, outcome)
         _counted(worker, item, outcome)

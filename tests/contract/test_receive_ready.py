@@ -1,4 +1,4 @@
-"""The provider contract of ``Receiver.receive_ready``: what is in hand, never a wait."""
+"""The provider contract of a batch: ``Receiver.receive_ready`` (never a wait) and ``ack_many``."""
 
 from __future__ import annotations
 
@@ -69,3 +69,19 @@ def test_deliveries_handed_over_unacked_come_back_after_close(provider, queue):
         got[0].ack()  # the other two are dropped unacked
     back = receive_all(provider, queue, 2)
     assert sorted(d.payload for d in back) == [b"m1", b"m2"]
+
+
+def test_ack_many_acknowledges_every_delivery_given(provider, queue):
+    with provider.producer() as producer:
+        for i in range(4):
+            producer.send(queue, f"m{i}".encode())
+    deadline = time.monotonic() + WAIT
+    with provider.receiver(queue, prefetch=4) as consumer:
+        got = [consumer.receive(WAIT)]
+        while len(got) < 4:
+            assert time.monotonic() < deadline, f"only {len(got)} of 4 in hand"
+            got.extend(consumer.receive_ready(4 - len(got)))
+        consumer.ack_many(got[:3])  # the last one is dropped unacked
+    (back,) = receive_all(provider, queue, 1)
+    assert back.payload == b"m3"
+    assert_empty(provider, queue)
