@@ -70,8 +70,8 @@ class BatchLimits:
         where = "KEW['CONSUMERS']"
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise ConfigurationError(f"{where}['BATCH_SIZE'] must be >= 1, not {size!r}")
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-            raise ConfigurationError(f"{where}['BATCH_TIME'] must be >= 0, not {seconds!r}")
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not seconds > 0:
+            raise ConfigurationError(f"{where}['BATCH_TIME'] must be > 0, not {seconds!r}")
         return cls(size, float(seconds))
 
 

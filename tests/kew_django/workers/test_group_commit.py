@@ -9,10 +9,12 @@ from collections.abc import Callable
 import pytest
 from django.db import OperationalError, connection, transaction
 
+from kew.errors import ConfigurationError
 from kew_django import Channel
 from kew_django.models import OutboxMessage, ProcessedMessage
 from kew_django.relay.publisher import Relay
 from kew_django.workers import outage
+from kew_django.workers.batch import BatchLimits
 from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import DeliveryOutcome, Worker
 from tests.kew_django.batch_app import effects
@@ -105,7 +107,7 @@ def test_a_batch_is_bounded_by_batch_size(database_provider, queue, business_row
 def test_no_handler_starts_in_a_transaction_older_than_batch_time(
     database_provider, queue, business_rows, settings
 ):
-    settings.KEW = {"CONSUMERS": {"BATCH_TIME": 0}}
+    settings.KEW = {"CONSUMERS": {"BATCH_TIME": 1e-6}}  # over as soon as one handler ran
     handler = Recorder()
     worker = Worker(ConsumerSpec(queue, handler, payload=Job, prefetch=10), database_provider)
     publish(database_provider, queue, MESSAGES)
@@ -156,3 +158,13 @@ def test_a_database_outage_at_the_commit_holds_the_whole_batch_without_spending_
     assert worker.stats.counts[DeliveryOutcome.RETRIED] == 0  # no attempt spent
     recorded = ProcessedMessage.objects.filter(consumer=queue).values_list("message_id", flat=True)
     assert all("#" not in message_id for message_id in recorded)  # originals, no retry ids
+
+
+BAD_LIMITS = [("BATCH_SIZE", 0), ("BATCH_SIZE", 2.5), ("BATCH_TIME", 0), ("BATCH_TIME", "1")]
+
+
+@pytest.mark.parametrize(("key", "value"), BAD_LIMITS)
+def test_batch_limits_out_of_range_stop_the_worker_at_its_start(settings, key, value):
+    settings.KEW = {"CONSUMERS": {key: value}}
+    with pytest.raises(ConfigurationError, match=key):
+        BatchLimits.from_settings()
