@@ -11,7 +11,7 @@ from django.db import OperationalError, connection, transaction
 
 from kew.errors import ConfigurationError
 from kew_django import Channel
-from kew_django.models import OutboxMessage, ProcessedMessage
+from kew_django.models import DeadLetter, OutboxMessage, ProcessedMessage
 from kew_django.relay.publisher import Relay
 from kew_django.workers import outage
 from kew_django.workers.batch import BatchLimits
@@ -168,3 +168,19 @@ def test_batch_limits_out_of_range_stop_the_worker_at_its_start(settings, key, v
     settings.KEW = {"CONSUMERS": {key: value}}
     with pytest.raises(ConfigurationError, match=key):
         BatchLimits.from_settings()
+
+
+def test_an_undecodable_delivery_is_set_aside_and_the_rest_commit_together(
+    database_provider, queue, business_rows, settings
+):
+    settings.KEW = {"CONSUMERS": {"BATCH_TIME": 30.0}}
+    handler = Recorder()
+    worker = Worker(ConsumerSpec(queue, handler, payload=Job, prefetch=10), database_provider)
+    with database_provider.producer() as producer:
+        producer.send(queue, b'{"n": 0}')
+        producer.send(queue, b"not json")
+        producer.send(queue, b'{"n": 1}')
+    run_until(worker, lambda: sum(worker.stats.counts.values()) == 3)
+    assert handler.groups() == [2]
+    assert worker.stats.counts[DeliveryOutcome.DEAD] == 1
+    assert DeadLetter.objects.get(queue=queue).reason == DeadLetter.Reason.UNDECODABLE
