@@ -176,6 +176,25 @@ class Receiver(ABC):
     def receive(self, timeout: float | None = None) -> Delivery | None:
         """Wait up to ``timeout`` seconds (None: forever) for a delivery; None if none came."""
 
+    def receive_ready(self, limit: int) -> list[Delivery]:
+        """Return up to ``limit`` deliveries this receiver holds already, without waiting.
+
+        What a broker has pushed under ``prefetch``, or rows leased with the
+        last one; each is acknowledged as if ``receive`` had returned it. The
+        default holds nothing in hand: an empty list. Group commit in the
+        worker takes a batch this way (``kew_django.workers.batch``).
+        """
+        return []
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge ``deliveries`` (this receiver's) together; by default, each in turn.
+
+        Providers whose acks are writes override it to make one (the
+        database provider: one commit). Group commit acks a batch this way.
+        """
+        for delivery in deliveries:
+            delivery.ack()
+
     def close(self) -> None:
         """Stop receiving. Deliveries not yet acknowledged will be delivered again."""
 

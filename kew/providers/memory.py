@@ -176,6 +176,16 @@ class MemoryReceiver(Receiver):
         self._unacked[id(stored)] = stored
         return MemoryDelivery(self.provider, self.queue, stored, receiver=self)
 
+    def receive_ready(self, limit: int) -> list[Delivery]:
+        """Return up to ``limit`` messages that are due now; never waits."""
+        taken: list[Delivery] = []
+        while len(taken) < limit:
+            delivery = self.receive(0)
+            if delivery is None:
+                break
+            taken.append(delivery)
+        return taken
+
     def close(self) -> None:
         if self._closed:
             return

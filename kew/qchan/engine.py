@@ -179,6 +179,22 @@ class QueueSink(Generic[T]):
         except Exception as failure:
             error, outcome = failure, None
             self.recover(failure)
+        return self.settle(delivery, message, outcome, error, started=started)
+
+    def settle(
+        self,
+        delivery: Delivery,
+        message: Message[T],
+        outcome: DeliveryOutcome | None,
+        error: BaseException | None,
+        *,
+        started: float,
+    ) -> DeliveryOutcome:
+        """Ack a handled delivery (``outcome``), or take a failure's path: retry, release, give up.
+
+        ``outcome`` None is a failure (``error``, or None if the handler
+        answered RETRY); ``started`` is when the handler started (monotonic).
+        """
         if outcome is not None:
             self._ack(delivery)
             log.debug(
@@ -252,6 +268,16 @@ class QueueSink(Generic[T]):
         )
         return DeliveryOutcome.DEAD
 
+    def ack_many(self, deliveries: list[Delivery]) -> None:
+        """Acknowledge handled deliveries together (``Receiver.ack_many``), as ``settle`` would."""
+        if self.ack_mode is not AckMode.CONSUME_THEN_ACK:
+            return
+        if self._receiver is None:
+            for delivery in deliveries:
+                delivery.ack()
+        else:
+            self._receiver.ack_many(deliveries)
+
     def _ack(self, delivery: Delivery) -> None:
         if self.ack_mode is AckMode.CONSUME_THEN_ACK:
             delivery.ack()
@@ -270,13 +296,28 @@ class QueueSink(Generic[T]):
         delivery = self._receiver.receive(timeout)
         if delivery is None:
             return False
+        self.dispatch(delivery)
+        return True
+
+    def dispatch(self, delivery: Delivery) -> None:
+        """Handle a received delivery, observed and counted; a subclass may batch it with more.
+
+        More deliveries come from ``held``; each is counted with ``counted``.
+        """
         seen = Handling(self.queue, delivery)
         with self.observer.handling(seen):
             seen.outcome = self.handle(delivery)
-        if seen.outcome is not DeliveryOutcome.RELEASED:
+        self.counted(seen.outcome)
+
+    def held(self, limit: int) -> list[Delivery]:
+        """Return up to ``limit`` more deliveries the receiver holds already, without waiting."""
+        return [] if self._receiver is None else self._receiver.receive_ready(limit)
+
+    def counted(self, outcome: DeliveryOutcome) -> None:
+        """Count what became of one delivery (``stats``, and the pause after releases)."""
+        if outcome is not DeliveryOutcome.RELEASED:
             self._releases = 0
-        self.stats.add(seen.outcome)
-        return True
+        self.stats.add(outcome)
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the delivery in hand is finished and acked first.

@@ -278,6 +278,45 @@ class DatabaseReceiver(Receiver):
                 wait = min(wait, remaining)
             listener.wait(self.queue, generation, wait)
 
+    def receive_ready(self, limit: int) -> list[Delivery]:
+        """Return up to ``limit`` rows leased with the last batch and still fresh; no query."""
+        if self._closed:
+            raise ConfigurationError("receive() on a closed consumer")
+        taken: list[Delivery] = []
+        while self._waiting and len(taken) < limit and time.monotonic() < self._fresh_until:
+            assert self._waiting_token is not None
+            row, token = self._waiting.popleft(), self._waiting_token
+            delivery = DatabaseDelivery(self.provider, row, consumer=self, token=token)
+            self._unacked[delivery._pk] = delivery._token
+            taken.append(delivery)
+        return taken
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Delete the rows of ``deliveries`` in one transaction (one commit); as ``ack`` each."""
+        mine = [d for d in deliveries if isinstance(d, DatabaseDelivery) and d._consumer is self]
+        by_token: dict[uuid.UUID, list[int]] = collections.defaultdict(list)
+        for own in mine:
+            by_token[own._token].append(own._pk)
+        try:
+            with transaction.atomic(using=self.provider.using):
+                deleted = sum(
+                    self._leases.delete_many(pks, token) for token, pks in by_token.items()
+                )
+        except DATABASE_ERRORS as error:
+            raise ConnectionLost(f"database {self.provider.using!r}: {error}") from error
+        for own in mine:
+            self._unacked.pop(own._pk, None)
+        if deleted < len(mine):
+            log.warning(
+                "%d of %d acks on %s came after their lease ended; they may be delivered again",
+                len(mine) - deleted,
+                len(mine),
+                self.queue,
+            )
+        for delivery in deliveries:
+            if not isinstance(delivery, DatabaseDelivery) or delivery._consumer is not self:
+                delivery.ack()
+
     def _next(self) -> DatabaseDelivery | None:
         """Hand out a waiting row if it is fresh; otherwise lease a batch."""
         if self._waiting and time.monotonic() >= self._fresh_until:

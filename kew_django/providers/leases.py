@@ -150,6 +150,19 @@ class Leases:
             )
             return cursor.rowcount > 0
 
+    def delete_many(self, pks: list[int], token: uuid.UUID) -> int:
+        """Delete rows ``pks`` that lease ``token`` still holds (acks); return how many it did."""
+        if not pks:
+            return 0
+        c, t = self._column, self._table
+        marks = ", ".join(["%s"] * len(pks))
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {t} WHERE {c['id']} IN ({marks}) AND {c['lease_token']} = %s",
+                [*pks, self._prep_token(token)],
+            )
+            return cursor.rowcount
+
     def _prep_datetime(self, value: datetime):
         return self._datetime_field.get_db_prep_value(  # type: ignore[union-attr]
             value, connections[self.using]

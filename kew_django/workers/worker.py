@@ -32,6 +32,9 @@ module only says how each step is done in Django:
 - A database outage (a database error while the database cannot be
   reached) is not the handler's failure: the delivery is held and the
   step run again when the database is back (``workers.outage``).
+- ``dispatch``: with ``prefetch`` > 1 the deliveries the receiver holds
+  are handled in one transaction, each handler in a savepoint, and acked
+  after its commit (group commit, ``workers.batch``).
 
 Each worker runs on one thread (``kew_django.runner``), which calls the
 handler; never a provider's I/O thread.
@@ -55,7 +58,7 @@ from kew.schedule import GiveUp, GiveUpReason, RepeatAction, Schedule
 from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
 from kew_django.models import DeadLetter, ProcessedMessage
-from kew_django.workers import deadletters, long
+from kew_django.workers import batch, deadletters, long
 from kew_django.workers.coroutines import HandlerLoop
 from kew_django.workers.crashes import CrashCounter
 from kew_django.workers.heartbeat import Heartbeat
@@ -103,6 +106,19 @@ class Worker(QueueSink[Any]):
         limit = int(section("CONSUMERS").get("MAX_CRASHES", 3))
         self.crashes = CrashCounter(spec.queue, self.using, limit, self.gate.through)
         self.loop = HandlerLoop(spec.queue)  # for async def handlers (``workers.coroutines``)
+        self.batch_limits = batch.BatchLimits.from_settings()
+
+    def dispatch(self, delivery: Delivery) -> None:
+        """Handle ``delivery`` with what the receiver holds in one transaction (``workers.batch``).
+
+        Alone when group commit cannot apply: long work (``atomic=False``),
+        ``prefetch`` or ``BATCH_SIZE`` 1, a redelivered delivery, or the worker is stopping.
+        """
+        alone = not self.spec.atomic or min(self.spec.prefetch, self.batch_limits.size) < 2
+        if alone or delivery.redelivered or self.gate.stop.is_set():
+            super().dispatch(delivery)
+        else:
+            batch.handle(self, delivery, self.batch_limits)
 
     def handle(self, delivery: Delivery) -> DeliveryOutcome:
         """Handle one delivery (see the engine) with a heartbeat running until after its ack."""
@@ -150,9 +166,10 @@ class Worker(QueueSink[Any]):
             return long.run_outside(
                 self.spec, message, self.heartbeat, using=self.using, stopping=self.gate.stop
             )
-        return self.gate.through(lambda: self._run_in_transaction(message))
+        return self.gate.through(lambda: self.run_in_transaction(message))
 
-    def _run_in_transaction(self, message: Message[Any]) -> DeliveryOutcome | None:
+    def run_in_transaction(self, message: Message[Any]) -> DeliveryOutcome | None:
+        """Run the handler in a transaction (a batch's savepoint) with its idempotency record."""
         processed = ProcessedMessage.objects.using(self.using)
         with transaction.atomic(using=self.using):
             record = None

@@ -123,6 +123,21 @@ class ArtemisReceiver(Receiver):
             if wire.generation == self._generation and wire.usable:
                 return ArtemisDelivery(self, wire, frame)
 
+    def receive_ready(self, limit: int) -> list[Delivery]:
+        """Return up to ``limit`` deliveries already pushed by the broker; never waits."""
+        taken: list[Delivery] = []
+        while len(taken) < limit and self._current() is not None:
+            try:
+                item = self._inbox.get_nowait()
+            except queues.Empty:
+                break
+            if item is _LOST:
+                continue
+            wire, frame = item
+            if wire.generation == self._generation and wire.usable:
+                taken.append(ArtemisDelivery(self, wire, frame))
+        return taken
+
     def _resubscribe(self) -> None:
         log.warning("receiver of %r lost its connection; subscribing again", self.queue)
         self._drain()

@@ -80,6 +80,7 @@ class RabbitMQReceiver(Receiver):
         self.config = config
         self.prefetch = prefetch
         self._inbox: queues.Queue[RabbitMQDelivery | KewError] = queues.Queue()
+        self._held_error: KewError | None = None  # met by ``receive_ready``, raised by ``receive``
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._connection: pika.BlockingConnection | None = None
@@ -101,6 +102,9 @@ class RabbitMQReceiver(Receiver):
         """
         if self._stop.is_set():
             raise ConfigurationError("receive() on a closed receiver")
+        held, self._held_error = self._held_error, None
+        if held is not None:
+            raise held
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -112,6 +116,23 @@ class RabbitMQReceiver(Receiver):
                 raise item
             if item.generation == self._generation:
                 return item
+
+    def receive_ready(self, limit: int) -> list[Delivery]:
+        """Return up to ``limit`` deliveries already pushed by the broker; never waits.
+
+        An error met on the way is kept for the next ``receive`` to raise.
+        """
+        taken: list[Delivery] = []
+        while len(taken) < limit and self._held_error is None:
+            try:
+                item = self._inbox.get_nowait()
+            except queues.Empty:
+                break
+            if isinstance(item, KewError):
+                self._held_error = item
+            elif item.generation == self._generation:
+                taken.append(item)
+        return taken
 
     def _run(self) -> None:
         """Own the connection: consume, service I/O, reconnect; runs on the I/O thread."""

@@ -1,0 +1,49 @@
+"""A consumer that crashes its own process at one point of a batch, for the group-commit tests.
+
+Run by ``manage.py kew_consume`` in a subprocess (``tests/kew_django/batch_settings.py``).
+Each handler run writes a business row (``effects``) and a mark line
+(``ran``: message and pid) under ``KEW_TEST_MARKS``. A message whose data
+names a ``kill`` kills the process once (a file marks that it did):
+``"now"`` inside its handler, before the batch commits; ``"after-commit"``
+from ``transaction.on_commit``, between the batch's commit and its acks.
+"""
+
+import os
+import signal
+from pathlib import Path
+
+from django.db import transaction
+
+from kew_django import consumer
+from tests.kew_django.batch_app import effects
+
+QUEUE = "test.groupcommit"
+
+
+def mark(name: str, line: str) -> None:
+    with Path(os.environ["KEW_TEST_MARKS"], name).open("a") as marks:
+        marks.write(line + "\n")
+
+
+def first_time(name: str) -> bool:
+    try:
+        os.close(os.open(Path(os.environ["KEW_TEST_MARKS"], name), os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@consumer(QUEUE, idempotent=True, retry="0.1s 0.1s", prefetch=20)
+def handle(data: dict) -> None:
+    """Write the message's business row; kill the process where the message says, once."""
+    effects.write(data["n"])
+    mark("ran", f"{data['n']} {os.getpid()}")
+    kill = data.get("kill")
+    if kill and first_time("killed"):
+        if kill == "now":
+            die()
+        transaction.on_commit(die)
