@@ -17,6 +17,7 @@ from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import DeliveryOutcome, Worker
 from tests.contract.helpers import WAIT, assert_empty
 from tests.kew_django.conftest import Job
+from tests.kew_django.workers.test_group_commit import run_until
 from tests.kew_django.workers.test_worker import publish, pump
 
 
@@ -200,3 +201,24 @@ def test_closing_the_loop_cancels_what_a_handler_left_running(database_provider,
     worker.stopped()
     assert time.monotonic() - started < 5
     assert left[0].cancelled()
+
+
+def test_async_handlers_share_a_group_commit_and_a_failing_one_retries_alone(
+    provider, queue, workers
+):
+    runs: list[int] = []
+
+    async def handler(job: Job):
+        runs.append(job.n)
+        await Group.objects.acreate(name=f"group-{job.n}-run-{runs.count(job.n)}")
+        if job.n == 2 and runs.count(2) == 1:
+            raise ValueError("the first run of 2 fails")
+
+    spec = ConsumerSpec(queue, handler, payload=Job, prefetch=20, retry="10ms")
+    worker = workers(spec, provider)
+    publish(provider, queue, *[Job(n) for n in range(5)])
+    run_until(worker, lambda: worker.stats.counts[DeliveryOutcome.HANDLED] == 5)
+    assert sorted(runs) == [0, 1, 2, 2, 3, 4]
+    names = set(Group.objects.values_list("name", flat=True))
+    assert names == {f"group-{n}-run-1" for n in (0, 1, 3, 4)} | {"group-2-run-2"}
+    assert worker.stats.counts[DeliveryOutcome.RETRIED] == 1
