@@ -165,6 +165,12 @@ IMPORT_MAX_FILES = env.int("IMPORT_MAX_FILES", default=100_000)  # files one imp
 IMPORT_RETRY = env.str("IMPORT_RETRY", default="10s 10s 2m")
 NOTIFY_RETRY = env.str("NOTIFY_RETRY", default="10s 1m 5m 30m 2h")
 IMPORT_SITE_URL = env.str("IMPORT_SITE_URL", default="http://127.0.0.1:8000")
+# Admission control (docs/backpressure.md): a new import is refused with 503 once this
+# many imports wait (outbox + broker queue), with 429 once its user has this many
+# pending; both answers say Retry-After (seconds).
+IMPORT_MAX_BACKLOG = env.int("IMPORT_MAX_BACKLOG", default=10_000)
+IMPORT_MAX_PENDING_PER_USER = env.int("IMPORT_MAX_PENDING_PER_USER", default=100)
+IMPORT_RETRY_AFTER = env.int("IMPORT_RETRY_AFTER", default=30)
 
 # Kew (kew_django): which provider carries the messages, and how the relay and the
 # consumer workers run. "database://" keeps the queues in DATABASES["default"] (no

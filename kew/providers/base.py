@@ -29,6 +29,7 @@ class Capability(Enum):
     PERSISTENCE = "messages that survive a restart of the provider"
     BROWSING = "browsing a queue without taking its messages"
     DEAD_LETTER_ADDRESS = "a dead-letter address for messages the provider stops redelivering"
+    QUEUE_DEPTH = "counting the messages waiting in a queue (pending)"
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,13 @@ class Provider(ABC):
     def browse(self, queue: str, *, limit: int = 100) -> Iterator[Delivery]:
         """Yield up to ``limit`` waiting messages without taking them off the queue."""
         raise UnsupportedCapability(f"{type(self).__name__} cannot browse queues")
+
+    def pending(self, queue: str) -> int:
+        """Return how many messages wait in ``queue`` (needs ``Capability.QUEUE_DEPTH``).
+
+        Meant to be cheap enough for every web request that admits work.
+        """
+        raise UnsupportedCapability(f"{type(self).__name__} cannot count a queue's messages")
 
     def close(self) -> None:
         """Release every resource the provider holds."""

@@ -14,6 +14,7 @@ from kew.codecs import JsonCodec
 from kew.errors import ConfigurationError
 from kew.providers.base import DeliveryOptions, validate_properties
 from kew_django.observability.tracing import outbox_headers
+from kew_django.outbox.backlog import Backlog, backlog
 from kew_django.outbox.insert import OutboxInsert
 from kew_django.outbox.validation import validate_outgoing
 from kew_django.providers import get_provider
@@ -103,6 +104,14 @@ class Channel(Generic[T]):
         with provider.producer() as producer:
             producer.send(self.queue, self.codec.encode(data), options)
         return message_id
+
+    def backlog(self, *, using: str | None = None) -> Backlog:
+        """Return how many messages wait: pending outbox rows plus the provider's queue depth.
+
+        The provider's part is None when it cannot count (Artemis over STOMP);
+        an unreachable broker raises ``ConnectionLost``. Two cheap counts.
+        """
+        return backlog(self.queue, get_provider(self.provider), using=using)
 
     def _write(self, items, deliver_at, properties, using):
         from kew_django.models import OutboxMessage  # channels are declared before models load
