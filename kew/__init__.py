@@ -13,6 +13,7 @@ from kew.channels import (
 )
 from kew.codecs import BytesCodec, Codec, JsonCodec
 from kew.errors import (
+    BrokerBlocked,
     ConfigurationError,
     ConnectionLost,
     DecodeError,
@@ -36,6 +37,7 @@ from kew.schedule import GiveUpReason, RepeatAction, Retry, Schedule
 
 __all__ = [
     "AckMode",
+    "BrokerBlocked",
     "BytesCodec",
     "Capability",
     "ChannelSink",

@@ -103,6 +103,32 @@ def declare_dead_letter_queue(channel, config: RabbitMQConfig, queue: str) -> st
     return name
 
 
+class FlowControl:
+    """Whether RabbitMQ blocks a connection's publishes (``connection.blocked``), and why.
+
+    RabbitMQ blocks publishing connections while a memory or disk alarm is
+    raised: it stops reading from them, so confirms stop coming. pika calls
+    ``blocked``/``unblocked`` on the connection's own thread.
+    """
+
+    def __init__(self) -> None:
+        self.reason: str | None = None  # None: not blocked
+
+    def watch(self, connection: pika.BlockingConnection) -> None:
+        """Follow ``connection``'s blocked and unblocked notifications."""
+        self.reason = None
+        connection.add_on_connection_blocked_callback(self.blocked)
+        connection.add_on_connection_unblocked_callback(self.unblocked)
+
+    def blocked(self, connection, frame) -> None:
+        self.reason = str(getattr(frame.method, "reason", "") or "a resource alarm")
+        log.debug("RabbitMQ blocked a publishing connection: %s", self.reason)
+
+    def unblocked(self, connection, frame) -> None:
+        self.reason = None
+        log.debug("RabbitMQ unblocked a publishing connection")
+
+
 def describe(error: BaseException) -> str:
     """Return a short text for a pika error (its repr is often empty)."""
     text = str(error) or repr(error)

@@ -9,7 +9,9 @@ ladder of ``delays``. An unroutable message raises ``SendError``; a
 message the broker refused to store (a nack), a lost connection or a
 missing confirm raises ``ProviderError``/``ConnectionLost`` (after one
 more try on a new connection when every message has an id), and the
-caller sends again: RabbitMQ does not drop duplicates, consumers that
+caller sends again. While a memory or disk alarm blocks the connection
+(``connection.blocked``), a missing confirm raises ``BrokerBlocked``
+instead, with no second try: RabbitMQ does not drop duplicates, consumers that
 record message ids do. See ``docs/rabbitmq.md``.
 """
 
@@ -24,13 +26,14 @@ import pika
 import pika.frame
 import pika.spec
 
-from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
+from kew.errors import BrokerBlocked, ConfigurationError, ConnectionLost, ProviderError, SendError
 from kew.message import utcnow
 from kew.providers.base import DeliveryOptions, Outgoing, Prepared, Producer, Provider
 from kew.providers.rabbitmq import delays
 from kew.providers.rabbitmq.config import RabbitMQConfig
 from kew.providers.rabbitmq.connection import (
     CONNECTION_ERRORS,
+    FlowControl,
     close_quietly,
     declare_work_queue,
     open_connection,
@@ -124,6 +127,7 @@ class RabbitMQProducer(Producer):
         self._declared: set[str] = set()  # work queues declared on this connection
         self._bound: set[str] = set()  # work queues bound to the delay ladder
         self._ladder = False
+        self.flow = FlowControl()
         self.closed = False
         self._ensure()  # a wrong URL or password fails here, not on the first send
 
@@ -149,7 +153,7 @@ class RabbitMQProducer(Producer):
                 self._publish(encoded)
                 return
             except ConnectionLost as lost:
-                if not retry_safe or round_ == 2:
+                if not retry_safe or round_ == 2 or isinstance(lost, BrokerBlocked):
                     raise
                 log.warning("%s; sending the batch again (its message ids make this safe)", lost)
 
@@ -165,12 +169,23 @@ class RabbitMQProducer(Producer):
                 self._confirms.published += 1
             self._await(self._confirms.published, what)
         except CONNECTION_ERRORS as error:
+            blocked = self._blocked(what)  # pika closes a connection blocked for too long
             self._reset()
-            raise translate(error, f"the send of {what}") from None
-        except ConnectionLost:
+            raise (blocked or translate(error, f"the send of {what}")) from None
+        except ConnectionLost as lost:
+            blocked = self._blocked(what)
             self._reset()
-            raise
+            raise (blocked or lost) from None
         self._check(first, routes, encoded)
+
+    def _blocked(self, what: str) -> BrokerBlocked | None:
+        """Return the error to raise if RabbitMQ is blocking this connection, else None."""
+        if self.flow.reason is None:
+            return None
+        return BrokerBlocked(
+            f"RabbitMQ is blocking publishers ({self.flow.reason}) and did not confirm {what} "
+            f"within {self.config.confirm_timeout} s"
+        )
 
     def _encoded(self, item: Prepared) -> EncodedPublish:
         if isinstance(item, EncodedPublish):
@@ -256,6 +271,7 @@ class RabbitMQProducer(Producer):
         connection, self._host_index = open_connection(self.config, first=first, rounds=rounds)
         self._connection = connection
         self._was_connected = True
+        self.flow.watch(connection)
         self._channel = connection.channel()
         self._confirms = _Confirms()
         self._channel._impl.add_on_return_callback(self._confirms.on_return)
