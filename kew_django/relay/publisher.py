@@ -245,6 +245,8 @@ class Relay:
         try:
             with self.observer.publishing([row for row, _ in batch]):
                 self._producers.get().send_prepared([prepared for _, prepared in batch])
+        except BrokerBlocked:  # the producer keeps what it wrote, to wait for it again
+            raise
         except ConnectionLost:
             self._producers.drop()
             raise

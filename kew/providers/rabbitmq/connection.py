@@ -49,7 +49,9 @@ def parameters(config: RabbitMQConfig, host: str, port: int) -> pika.ConnectionP
         heartbeat=config.heartbeat,
         socket_timeout=config.connect_timeout,
         stack_timeout=config.connect_timeout * 2,
-        blocked_connection_timeout=config.confirm_timeout,
+        # None: a connection blocked by an alarm stays open (the producer waits it out,
+        # FlowControl); a lost broker is found by heartbeats and the confirm timeout.
+        blocked_connection_timeout=None,
         connection_attempts=1,
         ssl_options=tls,
         client_properties={"connection_name": "kew"},

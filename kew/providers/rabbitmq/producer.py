@@ -11,8 +11,10 @@ missing confirm raises ``ProviderError``/``ConnectionLost`` (after one
 more try on a new connection when every message has an id), and the
 caller sends again. While a memory or disk alarm blocks the connection
 (``connection.blocked``), a missing confirm raises ``BrokerBlocked``
-instead, with no second try: RabbitMQ does not drop duplicates, consumers that
-record message ids do. See ``docs/rabbitmq.md``.
+instead and the connection is kept: the same batch sent again waits for
+the confirms of the copies already written, so none is stored twice.
+Otherwise RabbitMQ does not drop duplicates: consumers that record
+message ids do. See ``docs/rabbitmq.md`` and ``docs/backpressure.md``.
 """
 
 from __future__ import annotations
@@ -78,6 +80,16 @@ def encode(outgoing: Outgoing, config: RabbitMQConfig) -> EncodedPublish:
     return EncodedPublish(outgoing, properties, bytes(outgoing.payload))
 
 
+@dataclass(frozen=True)
+class _Held:
+    """A batch published on the current channel: its ids and delivery tags, its routes."""
+
+    ids: tuple[str | None, ...]
+    first: int
+    last: int
+    routes: list[tuple[str, str]]
+
+
 def _nothing() -> None:
     """Do nothing: a callback that only wakes ``process_data_events``."""
 
@@ -128,6 +140,7 @@ class RabbitMQProducer(Producer):
         self._bound: set[str] = set()  # work queues bound to the delay ladder
         self._ladder = False
         self.flow = FlowControl()
+        self._held: _Held | None = None  # a batch the broker blocked, awaiting its confirms
         self.closed = False
         self._ensure()  # a wrong URL or password fails here, not on the first send
 
@@ -160,32 +173,45 @@ class RabbitMQProducer(Producer):
     def _publish(self, encoded: Sequence[EncodedPublish]) -> None:
         queues = sorted({item.outgoing.queue for item in encoded})
         what = f"{len(encoded)} message(s) for {', '.join(map(repr, queues))}"
+        ids = tuple(item.outgoing.options.message_id for item in encoded)
+        held, self._held = self._held, None
+        published: _Held | None = None
         try:
-            channel = self._ensure()
-            routes = [self._route(channel, item) for item in encoded]
-            first = self._confirms.published + 1
-            for (exchange, key), item in zip(routes, encoded, strict=True):
-                channel._impl.basic_publish(exchange, key, item.body, item.properties, True)
-                self._confirms.published += 1
-            self._await(self._confirms.published, what)
+            if held is not None and held.ids == ids and self._open():
+                published = held  # sent already, on this connection: wait for it again
+            else:
+                if held is not None:  # another batch now: the held one is its caller's again
+                    self._reset()
+                published = self._write(encoded, ids)
+            self._await(published.last, what)
         except CONNECTION_ERRORS as error:
-            blocked = self._blocked(what)  # pika closes a connection blocked for too long
             self._reset()
-            raise (blocked or translate(error, f"the send of {what}")) from None
-        except ConnectionLost as lost:
-            blocked = self._blocked(what)
-            self._reset()
-            raise (blocked or lost) from None
-        self._check(first, routes, encoded)
+            raise translate(error, f"the send of {what}") from None
+        except ConnectionLost:
+            if published is None or self.flow.reason is None or not self._open():
+                self._reset()
+                raise
+            # Blocked: keep the connection, whose publishes the broker will still take, so
+            # that the same batch sent again waits for these instead of storing copies.
+            self._held = published
+            raise BrokerBlocked(
+                f"RabbitMQ is blocking publishers ({self.flow.reason}) and did not confirm "
+                f"{what} within {self.config.confirm_timeout} s"
+            ) from None
+        self._check(published.first, published.routes, encoded)
 
-    def _blocked(self, what: str) -> BrokerBlocked | None:
-        """Return the error to raise if RabbitMQ is blocking this connection, else None."""
-        if self.flow.reason is None:
-            return None
-        return BrokerBlocked(
-            f"RabbitMQ is blocking publishers ({self.flow.reason}) and did not confirm {what} "
-            f"within {self.config.confirm_timeout} s"
-        )
+    def _write(self, encoded: Sequence[EncodedPublish], ids: tuple[str | None, ...]) -> _Held:
+        """Publish every message of ``encoded`` (declaring what they need); return their tags."""
+        channel = self._ensure()
+        routes = [self._route(channel, item) for item in encoded]
+        first = self._confirms.published + 1
+        for (exchange, key), item in zip(routes, encoded, strict=True):
+            channel._impl.basic_publish(exchange, key, item.body, item.properties, True)
+            self._confirms.published += 1
+        return _Held(ids, first, self._confirms.published, routes)
+
+    def _open(self) -> bool:
+        return self._channel is not None and self._channel.is_open
 
     def _encoded(self, item: Prepared) -> EncodedPublish:
         if isinstance(item, EncodedPublish):
@@ -279,6 +305,7 @@ class RabbitMQProducer(Producer):
         return self._channel
 
     def _reset(self) -> None:
+        self._held = None
         close_quietly(self._connection)
         self._connection = self._channel = None
         self._declared.clear()
