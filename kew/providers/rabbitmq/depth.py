@@ -57,9 +57,10 @@ class QueueDepth:
         if self._connection is None or not self._connection.is_open:
             self._connection, _ = open_connection(self.config)
             self._channel = None
-        if self._channel is None or not self._channel.is_open:
-            self._channel = self._connection.channel()
-        frame = self._channel.queue_declare(queue, passive=True)
+        channel = self._channel
+        if channel is None or not channel.is_open:
+            channel = self._channel = self._connection.channel()
+        frame = channel.queue_declare(queue, passive=True)
         return int(frame.method.message_count)
 
     def _drop(self) -> None:
