@@ -40,7 +40,15 @@ class QueueDepth:
         """
         with self._lock:
             try:
-                return self._count(queue)
+                try:
+                    return self._count(queue)
+                except CONNECTION_ERRORS as error:
+                    if isinstance(error, pika.exceptions.ChannelClosedByBroker):
+                        raise
+                    # an idle connection's heart-beats go unanswered: the broker may have
+                    # closed it meanwhile, so one new connection is tried before giving up
+                    self._drop()
+                    return self._count(queue)
             except pika.exceptions.ChannelClosedByBroker as error:
                 self._channel = None
                 if error.reply_code == NOT_FOUND:

@@ -10,6 +10,7 @@ from kew.errors import UnsupportedCapability
 from kew.providers import connect
 from kew.providers.base import Capability
 from kew.providers.memory import MemoryProvider
+from tests.harness.services import service_unsupported
 
 
 def test_a_provider_without_the_capability_says_so():
@@ -46,5 +47,21 @@ def test_rabbitmq_counts_ready_messages_and_a_missing_queue_as_empty(rabbitmq_se
         assert provider.pending(queue) == 2
         assert provider.pending(f"{queue}.missing") == 0  # the counting channel survives a 404
         assert provider.pending(queue) == 2
+    finally:
+        provider.close()
+
+
+@pytest.mark.rabbitmq
+def test_rabbitmq_counts_again_after_the_broker_closed_the_counting_connection(rabbitmq_server):
+    if not hasattr(rabbitmq_server, "ctl"):
+        service_unsupported("closing connections (rabbitmqctl)")
+    queue = f"test.depth.{uuid.uuid4().hex[:12]}"
+    provider = connect(rabbitmq_server.url)
+    try:
+        with provider.producer() as producer:
+            producer.send(queue, b"one")
+        assert provider.pending(queue) == 1
+        rabbitmq_server.ctl("close_all_connections", "test: an idle connection dropped")
+        assert provider.pending(queue) == 1  # a new connection, not ConnectionLost
     finally:
         provider.close()
