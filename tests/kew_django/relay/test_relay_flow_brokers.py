@@ -24,6 +24,7 @@ from tests.kew_django.conftest import Job
 from tests.kew_django.relay.test_relay_outage import Lines
 from tests.kew_django.relay.test_relay_pause import PAUSED, RESUMED, rows, running
 
+pytestmark = pytest.mark.slow
 DEFAULT_WATERMARK = "0.4"  # RabbitMQ's default, which the harness's node keeps
 BLOCKED_PREFIX = "flow.block."
 SMALL = 20_000  # bytes: about 15 messages of 1 kB
