@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -136,3 +140,26 @@ def test_bad_admission_settings_are_system_check_errors(settings, value):
     (error,) = check_admission_settings()
     assert error.id == "imports.E004"
     assert "IMPORT_MAX_BACKLOG" in error.msg
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("0", "(imports.E004) IMPORT_MAX_BACKLOG must be a whole number of at least 1, not 0"),
+        ("lots", "ImproperlyConfigured: IMPORT_MAX_BACKLOG must be a whole number, not 'lots'"),
+    ],
+)
+def test_manage_py_check_names_a_bad_bound_from_the_environment(value, error):
+    env = {**os.environ, "IMPORT_MAX_BACKLOG": value}
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # manage.py's own: project.settings
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert error in result.stderr
