@@ -15,15 +15,14 @@ import time
 from kew.errors import BrokerBlocked
 from kew_django.observability.observer import Observer
 
-log = logging.getLogger("kew_django.relay.publisher")
-
 PROBE = 1.0  # seconds between tries while paused; each try itself waits for the confirmation
 
 
 class Pause:
-    """Whether the relay is paused by its broker, since when; thread-safe."""
+    """Whether the relay is paused by its broker, since when; thread-safe. Logs to ``log``."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
         self._lock = threading.Lock()
         self.since: float | None = None  # monotonic time the pause began; None: not paused
         self.total = 0.0  # seconds paused so far, over every pause that ended
@@ -39,7 +38,7 @@ class Pause:
             if self.since is not None:
                 return PROBE
             self.since = time.monotonic()
-        log.warning(
+        self.log.warning(
             "relay paused: the broker is holding publishers back (%s); rows wait in the outbox, "
             "no attempt is spent, it resumes by itself",
             error,
@@ -56,5 +55,5 @@ class Pause:
                 return
             seconds, self.since = time.monotonic() - self.since, None
             self.total += seconds
-        log.warning("relay resumed: the broker accepts again after %.1fs paused", seconds)
+        self.log.warning("relay resumed: the broker accepts again after %.1fs paused", seconds)
         observer.relay_resumed(seconds)

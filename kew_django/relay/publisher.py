@@ -113,7 +113,7 @@ class Relay:
         skip_locked = connections[self.using].features.has_select_for_update_skip_locked
         self.threads = threads or (2 if skip_locked else 1)
         self._order = PublishOrder()
-        self.pause = Pause()  # while the broker pushes back (flow control)
+        self.pause = Pause(log)  # while the broker pushes back (flow control)
         # NOTE: threads share one producer, used by one thread at a time (in claim order).
         self._producers = LazyProducer(self.provider)
         self._scheduled = Capability.SCHEDULED_DELIVERY in provider.capabilities
