@@ -146,12 +146,28 @@ def translate(error: BaseException, what: str) -> KewError:
     return ProviderError(f"RabbitMQ failed during {what}: {describe(error)}")
 
 
-def close_quietly(connection: pika.BlockingConnection | None) -> None:
-    """Close ``connection`` if it is open; never raises."""
+def close_quietly(connection: pika.BlockingConnection | None, *, blocked: bool = False) -> None:
+    """Close ``connection`` if it is open; never raises, never waits on a ``blocked`` one."""
     if connection is None:
         return
     try:
-        if connection.is_open:
+        if connection.is_open and blocked:
+            abort(connection)
+        elif connection.is_open:
             connection.close()
     except Exception:  # noqa: BLE001 - a broken connection may fail to close
         log.debug("closing a RabbitMQ connection failed", exc_info=True)
+
+
+def abort(connection: pika.BlockingConnection) -> None:
+    """Drop ``connection``'s socket without the closing handshake.
+
+    The broker reads nothing from a connection it blocked (an alarm), so it
+    would never answer a Connection.Close: ``close()`` would wait until the
+    alarm clears. pika has no public abort; this is what its own blocked-
+    connection timeout does.
+    """
+    connection._impl._terminate_stream(None)
+    deadline = time.monotonic() + 1.0
+    while not connection.is_closed and time.monotonic() < deadline:
+        connection.process_data_events(time_limit=0.05)  # runs the socket's close

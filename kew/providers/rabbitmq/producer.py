@@ -188,14 +188,18 @@ class RabbitMQProducer(Producer):
             self._reset()
             raise translate(error, f"the send of {what}") from None
         except ConnectionLost:
-            if published is None or self.flow.reason is None or not self._open():
+            blocked = self.flow.reason
+            if published is None or blocked is None or not self._open():
                 self._reset()
                 raise
-            # Blocked: keep the connection, whose publishes the broker will still take, so
-            # that the same batch sent again waits for these instead of storing copies.
-            self._held = published
+            if None in ids:  # only ids tell the same batch sent again: start afresh
+                self._reset()
+            else:
+                # Keep the connection, whose publishes the broker takes once the alarm
+                # clears, so that the same batch sent again waits for these, not copies.
+                self._held = published
             raise BrokerBlocked(
-                f"RabbitMQ is blocking publishers ({self.flow.reason}) and did not confirm "
+                f"RabbitMQ is blocking publishers ({blocked}) and did not confirm "
                 f"{what} within {self.config.confirm_timeout} s"
             ) from None
         self._check(published.first, published.routes, encoded)
@@ -306,7 +310,7 @@ class RabbitMQProducer(Producer):
 
     def _reset(self) -> None:
         self._held = None
-        close_quietly(self._connection)
+        close_quietly(self._connection, blocked=self.flow.reason is not None)
         self._connection = self._channel = None
         self._declared.clear()
         self._bound.clear()

@@ -8,6 +8,7 @@ that names no cause. See docs/backpressure.md.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -105,3 +106,26 @@ def test_artemis_block_does_not_hold_a_stomp_relay_back_and_nothing_is_lost(smal
     ids = [delivery.message_id for delivery in receive_all(provider, queue, 100)]
     assert len(set(ids)) == 100
     provider.close()
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_paused_by_a_rabbitmq_alarm_stops_when_asked(rabbitmq_server, queue):
+    if not hasattr(rabbitmq_server, "ctl"):
+        service_unsupported("raising a memory alarm (rabbitmqctl)")
+    provider = kew.connect(f"{rabbitmq_server.url}?confirm_timeout=2")
+    Channel(queue, payload=Job).send_many([Job(i) for i in range(10)])
+    relay = Relay(provider, queues=[queue], poll_interval=0.05)
+    rabbitmq_server.ctl("set_vm_memory_high_watermark", "0.00001")
+    try:
+        stop = threading.Event()
+        thread = threading.Thread(target=relay.run, args=(stop,))
+        thread.start()
+        assert wait_until(lambda: relay.pause.paused, 60)
+        stop.set()
+        thread.join(15)  # a blocked connection is dropped, not closed by a handshake
+        assert not thread.is_alive(), "the relay hung on the blocked connection"
+        assert rows(queue) == {("pending", 0)}
+    finally:
+        rabbitmq_server.ctl("set_vm_memory_high_watermark", DEFAULT_WATERMARK)
+        provider.close()
