@@ -13,6 +13,7 @@ from kew.channels import (
 )
 from kew.codecs import BytesCodec, Codec, JsonCodec
 from kew.errors import (
+    BrokerBlocked,
     ConfigurationError,
     ConnectionLost,
     DecodeError,
@@ -37,6 +38,7 @@ from kew.topics import Topic, TopicSource
 
 __all__ = [
     "AckMode",
+    "BrokerBlocked",
     "BytesCodec",
     "Capability",
     "ChannelSink",

@@ -28,6 +28,14 @@ class ConnectionLost(ProviderError):
     """
 
 
+class BrokerBlocked(ConnectionLost):
+    """The broker holds publishers back for now (flow control: a memory or disk alarm).
+
+    Recoverable, as any ``ConnectionLost``: the messages are not at fault.
+    Send them again, with the same ids, once the broker accepts again.
+    """
+
+
 class StorageUnavailable(KewError):
     """The application's own storage (its database) is down: not the message's fault.
 

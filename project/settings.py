@@ -15,6 +15,7 @@ from pathlib import Path
 
 import django
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -38,6 +39,15 @@ def local_secret_key(path: Path) -> str:
         finally:
             draft.unlink()
     return path.read_text().strip()
+
+
+def whole_number(name: str, default: int) -> int:
+    """Return the whole number in environment variable ``name``; a clear error if it is not one."""
+    try:
+        return env.int(name, default=default)
+    except ValueError:
+        text = f"{name} must be a whole number, not {env.str(name)!r}"
+        raise ImproperlyConfigured(text) from None
 
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -165,6 +175,12 @@ IMPORT_MAX_FILES = env.int("IMPORT_MAX_FILES", default=100_000)  # files one imp
 IMPORT_RETRY = env.str("IMPORT_RETRY", default="10s 10s 2m")
 NOTIFY_RETRY = env.str("NOTIFY_RETRY", default="10s 1m 5m 30m 2h")
 IMPORT_SITE_URL = env.str("IMPORT_SITE_URL", default="http://127.0.0.1:8000")
+# Admission control (docs/backpressure.md): a new import is refused with 503 once this
+# many imports wait (outbox + broker queue), with 429 once its user has this many
+# pending; both answers say Retry-After (seconds).
+IMPORT_MAX_BACKLOG = whole_number("IMPORT_MAX_BACKLOG", 10_000)
+IMPORT_MAX_PENDING_PER_USER = whole_number("IMPORT_MAX_PENDING_PER_USER", 100)
+IMPORT_RETRY_AFTER = whole_number("IMPORT_RETRY_AFTER", 30)
 
 # Kew (kew_django): which provider carries the messages, and how the relay and the
 # consumer workers run. "database://" keeps the queues in DATABASES["default"] (no

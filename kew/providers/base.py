@@ -30,6 +30,7 @@ class Capability(Enum):
     BROWSING = "browsing a queue without taking its messages"
     DEAD_LETTER_ADDRESS = "a dead-letter address for messages the provider stops redelivering"
     TOPICS = "topics whose durable subscriptions each keep a copy of what is published"
+    QUEUE_DEPTH = "counting the messages waiting in a queue (pending)"
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,13 @@ class Provider(ABC):
         one is running.
         """
         raise UnsupportedCapability(f"{type(self).__name__} has no topics")
+
+    def pending(self, queue: str) -> int:
+        """Return how many messages wait in ``queue`` (needs ``Capability.QUEUE_DEPTH``).
+
+        Meant to be cheap enough for every web request that admits work.
+        """
+        raise UnsupportedCapability(f"{type(self).__name__} cannot count a queue's messages")
 
     def close(self) -> None:
         """Release every resource the provider holds."""

@@ -18,16 +18,18 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from kew.qchan.observe import Handling
 from kew_django.db.connections import close_db_connections
+from kew_django.observability.admission import Refusals
 from kew_django.observability.figures import queue_figures
 from kew_django.observability.observer import Observer
 
 log = logging.getLogger(__name__)
 SYSTEM, QUEUE = "messaging_system", "messaging_destination_name"
+REASON = "kew_reason"
 OUTCOME, OPERATION = "kew_outcome", "messaging_operation_name"
 # Seconds: from a millisecond handler to an hour-long import.
 HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 300, 3600)
@@ -85,6 +87,21 @@ class Metrics(Observer):
             [SYSTEM, QUEUE],
             registry=r,
         )
+        self.paused = Gauge(
+            "kew_relay_paused",
+            "1 while the broker holds the relay's publishes back (flow control), else 0.",
+            [SYSTEM],
+            registry=r,
+        )
+        self.pauses = Counter(
+            "kew_relay_pauses", "Times the broker paused the relay.", [SYSTEM], registry=r
+        )
+        self.paused_seconds = Counter(
+            "kew_relay_paused_seconds",
+            "Seconds the relay spent paused by the broker (added when a pause ends).",
+            [SYSTEM],
+            registry=r,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -124,6 +141,14 @@ class Metrics(Observer):
         self._child(self.rejected_total, row.queue).inc()
         if failed:
             self._child(self.failed_total, row.queue).inc()
+
+    def relay_paused(self, reason: str) -> None:
+        self._child(self.paused).set(1)
+        self._child(self.pauses).inc()
+
+    def relay_resumed(self, seconds: float) -> None:
+        self._child(self.paused).set(0)
+        self._child(self.paused_seconds).inc(seconds)
 
 
 class DatabaseCollector(Collector):
@@ -168,3 +193,20 @@ class DatabaseCollector(Collector):
         for queue, row in figures.items():
             oldest.add_metric([queue], row.oldest_pending or 0.0)
         yield oldest
+
+
+class RefusalCollector(Collector):
+    """The counter of admissions refused in this process, from ``admission.refusals``."""
+
+    def __init__(self, refusals: Refusals):
+        self.refusals = refusals
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "kew_admissions_refused",
+            "Requests refused at the door: 503 (backlog) or 429 (per_key), by queue.",
+            labels=[QUEUE, REASON],
+        )
+        for (queue, reason), count in sorted(self.refusals.counts().items()):
+            family.add_metric([queue, reason], count)
+        yield family

@@ -32,6 +32,12 @@ class Observer(EngineObserver):
     def rejected(self, row: Any, *, failed: bool) -> None:
         """Count a rejection of ``row``; ``failed``: it will not be tried again."""
 
+    def relay_paused(self, reason: str) -> None:
+        """Note that the broker holds the relay's publishes back (flow control)."""
+
+    def relay_resumed(self, seconds: float) -> None:
+        """Note that the broker accepts again, after ``seconds`` paused."""
+
 
 class Observers(Observer):
     """Call each of ``parts`` in turn."""
@@ -67,6 +73,14 @@ class Observers(Observer):
     def rejected(self, row: Any, *, failed: bool) -> None:
         for part in self.parts:
             part.rejected(row, failed=failed)
+
+    def relay_paused(self, reason: str) -> None:
+        for part in self.parts:
+            part.relay_paused(reason)
+
+    def relay_resumed(self, seconds: float) -> None:
+        for part in self.parts:
+            part.relay_resumed(seconds)
 
 
 NO_OBSERVER = Observer()

@@ -2,7 +2,8 @@
 
 Route it yourself, e.g. ``path("kew/metrics", kew_django.observability.views.metrics)``.
 It serves what the database knows (outbox backlog and oldest pending
-row, FAILED rows, dead letters, the database provider's queue depth) in
+row, FAILED rows, dead letters, the database provider's queue depth) and
+this process's admissions refused (``admission.refusals``) in
 Prometheus's text format, to an active staff user or to a request with
 ``Authorization: Bearer <KEW["OBSERVABILITY"]["TOKEN"]>``; anyone else
 gets 403. Without ``prometheus_client`` it answers 501 saying so.
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_GET
 
 from kew_django.conf import section
 from kew_django.observability import metrics_available
+from kew_django.observability.admission import refusals
 
 
 def _allowed(request: HttpRequest) -> bool:
@@ -45,8 +47,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-    from kew_django.observability.metrics import DatabaseCollector  # needs prometheus_client
+    # needs prometheus_client
+    from kew_django.observability.metrics import DatabaseCollector, RefusalCollector
 
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(close=False))
+    registry.register(RefusalCollector(refusals))
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

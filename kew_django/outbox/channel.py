@@ -17,6 +17,7 @@ from kew_django.db.notify import OUTBOX
 from kew_django.db.wake import wake_on_commit
 from kew_django.observability.tracing import outbox_headers
 from kew_django.outbox.asend import AsyncSending
+from kew_django.outbox.backlog import Backlog, backlog
 from kew_django.outbox.direct import direct_provider, enqueue
 from kew_django.outbox.insert import OutboxInsert
 from kew_django.outbox.validation import TOPIC, validate_outgoing
@@ -111,6 +112,14 @@ class Channel(AsyncSending[T], Generic[T]):
         with provider.producer() as producer:
             producer.send(self.queue, self.codec.encode(data), options)
         return message_id
+
+    def backlog(self, *, using: str | None = None) -> Backlog:
+        """Return how many messages wait: pending outbox rows plus the provider's queue depth.
+
+        The provider's part is None when it cannot count (Artemis over STOMP);
+        an unreachable broker raises ``ConnectionLost``. Two cheap counts.
+        """
+        return backlog(self.queue, get_provider(self.provider), using=using)
 
     def _write(self, items, deliver_at, properties, using):
         from kew_django.models import OutboxMessage  # channels are declared before models load

@@ -20,7 +20,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from kew.backoff import Backoff
-from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
+from kew.errors import BrokerBlocked, ConfigurationError, ConnectionLost, ProviderError, SendError
 from kew.providers.base import Capability, DeliveryOptions, Outgoing, Prepared, Provider
 from kew.providers.headers import CONTENT_TYPE
 from kew.qchan.producers import LazyProducer
@@ -33,6 +33,7 @@ from kew_django.outbox.validation import TOPIC, relay_options
 from kew_django.relay.claims import Claims
 from kew_django.relay.isolate import send_one_by_one
 from kew_django.relay.order import EarlierBatchFailed, HeldBack, PublishOrder
+from kew_django.relay.pause import PROBE, Pause
 from kew_django.relay.rejections import retry_at, retry_backoff_over
 from kew_django.relay.waiting import wait
 from kew_django.topics import Declarations
@@ -75,7 +76,9 @@ class Relay:
     PostgreSQL) the next batch is claimed on another thread and connection
     while the current one is being published; batches still publish in the
     order they were claimed. A broker outage (``ConnectionLost``)
-    makes ``run`` back off with jitter and costs no attempts; a rejection
+    makes ``run`` back off with jitter and costs no attempts; a broker that
+    holds publishers back (``BrokerBlocked``) pauses it (``pause``), rows
+    waiting in the outbox, until a publish goes through; a rejection
     (``SendError``) costs the rejected row one attempt, and after
     ``max_attempts`` the row is FAILED (shown in the admin).
     """
@@ -111,6 +114,7 @@ class Relay:
         skip_locked = connections[self.using].features.has_select_for_update_skip_locked
         self.threads = threads or (2 if skip_locked else 1)
         self._order = PublishOrder()
+        self.pause = Pause(log)  # while the broker pushes back (flow control)
         # NOTE: threads share one producer, used by one thread at a time (in claim order).
         self._producers = LazyProducer(self.provider)
         self._scheduled = Capability.SCHEDULED_DELIVERY in provider.capabilities
@@ -244,6 +248,8 @@ class Relay:
         try:
             with self.observer.publishing([row for row, _ in batch]):
                 self._producers.get().send_prepared([prepared for _, prepared in batch])
+        except BrokerBlocked:  # the producer keeps what it wrote, to wait for it again
+            raise
         except ConnectionLost:
             self._producers.drop()
             raise
@@ -356,7 +362,13 @@ class Relay:
                 listener.looking()  # this claim covers every notification so far
                 try:
                     settled = self.relay_batch()
+                except BrokerBlocked as error:  # flow control: the broker is up, but full
+                    wait(stop, self.pause.blocked(error, self.observer))
+                    continue
                 except ProviderError as error:  # ConnectionLost, or an unexpected broker error
+                    if self.pause.paused and isinstance(error, EarlierBatchFailed):
+                        wait(stop, PROBE)  # behind the batch the broker holds back: no outage
+                        continue
                     backoff.failed(error)
                     wait(stop, backoff.delay())
                     continue
@@ -372,6 +384,8 @@ class Relay:
                     connections[self.using].close_if_unusable_or_obsolete()
                     wait(stop, backoff.delay())
                     continue
+                if settled:
+                    self.pause.accepted(self.observer)
                 backoff.succeeded()
                 database.succeeded()
                 if chores.acquire(blocking=False):

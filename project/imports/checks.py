@@ -7,6 +7,7 @@ from django.core.checks import Error, Warning, register
 
 from kew.errors import ConfigurationError
 from kew.schedule import Schedule
+from project.imports.admission import SETTINGS as ADMISSION_SETTINGS
 from project.imports.importer import ImporterNotFound, get_importer, import_roots
 
 
@@ -35,4 +36,16 @@ def check_import_settings(app_configs, **kwargs) -> list:
             Schedule.parse(getattr(settings, name))
         except ConfigurationError as error:
             problems.append(Error(f"{name}: {error}", id="imports.E003"))
+    problems.extend(check_admission_settings())
+    return problems
+
+
+def check_admission_settings() -> list:
+    """Check that the admission bounds and Retry-After are whole numbers of at least 1."""
+    problems = []
+    for name in ADMISSION_SETTINGS:
+        value = getattr(settings, name, None)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            text = f"{name} must be a whole number of at least 1, not {value!r}"
+            problems.append(Error(text, id="imports.E004"))
     return problems

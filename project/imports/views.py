@@ -28,6 +28,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from project.imports.admission import refusal
 from project.imports.auth import BadToken, authenticate, csrf_failure
 from project.imports.importer import get_importer, user_roots
 from project.imports.messages import ImportRequest, import_requests
@@ -96,7 +97,10 @@ def visible_imports(request: HttpRequest) -> QuerySet[Import]:
 
 
 def create_import(request: HttpRequest) -> HttpResponse:
-    """Store the Import and send its message in one transaction; answer 202."""
+    """Store the Import and send its message in one transaction; answer 202.
+
+    Past the admission bounds (``admission``) answer 503 or 429 with ``Retry-After``.
+    """
     failure = csrf_failure(request)
     if failure is not None:
         return JsonResponse({"error": failure}, status=403)
@@ -111,6 +115,9 @@ def create_import(request: HttpRequest) -> HttpResponse:
     except ValueError as error:
         body = {"error": f"your account's e-mail address {error}: the outcome is mailed there"}
         return JsonResponse(body, status=400)
+    refused = refusal(user)  # before the (possibly slow) validation: the door stays cheap
+    if refused is not None:
+        return refused
     try:
         roots = existing(user_roots(user.get_username()))
         if not roots and settings.IMPORT_USER_FOLDERS:

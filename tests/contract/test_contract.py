@@ -18,7 +18,7 @@ from kew import (
     RepeatAction,
 )
 from kew.codecs import BytesCodec
-from kew.errors import ConfigurationError
+from kew.errors import ConfigurationError, UnsupportedCapability
 from kew.message import utcnow
 from kew.providers.base import Capability, DeliveryOptions, Outgoing
 from tests.contract.helpers import WAIT, assert_empty, receive_all
@@ -343,3 +343,16 @@ def test_two_consumers_never_get_the_same_message(provider, queue):
     for thread in threads:
         thread.join(WAIT * 3)
     assert sorted(got, key=int) == [str(i).encode() for i in range(count)]
+
+
+def test_a_provider_counts_its_queue_only_if_it_says_it_can(provider, queue):
+    if Capability.QUEUE_DEPTH not in provider.capabilities:
+        with pytest.raises(UnsupportedCapability):
+            provider.pending(queue)
+        return
+    assert provider.pending(queue) == 0
+    with provider.producer() as producer:
+        producer.send_many([Outgoing(queue, b"%d" % i) for i in range(3)])
+    assert provider.pending(queue) == 3
+    receive_all(provider, queue, 3)
+    assert provider.pending(queue) == 0

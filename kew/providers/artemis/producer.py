@@ -3,7 +3,10 @@
 Every send returns after the broker's receipt, on the caller's thread.
 A refused message raises ``SendError``; a lost connection or a missing
 receipt raises ``ConnectionLost``, after one more try when every message
-of the batch has an id. See ``docs/artemis.md`` (how messages are sent).
+of the batch has an id. A receipt missing while the broker's heart-beats
+still arrive raises ``BrokerBlocked`` at once (the broker holds producers
+back; the caller pauses and sends again, duplicates dropped by id).
+See ``docs/artemis.md`` (how messages are sent) and ``docs/backpressure.md``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
+from kew.errors import BrokerBlocked, ConfigurationError, ConnectionLost, ProviderError, SendError
 from kew.providers.artemis import topics
 from kew.providers.artemis.config import ArtemisConfig
 from kew.providers.artemis.connection import FailoverConnection
@@ -156,8 +159,8 @@ class ArtemisProducer(Producer):
             try:
                 self._transmit(self._connection.ensure(), frames, [item.data for item in encoded])
                 return
-            except ConnectionLost:
-                if not retry_safe or round_ == 2:
+            except ConnectionLost as lost:
+                if not retry_safe or round_ == 2 or isinstance(lost, BrokerBlocked):
                     raise
                 log.warning(
                     "connection lost while sending %d message(s) to Artemis; "

@@ -25,7 +25,7 @@ import stomp.exception
 import stomp.protocol
 import stomp.utils
 
-from kew.errors import ConfigurationError, ConnectionLost
+from kew.errors import BrokerBlocked, ConfigurationError, ConnectionLost
 from kew.providers.artemis.config import ArtemisConfig
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ class Wire(stomp.ConnectionListener):
         self._on_message = on_message
         self._on_lost = on_lost
         self._write_timeout = config.receipt_timeout
+        self._heartbeat = config.heartbeat / 1000  # seconds; 0: no heart-beats
         self._nodelay = False
         self.connected = False
         self.lost = False
@@ -309,8 +310,23 @@ class Wire(stomp.ConnectionListener):
             else:
                 self._receipts.discard(receipt)
                 return
+        alive = self._heard_lately(timeout)
         self.abort()
+        if alive:  # the broker is up but stores nothing for us: it is holding producers back
+            raise BrokerBlocked(
+                f"Artemis at {self} is up (its heart-beats arrive) but did not confirm {what} "
+                f"within {timeout:g}s"
+            )
         raise ConnectionLost(f"Artemis at {self} did not confirm {what} within {timeout:g}s")
+
+    def _heard_lately(self, timeout: float) -> bool:
+        """Return whether the broker's heart-beats prove it alive for most of ``timeout``.
+
+        stomp.py drops a wire after two heart-beat periods without a frame
+        (``heart_beat_receive_scale``), so a wire still up after a longer wait
+        has heard from the broker all along.
+        """
+        return not self.lost and 0 < self._heartbeat * 2 < timeout
 
     def close(self, timeout: float) -> None:
         """Disconnect cleanly: DISCONNECT with a receipt, so earlier frames are handled first."""

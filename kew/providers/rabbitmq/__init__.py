@@ -18,6 +18,7 @@ from kew.errors import ConfigurationError
 from kew.providers.base import Capability, Outgoing, Producer, Provider, Receiver
 from kew.providers.rabbitmq import topics
 from kew.providers.rabbitmq.config import RabbitMQConfig, parse_url
+from kew.providers.rabbitmq.depth import QueueDepth
 from kew.providers.rabbitmq.producer import EncodedPublish, RabbitMQProducer, encode
 from kew.providers.rabbitmq.receiver import RabbitMQDelivery, RabbitMQReceiver
 
@@ -47,6 +48,7 @@ class RabbitMQProvider(Provider):
             Capability.PROPERTIES,
             Capability.PERSISTENCE,
             Capability.TOPICS,  # a fanout exchange per topic, a work queue per subscription
+            Capability.QUEUE_DEPTH,  # ready messages (a passive queue.declare)
             # and DEAD_LETTER_ADDRESS with delivery_limit (a dead-letter queue per queue)
         }
     )
@@ -62,6 +64,7 @@ class RabbitMQProvider(Provider):
             self.capabilities = self.capabilities | {Capability.DEAD_LETTER_ADDRESS}
         self._open: weakref.WeakSet[RabbitMQProducer | RabbitMQReceiver] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._depth = QueueDepth(self.config)
 
     @classmethod
     def from_url(cls, url: str, **options: object) -> RabbitMQProvider:
@@ -106,6 +109,14 @@ class RabbitMQProvider(Provider):
         receiver = RabbitMQReceiver(self.config, first, prefetch=prefetch, dead_letters_of=queues)
         return self._keep(receiver)
 
+    def pending(self, queue: str) -> int:
+        """Return how many messages are ready in ``queue`` (0 if it does not exist yet).
+
+        One passive declare on a connection the provider keeps for counting;
+        unacknowledged deliveries and delayed messages are not counted.
+        """
+        return self._depth.count(queue)
+
     def _keep(self, client):
         with self._lock:
             self._open.add(client)
@@ -118,3 +129,4 @@ class RabbitMQProvider(Provider):
             self._open.clear()
         for client in clients:
             client.close()
+        self._depth.close()

@@ -49,7 +49,9 @@ def parameters(config: RabbitMQConfig, host: str, port: int) -> pika.ConnectionP
         heartbeat=config.heartbeat,
         socket_timeout=config.connect_timeout,
         stack_timeout=config.connect_timeout * 2,
-        blocked_connection_timeout=config.confirm_timeout,
+        # None: a connection blocked by an alarm stays open (the producer waits it out,
+        # FlowControl); a lost broker is found by heartbeats and the confirm timeout.
+        blocked_connection_timeout=None,
         connection_attempts=1,
         ssl_options=tls,
         client_properties={"connection_name": "kew"},
@@ -103,6 +105,32 @@ def declare_dead_letter_queue(channel, config: RabbitMQConfig, queue: str) -> st
     return name
 
 
+class FlowControl:
+    """Whether RabbitMQ blocks a connection's publishes (``connection.blocked``), and why.
+
+    RabbitMQ blocks publishing connections while a memory or disk alarm is
+    raised: it stops reading from them, so confirms stop coming. pika calls
+    ``blocked``/``unblocked`` on the connection's own thread.
+    """
+
+    def __init__(self) -> None:
+        self.reason: str | None = None  # None: not blocked
+
+    def watch(self, connection: pika.BlockingConnection) -> None:
+        """Follow ``connection``'s blocked and unblocked notifications."""
+        self.reason = None
+        connection.add_on_connection_blocked_callback(self.blocked)
+        connection.add_on_connection_unblocked_callback(self.unblocked)
+
+    def blocked(self, connection, frame) -> None:
+        self.reason = str(getattr(frame.method, "reason", "") or "a resource alarm")
+        log.debug("RabbitMQ blocked a publishing connection: %s", self.reason)
+
+    def unblocked(self, connection, frame) -> None:
+        self.reason = None
+        log.debug("RabbitMQ unblocked a publishing connection")
+
+
 def describe(error: BaseException) -> str:
     """Return a short text for a pika error (its repr is often empty), with a hint for TLS."""
     text = str(error) or repr(error)
@@ -125,12 +153,28 @@ def translate(error: BaseException, what: str) -> KewError:
     return ProviderError(f"RabbitMQ failed during {what}: {describe(error)}")
 
 
-def close_quietly(connection: pika.BlockingConnection | None) -> None:
-    """Close ``connection`` if it is open; never raises."""
+def close_quietly(connection: pika.BlockingConnection | None, *, blocked: bool = False) -> None:
+    """Close ``connection`` if it is open; never raises, never waits on a ``blocked`` one."""
     if connection is None:
         return
     try:
-        if connection.is_open:
+        if connection.is_open and blocked:
+            abort(connection)
+        elif connection.is_open:
             connection.close()
     except Exception:  # noqa: BLE001 - a broken connection may fail to close
         log.debug("closing a RabbitMQ connection failed", exc_info=True)
+
+
+def abort(connection: pika.BlockingConnection) -> None:
+    """Drop ``connection``'s socket without the closing handshake.
+
+    The broker reads nothing from a connection it blocked (an alarm), so it
+    would never answer a Connection.Close: ``close()`` would wait until the
+    alarm clears. pika has no public abort; this is what its own blocked-
+    connection timeout does.
+    """
+    connection._impl._terminate_stream(None)
+    deadline = time.monotonic() + 1.0
+    while not connection.is_closed and time.monotonic() < deadline:
+        connection.process_data_events(time_limit=0.05)  # runs the socket's close

@@ -9,8 +9,12 @@ ladder of ``delays``. An unroutable message raises ``SendError``; a
 message the broker refused to store (a nack), a lost connection or a
 missing confirm raises ``ProviderError``/``ConnectionLost`` (after one
 more try on a new connection when every message has an id), and the
-caller sends again: RabbitMQ does not drop duplicates, consumers that
-record message ids do. See ``docs/rabbitmq.md``.
+caller sends again. While a memory or disk alarm blocks the connection
+(``connection.blocked``), a missing confirm raises ``BrokerBlocked``
+instead and the connection is kept: the same batch sent again waits for
+the confirms of the copies already written, so none is stored twice.
+Otherwise RabbitMQ does not drop duplicates: consumers that record
+message ids do. See ``docs/rabbitmq.md`` and ``docs/backpressure.md``.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ import pika
 import pika.frame
 import pika.spec
 
-from kew.errors import ConfigurationError, ConnectionLost, ProviderError, SendError
+from kew.errors import BrokerBlocked, ConfigurationError, ConnectionLost, ProviderError, SendError
 from kew.message import utcnow
 from kew.providers.base import DeliveryOptions, Outgoing, Prepared, Producer, Provider
 from kew.providers.rabbitmq import delays, topics
 from kew.providers.rabbitmq.config import RabbitMQConfig
 from kew.providers.rabbitmq.connection import (
     CONNECTION_ERRORS,
+    FlowControl,
     close_quietly,
     declare_work_queue,
     open_connection,
@@ -77,6 +82,16 @@ def encode(outgoing: Outgoing, config: RabbitMQConfig) -> EncodedPublish:
         headers=dict(options.properties) or None,
     )
     return EncodedPublish(outgoing, properties, bytes(outgoing.payload))
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A batch published on the current channel: its ids and delivery tags, its routes."""
+
+    ids: tuple[str | None, ...]
+    first: int
+    last: int
+    routes: list[tuple[str, str]]
 
 
 def _nothing() -> None:
@@ -129,6 +144,8 @@ class RabbitMQProducer(Producer):
         self._bound: set[str] = set()  # work queues bound to the delay ladder
         self._exchanges: set[str] = set()  # topic exchanges declared on this connection
         self._ladder = False
+        self.flow = FlowControl()
+        self._held: _Held | None = None  # a batch the broker blocked, awaiting its confirms
         self.closed = False
         self._ensure()  # a wrong URL or password fails here, not on the first send
 
@@ -154,28 +171,56 @@ class RabbitMQProducer(Producer):
                 self._publish(encoded)
                 return
             except ConnectionLost as lost:
-                if not retry_safe or round_ == 2:
+                if not retry_safe or round_ == 2 or isinstance(lost, BrokerBlocked):
                     raise
                 log.warning("%s; sending the batch again (its message ids make this safe)", lost)
 
     def _publish(self, encoded: Sequence[EncodedPublish]) -> None:
         queues = sorted({item.outgoing.queue for item in encoded})
         what = f"{len(encoded)} message(s) for {', '.join(map(repr, queues))}"
+        ids = tuple(item.outgoing.options.message_id for item in encoded)
+        held, self._held = self._held, None
+        published: _Held | None = None
         try:
-            channel = self._ensure()
-            routes = [self._route(channel, item) for item in encoded]
-            first = self._confirms.published + 1
-            for (exchange, key), item in zip(routes, encoded, strict=True):
-                channel._impl.basic_publish(exchange, key, item.body, item.properties, True)
-                self._confirms.published += 1
-            self._await(self._confirms.published, what)
+            if held is not None and held.ids == ids and self._open():
+                published = held  # sent already, on this connection: wait for it again
+            else:
+                if held is not None:  # another batch now: the held one is its caller's again
+                    self._reset()
+                published = self._write(encoded, ids)
+            self._await(published.last, what)
         except CONNECTION_ERRORS as error:
             self._reset()
             raise translate(error, f"the send of {what}") from None
         except ConnectionLost:
-            self._reset()
-            raise
-        self._check(first, routes, encoded)
+            blocked = self.flow.reason
+            if published is None or blocked is None or not self._open():
+                self._reset()
+                raise
+            if None in ids:  # only ids tell the same batch sent again: start afresh
+                self._reset()
+            else:
+                # Keep the connection, whose publishes the broker takes once the alarm
+                # clears, so that the same batch sent again waits for these, not copies.
+                self._held = published
+            raise BrokerBlocked(
+                f"RabbitMQ is blocking publishers ({blocked}) and did not confirm "
+                f"{what} within {self.config.confirm_timeout} s"
+            ) from None
+        self._check(published.first, published.routes, encoded)
+
+    def _write(self, encoded: Sequence[EncodedPublish], ids: tuple[str | None, ...]) -> _Held:
+        """Publish every message of ``encoded`` (declaring what they need); return their tags."""
+        channel = self._ensure()
+        routes = [self._route(channel, item) for item in encoded]
+        first = self._confirms.published + 1
+        for (exchange, key), item in zip(routes, encoded, strict=True):
+            channel._impl.basic_publish(exchange, key, item.body, item.properties, True)
+            self._confirms.published += 1
+        return _Held(ids, first, self._confirms.published, routes)
+
+    def _open(self) -> bool:
+        return self._channel is not None and self._channel.is_open
 
     def _encoded(self, item: Prepared) -> EncodedPublish:
         if isinstance(item, EncodedPublish):
@@ -268,6 +313,7 @@ class RabbitMQProducer(Producer):
         connection, self._host_index = open_connection(self.config, first=first, rounds=rounds)
         self._connection = connection
         self._was_connected = True
+        self.flow.watch(connection)
         self._channel = connection.channel()
         self._confirms = _Confirms()
         self._channel._impl.add_on_return_callback(self._confirms.on_return)
@@ -275,7 +321,8 @@ class RabbitMQProducer(Producer):
         return self._channel
 
     def _reset(self) -> None:
-        close_quietly(self._connection)
+        self._held = None
+        close_quietly(self._connection, blocked=self.flow.reason is not None)
         self._connection = self._channel = None
         self._declared.clear()
         self._bound.clear()
