@@ -11,6 +11,7 @@ from django.core import checks
 from django.utils.module_loading import autodiscover_modules
 
 from kew_django.checks import check_broker_reachable, check_consumers, check_settings
+from kew_django.limits.checks import check_limits
 from kew_django.observability.checks import check_observability
 from kew_django.tasks import hooks
 
@@ -24,7 +25,7 @@ class KewConfig(AppConfig):
 
     def ready(self) -> None:
         """Register the system checks, import each app's ``consumers.py``, add the task queues."""
-        for check in (check_settings, check_consumers, check_observability):
+        for check in (check_settings, check_consumers, check_observability, check_limits):
             checks.register(check, "kew")
         checks.register(check_broker_reachable, "kew", deploy=True)
         autodiscover_modules("consumers")

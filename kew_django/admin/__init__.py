@@ -11,6 +11,8 @@ The operations themselves are plain functions in ``kew_django.operations``.
 """
 
 from kew_django.admin.in_progress import InProgressAdmin
+from kew_django.admin.limits import LimitSettingAdmin
 from kew_django.admin.screens import DeadLetterAdmin, OutboxMessageAdmin, ProcessedMessageAdmin
 
 __all__ = ["DeadLetterAdmin", "InProgressAdmin", "OutboxMessageAdmin", "ProcessedMessageAdmin"]
+__all__ += ["LimitSettingAdmin"]

@@ -32,6 +32,12 @@ class Observer(EngineObserver):
     def rejected(self, row: Any, *, failed: bool) -> None:
         """Count a rejection of ``row``; ``failed``: it will not be tried again."""
 
+    def limit_refused(self, limit: str, reason: str) -> None:
+        """Count a start that ``limit`` refused (``reason``: a ``limits.store.Refusal`` value)."""
+
+    def limit_waited(self, limit: str, seconds: float) -> None:
+        """Note that a message started after waiting ``seconds`` for ``limit``."""
+
 
 class Observers(Observer):
     """Call each of ``parts`` in turn."""
@@ -67,6 +73,14 @@ class Observers(Observer):
     def rejected(self, row: Any, *, failed: bool) -> None:
         for part in self.parts:
             part.rejected(row, failed=failed)
+
+    def limit_refused(self, limit: str, reason: str) -> None:
+        for part in self.parts:
+            part.limit_refused(limit, reason)
+
+    def limit_waited(self, limit: str, seconds: float) -> None:
+        for part in self.parts:
+            part.limit_waited(limit, seconds)
 
 
 NO_OBSERVER = Observer()

@@ -52,6 +52,7 @@ from kew.qchan.outcomes import DeliveryOutcome, WorkerStats
 from kew.schedule import GiveUp, GiveUpReason, RepeatAction, Schedule
 from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
+from kew_django.limits.gate import Gate, GatedDelivery, gate_for
 from kew_django.models import DeadLetter, ProcessedMessage
 from kew_django.workers import deadletters, long
 from kew_django.workers.crashes import CrashCounter
@@ -99,6 +100,12 @@ class Worker(QueueSink[Any]):
         self.gate = DatabaseGate(self.using, what=f"consumer of {spec.queue!r}")
         limit = int(section("CONSUMERS").get("MAX_CRASHES", 3))
         self.crashes = CrashCounter(spec.queue, self.using, limit, self.gate.through)
+        # Limits (kew_django.limits): a slot before the handler; parked messages first.
+        self.limits: Gate | None = gate_for(
+            spec.queue, spec.limit, spec.key, codec=spec.codec, using=self.using, observer=observer
+        )
+        if self.limits is not None:
+            self.provider = self.limits.provider(provider)
 
     def handle(self, delivery: Delivery) -> DeliveryOutcome:
         """Handle one delivery (see the engine) with a heartbeat running until after its ack."""
@@ -106,12 +113,17 @@ class Worker(QueueSink[Any]):
             self.close()  # so it goes back untouched, with the prefetched ones
             self.crashes.ended(delivery, DeliveryOutcome.RELEASED)
             return DeliveryOutcome.RELEASED
+        if self.limits is not None:
+            delivery = self.limits.wrap(delivery)  # its heartbeat renews the slot too
         beat = Heartbeat(
             delivery, queue=self.spec.queue, using=self.using, interval=self.heartbeat_interval
         )
         self.heartbeat = beat.start(eager=not self.spec.atomic, pacemaker=self.pacemaker)
         try:
-            outcome = super().handle(delivery)
+            if self.admitted(delivery):
+                outcome = super().handle(delivery)
+            else:
+                outcome = DeliveryOutcome.PARKED
         except Interrupted:
             log.info("%s: message %s given back: shutting down", self.spec.queue, beat.message_id)
             self.close()  # the unacked delivery goes back, its delivery count unchanged
@@ -119,8 +131,17 @@ class Worker(QueueSink[Any]):
         finally:
             self.heartbeat = None
             beat.stop()
-        self.crashes.ended(delivery, outcome)
+            if isinstance(delivery, GatedDelivery) and self.limits is not None:
+                self.limits.release(delivery)
+        if outcome is not DeliveryOutcome.PARKED:
+            self.crashes.ended(delivery, outcome)
         return outcome
+
+    def admitted(self, delivery: Delivery) -> bool:
+        """Wait until the consumer's limits let ``delivery`` start; False: it was parked."""
+        if self.limits is None or not isinstance(delivery, GatedDelivery):
+            return True
+        return self.limits.admit(delivery, self.gate.stop)
 
     def screen(self, delivery: Delivery, message: Message[Any]) -> GiveUp | None:
         """Give up on a redelivered message whose worker died too often (``workers.crashes``)."""

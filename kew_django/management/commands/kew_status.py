@@ -4,13 +4,15 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
+from kew_django.limits.status import format_limits, read_limits
 from kew_django.observability.status import format_status, read_status
 
 
 class Command(BaseCommand):
     help = (
         "Print per queue: outbox backlog, oldest pending row, deliveries in progress, "
-        "dead letters, failed rows; then the relay and consumer processes seen recently."
+        "dead letters, failed rows; then the relay and consumer processes seen recently; "
+        "then each limit: its values, slots in use, parked messages."
     )
 
     def add_arguments(self, parser):
@@ -26,4 +28,6 @@ class Command(BaseCommand):
             raise CommandError(f"--recent must be a positive number of seconds, not {recent}")
         window = timedelta(seconds=recent)
         for line in format_status(read_status(recent=window), recent=window):
+            self.stdout.write(line)
+        for line in format_limits(read_limits()):
             self.stdout.write(line)

@@ -1,0 +1,187 @@
+"""The limits' tables, and the one place that takes, renews and gives back slots.
+
+A start is decided in one short transaction with the limit's
+``LimitSetting`` row locked (``SELECT ... FOR UPDATE`` on PostgreSQL; on
+SQLite the whole database, by its IMMEDIATE transactions): count the
+slots whose lease has not ended, check the rate clocks, then write the
+new slot and move the clocks. Leases and rate clocks use the database's
+clock, never a host's.
+
+Rates are a generic cell rate algorithm: a clock's ``tat`` (theoretical
+arrival time) moves by ``1/rate`` per start; a start is allowed once the
+database's time is within ``TOLERANCE`` intervals of it. The tolerance
+absorbs how late a waiting worker wakes (so the long-run rate is the
+rate), and allows at most one start early after an idle spell: smooth,
+not bursty.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+
+from django.db import IntegrityError, connections, transaction
+from django.db.models.functions import Now
+
+from kew_django.limits.declared import Limit
+from kew_django.models import LimitClock, LimitSetting, LimitSlot
+
+TOLERANCE = 0.5  # of one interval (1/rate), see the module docstring
+EPOCH = {
+    "postgresql": "SELECT extract(epoch from clock_timestamp())::float8",
+    "sqlite": "SELECT (julianday('now') - 2440587.5) * 86400.0",
+}
+
+
+class Refusal(Enum):
+    """Why a message cannot start now."""
+
+    CONCURRENCY = "concurrency"  # the limit's slots are all held
+    KEY = "key"  # its key's slots are all held
+    RATE = "rate"  # the limit's rate clock is ahead
+    KEY_RATE = "key_rate"  # its key's rate clock is ahead
+
+    @property
+    def by_key(self) -> bool:
+        """Return whether only this message's key is full (others may start)."""
+        return self in (Refusal.KEY, Refusal.KEY_RATE)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A start refused, and how long until a rate clock allows one (0 for a slot)."""
+
+    reason: Refusal
+    wait: float = 0.0
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A start granted; ``token`` names its slot (None when only a rate was limited)."""
+
+    token: uuid.UUID | None
+
+
+class _Abandon(Exception):
+    """Roll the start back: the caller's ``claim`` found nothing to start."""
+
+
+def db_epoch(using: str) -> float:
+    """Return the database's clock in seconds since the epoch (this host's elsewhere)."""
+    connection = connections[using]
+    sql = EPOCH.get(connection.vendor)
+    if sql is None:
+        return time.time()
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return float(cursor.fetchone()[0])
+
+
+def ensure(name: str, using: str) -> None:
+    """Create the limit's row (the lock its starts take) if it is missing."""
+    try:
+        with transaction.atomic(using=using):
+            LimitSetting.objects.using(using).get_or_create(name=name)
+    except IntegrityError:  # another process created it meanwhile
+        pass
+
+
+def acquire(
+    limit: Limit,
+    key: str | None,
+    *,
+    holder: str,
+    lease: float,
+    using: str,
+    claim: Callable[[], bool] | None = None,
+) -> Slot | Refused | None:
+    """Start one message of ``limit`` (and ``key``) if its limits allow; commits on its own.
+
+    ``claim`` runs in the same transaction once the start is allowed; if it
+    returns False nothing is written and None is returned.
+    """
+    name = limit.name or ""
+    try:
+        with transaction.atomic(using=using):
+            setting = LimitSetting.objects.using(using).select_for_update().get(name=name)
+            effective = limit.over(vars(setting))
+            decided = _decide(effective, key or "", using)
+            if isinstance(decided, Refused):
+                return decided
+            if claim is not None and not claim():
+                raise _Abandon
+            return _take(effective, key or "", decided, holder, lease, using)
+    except _Abandon:
+        return None
+
+
+def _decide(limit: Limit, key: str, using: str) -> list[tuple[LimitClock, float]] | Refused:
+    """Return the clocks to move (with their rates), or why the start is refused."""
+    name = limit.name or ""
+    slots = LimitSlot.objects.using(using).filter(limit=name)
+    slots.filter(expires_at__lte=Now()).delete()  # a dead holder's lease ended: its slot is free
+    if limit.per_key is not None and slots.filter(key=key).count() >= limit.per_key:
+        return Refused(Refusal.KEY)
+    if limit.concurrency is not None and slots.count() >= limit.concurrency:
+        return Refused(Refusal.CONCURRENCY)
+    now = db_epoch(using)
+    clocks = []
+    for clock_key, rate, reason in (
+        (key, limit.key_rate, Refusal.KEY_RATE),
+        ("", limit.rate, Refusal.RATE),
+    ):
+        if rate is None:
+            continue
+        clock, _ = LimitClock.objects.using(using).get_or_create(limit=name, key=clock_key)
+        early = clock.tat - TOLERANCE / rate - now
+        if early > 0:
+            return Refused(reason, early)
+        clock.tat = max(clock.tat, now) + 1 / rate
+        clocks.append((clock, now))
+    return clocks
+
+
+def _take(
+    limit: Limit,
+    key: str,
+    clocks: list[tuple[LimitClock, float]],
+    holder: str,
+    lease: float,
+    using: str,
+) -> Slot:
+    for clock, _ in clocks:
+        clock.save(using=using, update_fields=["tat"])
+    if limit.per_key is None and limit.concurrency is None:
+        return Slot(None)
+    token = uuid.uuid4()
+    LimitSlot.objects.using(using).create(
+        limit=limit.name or "",
+        key=key,
+        token=token,
+        holder=holder[:200],
+        expires_at=Now() + timedelta(seconds=lease),
+    )
+    return Slot(token)
+
+
+def served(name: str, key: str, using: str) -> None:
+    """Note that ``key`` was served now: the round-robin of parked messages moves past it."""
+    now = db_epoch(using)
+    clocks = LimitClock.objects.using(using)
+    if not clocks.filter(limit=name, key=key).update(served_at=now):
+        clocks.get_or_create(limit=name, key=key, defaults={"served_at": now})
+
+
+def renew(token: uuid.UUID, lease: float, using: str) -> bool:
+    """Move the slot's lease end to ``lease`` from now; False if it was lost (lease ran out)."""
+    slots = LimitSlot.objects.using(using).filter(token=token)
+    return bool(slots.update(expires_at=Now() + timedelta(seconds=lease)))
+
+
+def release(token: uuid.UUID, using: str) -> None:
+    """Give the slot back."""
+    LimitSlot.objects.using(using).filter(token=token).delete()

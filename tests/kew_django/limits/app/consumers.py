@@ -1,0 +1,52 @@
+"""Consumers with limits, for the limit tests' ``kew_consume`` processes.
+
+Each handler appends ``start|end <n> <key> <pid> <time.time()>`` lines to
+a file under ``KEW_TEST_MARKS`` (one per queue), so the test sees every
+start and end across processes.
+"""
+
+import os
+import time
+from pathlib import Path
+
+from kew_django import consumer
+from kew_django.limits import Limit
+
+CONCURRENCY, FAIR, RATE, KILL = "limits.concurrency", "limits.fair", "limits.rate", "limits.kill"
+WORK = 0.02  # seconds each concurrency and fairness handler takes
+
+
+def mark(queue: str, what: str, data: dict) -> None:
+    line = f"{what} {data['n']} {data.get('key', '-')} {os.getpid()} {time.time():.6f}\n"
+    with Path(os.environ["KEW_TEST_MARKS"], queue).open("a") as marks:
+        marks.write(line)
+
+
+@consumer(CONCURRENCY, limit=2, retry=None)
+def at_most_two(data: dict) -> None:
+    """Record the start and the end of a short piece of work."""
+    mark(CONCURRENCY, "start", data)
+    time.sleep(WORK)
+    mark(CONCURRENCY, "end", data)
+
+
+@consumer(FAIR, limit=Limit(concurrency=2, per_key=1), key=lambda data: data["key"], retry=None)
+def one_per_key(data: dict) -> None:
+    """Record the start and the end of a short piece of work for the data's key."""
+    mark(FAIR, "start", data)
+    time.sleep(WORK)
+    mark(FAIR, "end", data)
+
+
+@consumer(RATE, limit=Limit(rate=20), retry=None)
+def twenty_a_second(data: dict) -> None:
+    """Record the start."""
+    mark(RATE, "start", data)
+
+
+@consumer(KILL, limit=1, retry=None)
+def one_at_a_time(data: dict) -> None:
+    """Record the start; a slow message takes long enough for the test to kill its worker."""
+    mark(KILL, "start", data)
+    time.sleep(60 if data.get("slow") else WORK)
+    mark(KILL, "end", data)
