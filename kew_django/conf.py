@@ -25,7 +25,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "MAX_CRASHES": 3,  # a message whose worker died more often than this is given up
         "RETRY": "10s 1m 10m",  # the retry schedule of an @consumer that names none
         "SHUTDOWN_GRACE": 25.0,  # seconds handlers get to finish after SIGTERM (docs/robustness.md)
+        "LIMIT_LEASE": 30.0,  # seconds a dead worker's limit slot stays held (kew_django.limits)
     },
+    "LIMITS": {},  # limits by name: {"imports": {"CONCURRENCY": 4, "PER_KEY": 1, "RATE": 20}}
     "OBSERVABILITY": {  # see docs/operations.md
         "PORT": None,  # /metrics, /healthz, /readyz of kew_relay/kew_consume/kew_run (None: off)
         "ADDRESS": "127.0.0.1",  # where that port listens ("0.0.0.0" in a container)
@@ -51,6 +53,6 @@ def kew_settings() -> dict[str, Any]:
 
 
 def section(name: str) -> dict[str, Any]:
-    """Return one section of the KEW setting (RELAY, CONSUMERS, PROVIDERS, OBSERVABILITY)."""
+    """Return one section of the KEW setting (RELAY, CONSUMERS, PROVIDERS, OBSERVABILITY, ...)."""
     value = kew_settings().get(name)
     return value if isinstance(value, dict) else dict(DEFAULTS[name])

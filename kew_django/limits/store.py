@@ -11,8 +11,8 @@ Rates are a generic cell rate algorithm: a clock's ``tat`` (theoretical
 arrival time) moves by ``1/rate`` per start; a start is allowed once the
 database's time is within ``TOLERANCE`` intervals of it. The tolerance
 absorbs how late a waiting worker wakes (so the long-run rate is the
-rate), and allows at most one start early after an idle spell: smooth,
-not bursty.
+rate), and allows at most one start early, so never more than two
+starts back to back: smooth, not bursty.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from django.db.models.functions import Now
 from kew_django.limits.declared import Limit
 from kew_django.models import LimitClock, LimitSetting, LimitSlot
 
-TOLERANCE = 0.5  # of one interval (1/rate), see the module docstring
+TOLERANCE = 1.0  # of one interval (1/rate), see the module docstring
 EPOCH = {
     "postgresql": "SELECT extract(epoch from clock_timestamp())::float8",
     "sqlite": "SELECT (julianday('now') - 2440587.5) * 86400.0",
@@ -122,12 +122,10 @@ def acquire(
 def _decide(limit: Limit, key: str, using: str) -> list[tuple[LimitClock, float]] | Refused:
     """Return the clocks to move (with their rates), or why the start is refused."""
     name = limit.name or ""
-    slots = LimitSlot.objects.using(using).filter(limit=name)
-    slots.filter(expires_at__lte=Now()).delete()  # a dead holder's lease ended: its slot is free
-    if limit.per_key is not None and slots.filter(key=key).count() >= limit.per_key:
-        return Refused(Refusal.KEY)
-    if limit.concurrency is not None and slots.count() >= limit.concurrency:
-        return Refused(Refusal.CONCURRENCY)
+    if limit.per_key is not None or limit.concurrency is not None:
+        refused = _full(limit, key, using)
+        if refused is not None:
+            return refused
     now = db_epoch(using)
     clocks = []
     for clock_key, rate, reason in (
@@ -143,6 +141,17 @@ def _decide(limit: Limit, key: str, using: str) -> list[tuple[LimitClock, float]
         clock.tat = max(clock.tat, now) + 1 / rate
         clocks.append((clock, now))
     return clocks
+
+
+def _full(limit: Limit, key: str, using: str) -> Refused | None:
+    """Return why no slot is free (None if one is), after freeing those whose lease ended."""
+    slots = LimitSlot.objects.using(using).filter(limit=limit.name or "")
+    slots.filter(expires_at__lte=Now()).delete()  # a dead holder's lease ended: its slot is free
+    if limit.per_key is not None and slots.filter(key=key).count() >= limit.per_key:
+        return Refused(Refusal.KEY)
+    if limit.concurrency is not None and slots.count() >= limit.concurrency:
+        return Refused(Refusal.CONCURRENCY)
+    return None
 
 
 def _take(
