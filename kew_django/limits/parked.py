@@ -23,14 +23,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.db.models.functions import Now
 
 from kew.providers.base import Delivery, Provider, Receiver
 from kew_django.limits import store
 from kew_django.limits.declared import Limit
 from kew_django.limits.store import Refused, Slot
-from kew_django.models import LimitClock, ParkedMessage
+from kew_django.models import LimitClock, LimitSetting, ParkedMessage
 
 KEYS_PER_LOOK = 16  # keys tried per look: the bound on one look's transactions
 SHORT_RECEIVE = 0.05  # seconds a broker receive waits while messages are parked
@@ -102,11 +102,26 @@ class Parking:
         return ParkedMessage.objects.using(self.using).filter(queue=self.queue).exists()
 
     def turns(self) -> list[str]:
-        """Return the keys with free parked messages, the one served longest ago first."""
-        keys = set(self.rows().values_list("key", flat=True).distinct())
-        clocks = LimitClock.objects.using(self.using).filter(limit=self.name, key__in=keys)
-        served = dict(clocks.values_list("key", "served_at"))
-        return sorted(keys, key=lambda key: (served.get(key, 0.0), key))[:KEYS_PER_LOOK]
+        """Return the keys with free parked messages that may start, served longest ago first.
+
+        Keys at their limit are left out by one read, so a full limit costs
+        no locked transaction.
+        """
+        limit = self.limit.over(vars(LimitSetting.objects.using(self.using).get(name=self.name)))
+        held = store.live_slots(self.name, self.using).values_list("key").annotate(n=Count("id"))
+        counts = dict(held.order_by())
+        if limit.concurrency is not None and sum(counts.values()) >= limit.concurrency:
+            return []
+        keys = {
+            key
+            for key in self.rows().values_list("key", flat=True).distinct()
+            if limit.per_key is None or counts.get(key, 0) < limit.per_key
+        }
+        clocks = LimitClock.objects.using(self.using).filter(limit=self.name)
+        served = dict(
+            clocks.filter(key__in=[store.clock_of(k) for k in keys]).values_list("key", "served_at")
+        )
+        return sorted(keys, key=lambda k: (served.get(store.clock_of(k), 0.0), k))[:KEYS_PER_LOOK]
 
     def take(self) -> ParkedDelivery | None:
         """Claim the next parked message whose limits allow a start; None if there is none."""

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
+from typing import Any
 
 from django.db import IntegrityError, connections, transaction
 from django.db.models.functions import Now
@@ -102,68 +103,79 @@ def acquire(
     """Start one message of ``limit`` (and ``key``) if its limits allow; commits on its own.
 
     ``claim`` runs in the same transaction once the start is allowed; if it
-    returns False nothing is written and None is returned.
+    returns False nothing is written and None is returned. A full limit is
+    answered by a read, without the lock: only a start waits for it.
     """
-    name = limit.name or ""
+    name, key = limit.name or "", key or ""
+    settings = LimitSetting.objects.using(using)
+    glance = _refusal(limit.over(vars(settings.get(name=name))), key, using)
+    if glance is not None:
+        return glance
     try:
         with transaction.atomic(using=using):
-            setting = LimitSetting.objects.using(using).select_for_update().get(name=name)
-            effective = limit.over(vars(setting))
-            decided = _decide(effective, key or "", using)
-            if isinstance(decided, Refused):
-                return decided
+            effective = limit.over(vars(settings.select_for_update().get(name=name)))
+            slots = LimitSlot.objects.using(using).filter(limit=name)
+            slots.filter(expires_at__lte=Now()).delete()  # a dead holder's lease ended
+            refused = _refusal(effective, key, using)
+            if refused is not None:
+                return refused
             if claim is not None and not claim():
                 raise _Abandon
-            return _take(effective, key or "", decided, holder, lease, using)
+            return _take(effective, key, holder, lease, using)
     except _Abandon:
         return None
 
 
-def _decide(limit: Limit, key: str, using: str) -> list[tuple[LimitClock, float]] | Refused:
-    """Return the clocks to move (with their rates), or why the start is refused."""
-    name = limit.name or ""
+def clock_of(key: str) -> str:
+    """Return the ``LimitClock`` key of a message key ("" is the whole limit's clock)."""
+    return f"={key}"
+
+
+def live_slots(name: str, using: str) -> Any:
+    """Return the slots of limit ``name`` whose lease has not ended."""
+    return LimitSlot.objects.using(using).filter(limit=name, expires_at__gt=Now())
+
+
+def _refusal(limit: Limit, key: str, using: str) -> Refused | None:
+    """Return why ``limit`` refuses a start of ``key`` now, or None."""
     if limit.per_key is not None or limit.concurrency is not None:
-        refused = _full(limit, key, using)
-        if refused is not None:
-            return refused
+        slots = live_slots(limit.name or "", using)
+        if limit.per_key is not None and slots.filter(key=key).count() >= limit.per_key:
+            return Refused(Refusal.KEY)
+        if limit.concurrency is not None and slots.count() >= limit.concurrency:
+            return Refused(Refusal.CONCURRENCY)
+    if limit.rate is None and limit.key_rate is None:
+        return None
     now = db_epoch(using)
-    clocks = []
+    clocks = dict(
+        LimitClock.objects.using(using)
+        .filter(limit=limit.name or "", key__in={clock_of(key), ""})
+        .values_list("key", "tat")
+    )
     for clock_key, rate, reason in (
         (key, limit.key_rate, Refusal.KEY_RATE),
         ("", limit.rate, Refusal.RATE),
     ):
-        if rate is None:
-            continue
-        clock, _ = LimitClock.objects.using(using).get_or_create(limit=name, key=clock_key)
-        early = clock.tat - TOLERANCE / rate - now
-        if early > 0:
-            return Refused(reason, early)
-        clock.tat = max(clock.tat, now) + 1 / rate
-        clocks.append((clock, now))
-    return clocks
-
-
-def _full(limit: Limit, key: str, using: str) -> Refused | None:
-    """Return why no slot is free (None if one is), after freeing those whose lease ended."""
-    slots = LimitSlot.objects.using(using).filter(limit=limit.name or "")
-    slots.filter(expires_at__lte=Now()).delete()  # a dead holder's lease ended: its slot is free
-    if limit.per_key is not None and slots.filter(key=key).count() >= limit.per_key:
-        return Refused(Refusal.KEY)
-    if limit.concurrency is not None and slots.count() >= limit.concurrency:
-        return Refused(Refusal.CONCURRENCY)
+        if rate is not None:
+            early = clocks.get(clock_key, 0.0) - TOLERANCE / rate - now
+            if early > 0:
+                return Refused(reason, early)
     return None
 
 
-def _take(
-    limit: Limit,
-    key: str,
-    clocks: list[tuple[LimitClock, float]],
-    holder: str,
-    lease: float,
-    using: str,
-) -> Slot:
-    for clock, _ in clocks:
-        clock.save(using=using, update_fields=["tat"])
+def _tick(name: str, key: str, rate: float, using: str) -> None:
+    """Move the rate clock of ``name`` and ``key`` by one start (inside the lock)."""
+    now = db_epoch(using)
+    clock, _ = LimitClock.objects.using(using).get_or_create(limit=name, key=key)
+    clock.tat = max(clock.tat, now) + 1 / rate
+    clock.save(using=using, update_fields=["tat"])
+
+
+def _take(limit: Limit, key: str, holder: str, lease: float, using: str) -> Slot:
+    if limit.key_rate is not None:
+        _tick(limit.name or "", clock_of(key), limit.key_rate, using)
+    if limit.rate is not None:
+        _tick(limit.name or "", "", limit.rate, using)
     if limit.per_key is None and limit.concurrency is None:
         return Slot(None)
     token = uuid.uuid4()
@@ -181,8 +193,8 @@ def served(name: str, key: str, using: str) -> None:
     """Note that ``key`` was served now: the round-robin of parked messages moves past it."""
     now = db_epoch(using)
     clocks = LimitClock.objects.using(using)
-    if not clocks.filter(limit=name, key=key).update(served_at=now):
-        clocks.get_or_create(limit=name, key=key, defaults={"served_at": now})
+    if not clocks.filter(limit=name, key=clock_of(key)).update(served_at=now):
+        clocks.get_or_create(limit=name, key=clock_of(key), defaults={"served_at": now})
 
 
 def renew(token: uuid.UUID, lease: float, using: str) -> bool:
