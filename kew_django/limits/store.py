@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 from typing import Any
@@ -67,6 +67,14 @@ class Slot:
     token: uuid.UUID | None
 
 
+@dataclass(frozen=True)
+class Clocks:
+    """The database's time and the rate clocks read at it (theoretical arrival times)."""
+
+    now: float = 0.0
+    tat: dict[str, float] = field(default_factory=dict)
+
+
 class _Abandon(Exception):
     """Roll the start back: the caller's ``claim`` found nothing to start."""
 
@@ -108,20 +116,21 @@ def acquire(
     """
     name, key = limit.name or "", key or ""
     settings = LimitSetting.objects.using(using)
-    glance = _refusal(limit.over(vars(settings.get(name=name))), key, using)
+    glance, _ = _refusal(limit.over(vars(settings.get(name=name))), key, using)
     if glance is not None:
         return glance
     try:
         with transaction.atomic(using=using):
             effective = limit.over(vars(settings.select_for_update().get(name=name)))
-            slots = LimitSlot.objects.using(using).filter(limit=name)
-            slots.filter(expires_at__lte=Now()).delete()  # a dead holder's lease ended
-            refused = _refusal(effective, key, using)
+            if effective.per_key is not None or effective.concurrency is not None:
+                slots = LimitSlot.objects.using(using).filter(limit=name)
+                slots.filter(expires_at__lte=Now()).delete()  # a dead holder's lease ended
+            refused, clocks = _refusal(effective, key, using)
             if refused is not None:
                 return refused
             if claim is not None and not claim():
                 raise _Abandon
-            return _take(effective, key, holder, lease, using)
+            return _take(effective, key, clocks, holder, lease, using)
     except _Abandon:
         return None
 
@@ -136,46 +145,45 @@ def live_slots(name: str, using: str) -> Any:
     return LimitSlot.objects.using(using).filter(limit=name, expires_at__gt=Now())
 
 
-def _refusal(limit: Limit, key: str, using: str) -> Refused | None:
-    """Return why ``limit`` refuses a start of ``key`` now, or None."""
+def _refusal(limit: Limit, key: str, using: str) -> tuple[Refused | None, Clocks]:
+    """Return why ``limit`` refuses a start of ``key`` now (or None), and its rate clocks."""
     if limit.per_key is not None or limit.concurrency is not None:
         slots = live_slots(limit.name or "", using)
         if limit.per_key is not None and slots.filter(key=key).count() >= limit.per_key:
-            return Refused(Refusal.KEY)
+            return Refused(Refusal.KEY), Clocks()
         if limit.concurrency is not None and slots.count() >= limit.concurrency:
-            return Refused(Refusal.CONCURRENCY)
+            return Refused(Refusal.CONCURRENCY), Clocks()
     if limit.rate is None and limit.key_rate is None:
-        return None
+        return None, Clocks()
     now = db_epoch(using)
-    clocks = dict(
-        LimitClock.objects.using(using)
-        .filter(limit=limit.name or "", key__in={clock_of(key), ""})
-        .values_list("key", "tat")
+    rows = LimitClock.objects.using(using).filter(
+        limit=limit.name or "", key__in={clock_of(key), ""}
     )
+    clocks = Clocks(now, dict(rows.values_list("key", "tat")))
     for clock_key, rate, reason in (
-        (key, limit.key_rate, Refusal.KEY_RATE),
+        (clock_of(key), limit.key_rate, Refusal.KEY_RATE),
         ("", limit.rate, Refusal.RATE),
     ):
         if rate is not None:
-            early = clocks.get(clock_key, 0.0) - TOLERANCE / rate - now
+            early = clocks.tat.get(clock_key, 0.0) - TOLERANCE / rate - now
             if early > 0:
-                return Refused(reason, early)
-    return None
+                return Refused(reason, early), clocks
+    return None, clocks
 
 
-def _tick(name: str, key: str, rate: float, using: str) -> None:
+def _tick(name: str, key: str, rate: float, clocks: Clocks, using: str) -> None:
     """Move the rate clock of ``name`` and ``key`` by one start (inside the lock)."""
-    now = db_epoch(using)
-    clock, _ = LimitClock.objects.using(using).get_or_create(limit=name, key=key)
-    clock.tat = max(clock.tat, now) + 1 / rate
-    clock.save(using=using, update_fields=["tat"])
+    tat = max(clocks.tat.get(key, 0.0), clocks.now) + 1 / rate
+    rows = LimitClock.objects.using(using)
+    if not rows.filter(limit=name, key=key).update(tat=tat):
+        rows.create(limit=name, key=key, tat=tat)
 
 
-def _take(limit: Limit, key: str, holder: str, lease: float, using: str) -> Slot:
+def _take(limit: Limit, key: str, clocks: Clocks, holder: str, lease: float, using: str) -> Slot:
     if limit.key_rate is not None:
-        _tick(limit.name or "", clock_of(key), limit.key_rate, using)
+        _tick(limit.name or "", clock_of(key), limit.key_rate, clocks, using)
     if limit.rate is not None:
-        _tick(limit.name or "", "", limit.rate, using)
+        _tick(limit.name or "", "", limit.rate, clocks, using)
     if limit.per_key is None and limit.concurrency is None:
         return Slot(None)
     token = uuid.uuid4()

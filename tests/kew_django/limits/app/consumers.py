@@ -13,6 +13,7 @@ from kew_django import consumer
 from kew_django.limits import Limit
 
 CONCURRENCY, FAIR, RATE, KILL = "limits.concurrency", "limits.fair", "limits.rate", "limits.kill"
+FREE, LIMITED, TWO = "limits.bench.free", "limits.bench.limited", "limits.bench.two"  # bench
 WORK = 0.02  # seconds each concurrency and fairness handler takes
 
 
@@ -59,3 +60,22 @@ def one_at_a_time(data: dict, work: object) -> None:
     mark(KILL, "start", data)
     time.sleep(60 if data.get("slow") and not again else WORK)
     mark(KILL, "end", data)
+
+
+# bench/limits.py: trivial handlers, without a limit, with one that never refuses
+# (4 slots for 2 processes of 2 threads: the cost of the slot itself), and with 2.
+
+
+@consumer(FREE, retry=None)
+def free(data: dict) -> None:
+    """Do nothing."""
+
+
+@consumer(LIMITED, limit=4, retry=None)
+def limited(data: dict) -> None:
+    """Do nothing, holding a slot."""
+
+
+@consumer(TWO, limit=2, retry=None)
+def two(data: dict) -> None:
+    """Do nothing, holding one of 2 slots."""
