@@ -426,6 +426,7 @@ class ParkedMessage(models.Model):
     """A message that could not start (its key or its limit was full), waiting for a slot."""
 
     queue = models.CharField(max_length=200)
+    limit = models.CharField(max_length=200)
     key = models.CharField(max_length=200, blank=True)
     payload = models.BinaryField()
     message_id = models.CharField(max_length=200, null=True, blank=True)

@@ -148,7 +148,9 @@ class Gate:
             assert isinstance(decided, Refused)
             self.note_refusal(decided.reason)
             if key is not None and self.parking is not None:
-                parked.park(delivery.inner, queue=self.queue, key=key, using=self.using)
+                parked.park(
+                    delivery.inner, queue=self.queue, limit=self.name, key=key, using=self.using
+                )
                 return False
             waited = True
             self.sleep(decided.wait if decided.wait > 0 else POLL, stop)

@@ -36,12 +36,13 @@ KEYS_PER_LOOK = 16  # keys tried per look: the bound on one look's transactions
 SHORT_RECEIVE = 0.05  # seconds a broker receive waits while messages are parked
 
 
-def park(delivery: Delivery, *, queue: str, key: str, using: str) -> None:
+def park(delivery: Delivery, *, queue: str, limit: str, key: str, using: str) -> None:
     """Write ``delivery``'s message as parked, then ack the delivery (after the commit)."""
     try:
         with transaction.atomic(using=using):
             ParkedMessage.objects.using(using).create(
                 queue=queue,
+                limit=limit,
                 key=key,
                 payload=delivery.payload,
                 message_id=delivery.message_id,

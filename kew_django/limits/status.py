@@ -1,15 +1,16 @@
 """Each limit as it stands: its values (declared and overridden), slots in use, parked messages.
 
 Read by ``kew_status``, the admin dashboard and the metrics' database
-gauges: three aggregate queries, whatever the number of slots.
+gauges: one query, whatever the number of slots.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import Count
-from django.db.models.functions import Now
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Now
 
 from kew_django.limits.declared import Limit, declared_limit
 from kew_django.models import LimitSetting, LimitSlot, ParkedMessage
@@ -47,22 +48,29 @@ def declared_limits() -> dict[str, tuple[Limit, list[str]]]:
 
 
 def read_limits(using: str | None = None) -> list[LimitView]:
-    """Return the declared limits and those with a database row, in name order."""
+    """Return the declared limits and those with a database row, in name order (one query)."""
     views = {name: LimitView(name, limit) for name, (limit, _) in declared_limits().items()}
-    for row in LimitSetting.objects.using(using).all():
+    for row in _with_counts(LimitSetting.objects.using(using)):
         view = views.setdefault(row.name, LimitView(row.name, Limit(name=row.name)))
         values = {f: getattr(row, f) for f in ("concurrency", "per_key", "rate", "key_rate")}
         view.overridden = any(v is not None for v in values.values())
         view.limit = view.limit.over(values)
-    slots = LimitSlot.objects.using(using).filter(expires_at__gt=Now())
-    for name, count in slots.values_list("limit").annotate(n=Count("id")):
-        views.setdefault(name, LimitView(name, Limit(name=name))).in_use = count
-    queues = {q: name for name, (_, qs) in declared_limits().items() for q in qs}
-    parked = ParkedMessage.objects.using(using).values_list("queue").annotate(n=Count("id"))
-    for queue, count in parked:
-        name = queues.get(queue, queue)
-        views.setdefault(name, LimitView(name, Limit(name=name))).parked += count
+        view.in_use = row.slots_in_use  # type: ignore[attr-defined]
+        view.parked = row.parked_messages  # type: ignore[attr-defined]
     return [views[name] for name in sorted(views)]
+
+
+def _with_counts(rows: QuerySet[LimitSetting]) -> QuerySet[LimitSetting]:
+    """Annotate each limit's row with its live slots and parked messages."""
+
+    def count(model: Any, **where: Any) -> Coalesce:
+        found = model.objects.filter(limit=OuterRef("name"), **where).order_by().values("limit")
+        return Coalesce(Subquery(found.annotate(n=Count("id")).values("n")), 0)
+
+    return rows.annotate(
+        slots_in_use=count(LimitSlot, expires_at__gt=Now()),
+        parked_messages=count(ParkedMessage),
+    )
 
 
 def format_limits(views: list[LimitView]) -> list[str]:

@@ -121,6 +121,7 @@ def acquire(
         return glance
     try:
         with transaction.atomic(using=using):
+            unhurried(using)
             effective = limit.over(vars(settings.select_for_update().get(name=name)))
             if effective.per_key is not None or effective.concurrency is not None:
                 slots = LimitSlot.objects.using(using).filter(limit=name)
@@ -213,4 +214,20 @@ def renew(token: uuid.UUID, lease: float, using: str) -> bool:
 
 def release(token: uuid.UUID, using: str) -> None:
     """Give the slot back."""
-    LimitSlot.objects.using(using).filter(token=token).delete()
+    with transaction.atomic(using=using):
+        unhurried(using)
+        LimitSlot.objects.using(using).filter(token=token).delete()
+
+
+def unhurried(using: str) -> None:
+    """Let this transaction's commit return before PostgreSQL flushes it to disk.
+
+    Slots are leases: a commit lost in a crash of the database server frees a
+    slot early (or holds it until its lease ends), it loses no message; and
+    the limit's lock is held until the commit returns, so waiting for the
+    disk would make every start wait for the one before it.
+    """
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")

@@ -27,6 +27,9 @@ module only says how each step is done in Django:
   for progress, cancellation and their own short commit (``workers.long``);
   once the worker is told to stop, ``work.progress`` raises ``Interrupted``
   and the delivery is given back unacked (RELEASED, no attempt spent).
+- A consumer with a ``limit`` waits for a slot before its handler runs, or
+  parks the message when its key is full (``kew_django.limits.gate``): no
+  attempt is spent; the slot is renewed by the heartbeat, given back after the ack.
 - A database outage (a database error while the database cannot be
   reached) is not the handler's failure: the delivery is held and the
   step run again when the database is back (``workers.outage``).

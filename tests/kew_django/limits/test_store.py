@@ -98,7 +98,7 @@ def park(queue: str, key: str, n: int, message_id: str | None = None) -> None:
     provider.producer().send(queue, f'{{"n": {n}}}'.encode(), options)
     delivery = provider.receiver(queue).receive(1)
     assert delivery is not None
-    parked.park(delivery, queue=queue, key=key, using="default")
+    parked.park(delivery, queue=queue, limit=queue, key=key, using="default")
 
 
 def test_parked_messages_are_taken_round_robin_by_key_each_with_its_slot():
