@@ -138,7 +138,12 @@ class Gate:
         waited = False
         while True:
             decided = store.acquire(
-                self.limit, key, holder=self.holder, lease=self.lease, using=self.using
+                self.limit,
+                key,
+                holder=self.holder,
+                lease=self.lease,
+                using=self.using,
+                glance=waited,
             )
             if isinstance(decided, Slot):
                 delivery.token = decided.token

@@ -152,7 +152,13 @@ class Parking:
             return True
 
         decided = store.acquire(
-            self.limit, key, holder=self.holder, lease=self.lease, using=self.using, claim=claim
+            self.limit,
+            key,
+            holder=self.holder,
+            lease=self.lease,
+            using=self.using,
+            claim=claim,
+            glance=True,
         )
         if not isinstance(decided, Slot):
             return decided

@@ -17,6 +17,7 @@ starts back to back: smooth, not bursty.
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from django.db.models.functions import Now
 from kew_django.limits.declared import Limit
 from kew_django.models import LimitClock, LimitSetting, LimitSlot
 
+SWEEP_CHANCE = 0.01  # of a release clearing the ended slots (they are ignored until then)
 TOLERANCE = 1.0  # of one interval (1/rate), see the module docstring
 EPOCH = {
     "postgresql": "SELECT extract(epoch from clock_timestamp())::float8",
@@ -107,25 +109,25 @@ def acquire(
     lease: float,
     using: str,
     claim: Callable[[], bool] | None = None,
+    glance: bool = False,
 ) -> Slot | Refused | None:
     """Start one message of ``limit`` (and ``key``) if its limits allow; commits on its own.
 
     ``claim`` runs in the same transaction once the start is allowed; if it
-    returns False nothing is written and None is returned. A full limit is
-    answered by a read, without the lock: only a start waits for it.
+    returns False nothing is written and None is returned. With ``glance``
+    (a caller that was refused before) a full limit is answered by a read,
+    without the lock: only a start waits for it.
     """
     name, key = limit.name or "", key or ""
     settings = LimitSetting.objects.using(using)
-    glance, _ = _refusal(limit.over(vars(settings.get(name=name))), key, using)
-    if glance is not None:
-        return glance
+    if glance:
+        refused, _ = _refusal(limit.over(vars(settings.get(name=name))), key, using)
+        if refused is not None:
+            return refused
     try:
         with transaction.atomic(using=using):
             unhurried(using)
             effective = limit.over(vars(settings.select_for_update().get(name=name)))
-            if effective.per_key is not None or effective.concurrency is not None:
-                slots = LimitSlot.objects.using(using).filter(limit=name)
-                slots.filter(expires_at__lte=Now()).delete()  # a dead holder's lease ended
             refused, clocks = _refusal(effective, key, using)
             if refused is not None:
                 return refused
@@ -213,10 +215,12 @@ def renew(token: uuid.UUID, lease: float, using: str) -> bool:
 
 
 def release(token: uuid.UUID, using: str) -> None:
-    """Give the slot back."""
+    """Give the slot back (and clear slots whose lease ended: their holders died)."""
     with transaction.atomic(using=using):
         unhurried(using)
         LimitSlot.objects.using(using).filter(token=token).delete()
+    if random.random() < SWEEP_CHANCE:  # noqa: S311 - spreads the sweeps, no secret
+        LimitSlot.objects.using(using).filter(expires_at__lte=Now()).delete()
 
 
 def unhurried(using: str) -> None:

@@ -56,8 +56,6 @@ def test_a_waiting_worker_told_to_stop_gives_the_delivery_back():
     send(provider, {"n": 1})
     delivery = provider.receiver(QUEUE).receive(1)
     assert delivery is not None
-    worker.gate.stop.set()
-    worker.gate.stop.clear()  # set while it waits, below
     threading.Timer(0.3, worker.gate.stop.set).start()
     assert worker.handle(delivery) is DeliveryOutcome.RELEASED
     assert not DeadLetter.objects.exists()
