@@ -29,9 +29,11 @@ from kew.providers.base import DeliveryOptions
 from kew_django.models import LimitSlot, ParkedMessage
 from kew_django.providers.database import DatabaseProvider
 from tests.harness.processes import wait_for
-from tests.kew_django.limits.app.consumers import CONCURRENCY, FAIR, KILL, RATE
 
 ROOT = Path(__file__).resolve().parents[3]
+# The queues of app/consumers.py, run by the processes; not imported here, which would
+# register its consumers in this process too (and show their limits in kew_status).
+CONCURRENCY, FAIR, RATE, KILL = "limits.concurrency", "limits.fair", "limits.rate", "limits.kill"
 PROVIDER = "database://?lease=2&poll_interval=0.05"
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
