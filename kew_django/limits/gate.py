@@ -151,7 +151,8 @@ class Gate:
                     self.note_wait(time.monotonic() - started)
                 return True
             assert isinstance(decided, Refused)
-            self.note_refusal(decided.reason)
+            if not waited:  # counted once per message, by the reason it first met
+                self.note_refusal(decided.reason)
             if key is not None and self.parking is not None:
                 parked.park(
                     delivery.inner, queue=self.queue, limit=self.name, key=key, using=self.using

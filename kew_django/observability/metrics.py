@@ -89,8 +89,8 @@ class Metrics(Observer):
         )
         self.limit_refused_total = Counter(
             "kew_limit_refused_starts",
-            "Starts a limit refused (kew_limit_reason: concurrency, key, rate, key_rate); "
-            "the rate reasons are the throttled starts.",
+            "Messages a limit made wait or step aside, once each, by the reason met first "
+            "(kew_limit_reason: concurrency, key, rate, key_rate; the rate ones are throttled).",
             [SYSTEM, LIMIT, REASON],
             registry=r,
         )
