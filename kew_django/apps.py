@@ -11,6 +11,7 @@ from django.core import checks
 from django.utils.module_loading import autodiscover_modules
 
 from kew_django.checks import check_broker_reachable, check_consumers, check_settings
+from kew_django.limits.checks import check_limits
 from kew_django.observability.checks import check_observability
 from kew_django.periodic_jobs.checks import check_periodic
 from kew_django.tasks import hooks
@@ -32,6 +33,7 @@ class KewConfig(AppConfig):
             check_observability,
             check_periodic,
             check_topics,
+            check_limits,
         ):
             checks.register(check, "kew")
         checks.register(check_broker_reachable, "kew", deploy=True)

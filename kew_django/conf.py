@@ -27,7 +27,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "SHUTDOWN_GRACE": 25.0,  # seconds handlers get to finish after SIGTERM (docs/robustness.md)
         "BATCH_SIZE": 100,  # deliveries in hand handled in one transaction (1: off; workers.batch)
         "BATCH_TIME": 0.05,  # seconds after which a batch's transaction starts no more handlers
+        "LIMIT_LEASE": 30.0,  # seconds a dead worker's limit slot stays held (kew_django.limits)
     },
+    "LIMITS": {},  # limits by name: {"imports": {"CONCURRENCY": 4, "PER_KEY": 1, "RATE": 20}}
     "OBSERVABILITY": {  # see docs/operations.md
         "PORT": None,  # /metrics, /healthz, /readyz of kew_relay/kew_consume/kew_run (None: off)
         "ADDRESS": "127.0.0.1",  # where that port listens ("0.0.0.0" in a container)
@@ -54,6 +56,6 @@ def kew_settings() -> dict[str, Any]:
 
 
 def section(name: str) -> dict[str, Any]:
-    """Return one section of the KEW setting (RELAY, CONSUMERS, PROVIDERS, OBSERVABILITY)."""
+    """Return one section of the KEW setting (RELAY, CONSUMERS, PROVIDERS, OBSERVABILITY, ...)."""
     value = kew_settings().get(name)
     return value if isinstance(value, dict) else dict(DEFAULTS[name])

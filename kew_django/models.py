@@ -407,3 +407,90 @@ class TopicSubscription(models.Model):
 
     def __str__(self) -> str:
         return self.queue
+
+
+# Limits: cluster-wide concurrency and rate limits (``kew_django.limits``, docs/backpressure.md).
+
+
+class LimitSetting(models.Model):
+    """A limit by name: values an operator set (over the code's and settings'), and its lock.
+
+    Every slot is taken with this row locked, so its blank fields mean "as
+    declared" and a value typed in the admin holds from the next start on.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    concurrency = models.PositiveIntegerField(null=True, blank=True)
+    per_key = models.PositiveIntegerField(null=True, blank=True)
+    rate = models.FloatField(null=True, blank=True, help_text="starts per second")
+    key_rate = models.FloatField(null=True, blank=True, help_text="starts per second per key")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "limit"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LimitSlot(models.Model):
+    """One slot of a concurrency limit, held by one running message until its lease ends."""
+
+    limit = models.CharField(max_length=200)
+    key = models.CharField(max_length=200, blank=True)
+    token = models.UUIDField(unique=True)
+    holder = models.CharField(max_length=200, blank=True)  # host, process and thread
+    taken_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()  # the database's clock; renewed by the heartbeat
+
+    class Meta:
+        indexes = [models.Index(fields=["limit", "key"], name="kew_limit_slot_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.limit} {self.key} ({self.holder})"
+
+
+class LimitClock(models.Model):
+    """The rate clock of one limit and key ("" for the whole limit) and when it was last served."""
+
+    limit = models.CharField(max_length=200)
+    key = models.CharField(max_length=200, blank=True)
+    tat = models.FloatField(default=0.0)  # theoretical arrival time, database epoch seconds
+    served_at = models.FloatField(default=0.0)  # the same clock; round-robin order of keys
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["limit", "key"], name="kew_limit_clock_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.limit} {self.key}"
+
+
+class ParkedMessage(models.Model):
+    """A message that could not start (its key or its limit was full), waiting for a slot."""
+
+    queue = models.CharField(max_length=200)
+    limit = models.CharField(max_length=200)
+    key = models.CharField(max_length=200, blank=True)
+    payload = models.BinaryField()
+    message_id = models.CharField(max_length=200, null=True, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    redelivered = models.BooleanField(default=False)
+    parked_at = models.DateTimeField(default=timezone.now)
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "parked message"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["queue", "message_id"],
+                condition=Q(message_id__isnull=False),
+                name="kew_parked_once",
+            ),
+        ]
+        indexes = [models.Index(fields=["queue", "key", "id"], name="kew_parked_next_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.key} {self.message_id or self.pk}"

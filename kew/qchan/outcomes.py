@@ -23,6 +23,7 @@ class DeliveryOutcome(Enum):
     RETRIED = "retried"  # the retry was sent, the delivery acked
     DEAD = "dead"  # Kew gave up on it: the give-up hook ran, the delivery was acked
     RELEASED = "released"  # no schedule: left unacked, for the provider to deliver again
+    PARKED = "parked"  # its limit was full: set aside to wait for a slot, the delivery acked
 
 
 @dataclass

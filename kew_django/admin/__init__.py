@@ -13,6 +13,7 @@ The operations themselves are plain functions in ``kew_django.operations``.
 """
 
 from kew_django.admin.in_progress import InProgressAdmin
+from kew_django.admin.limits import LimitSettingAdmin
 from kew_django.admin.periodic import PeriodicJobAdmin
 from kew_django.admin.screens import DeadLetterAdmin, OutboxMessageAdmin, ProcessedMessageAdmin
 from kew_django.admin.topics import TopicSubscriptionAdmin
@@ -20,6 +21,7 @@ from kew_django.admin.topics import TopicSubscriptionAdmin
 __all__ = [
     "DeadLetterAdmin",
     "InProgressAdmin",
+    "LimitSettingAdmin",
     "OutboxMessageAdmin",
     "PeriodicJobAdmin",
     "ProcessedMessageAdmin",

@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce, TruncHour
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from kew_django.limits.status import read_limits
 from kew_django.models import DeadLetter, OutboxMessage
 from kew_django.workers.registry import consumers
 
@@ -187,6 +188,7 @@ def dashboard_view(request, *, admin_site):
         "title": "Kew dashboard",
         "summary": summary,
         "chart": chart(summary.hours),
+        "limits": read_limits(),
         "opts": OutboxMessage._meta,
         "app_label": OutboxMessage._meta.app_label,
     }

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from kew.qchan.observe import Handling
 from kew_django.db.connections import close_db_connections
+from kew_django.limits.status import LimitView, read_limits
 from kew_django.observability.admission import Refusals
 from kew_django.observability.figures import queue_figures
 from kew_django.observability.observer import Observer
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 SYSTEM, QUEUE = "messaging_system", "messaging_destination_name"
 REASON = "kew_reason"
 OUTCOME, OPERATION = "kew_outcome", "messaging_operation_name"
+LIMIT, REASON = "kew_limit", "kew_limit_reason"
 # Seconds: from a millisecond handler to an hour-long import.
 HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 300, 3600)
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -102,6 +104,20 @@ class Metrics(Observer):
             [SYSTEM],
             registry=r,
         )
+        self.limit_refused_total = Counter(
+            "kew_limit_refused_starts",
+            "Messages a limit made wait or step aside, once each, by the reason met first "
+            "(kew_limit_reason: concurrency, key, rate, key_rate; the rate ones are throttled).",
+            [SYSTEM, LIMIT, REASON],
+            registry=r,
+        )
+        self.limit_wait = Histogram(
+            "kew_limit_wait_duration_seconds",
+            "Time a message waited for its limit before it started (waits are its count).",
+            [SYSTEM, LIMIT],
+            buckets=HANDLER_BUCKETS,
+            registry=r,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -150,6 +166,12 @@ class Metrics(Observer):
         self._child(self.paused).set(0)
         self._child(self.paused_seconds).inc(seconds)
 
+    def limit_refused(self, limit: str, reason: str) -> None:
+        self._child(self.limit_refused_total, limit, reason).inc()
+
+    def limit_waited(self, limit: str, seconds: float) -> None:
+        self._child(self.limit_wait, limit).observe(seconds)
+
 
 class DatabaseCollector(Collector):
     """Gauges read from the database at each scrape (``figures.queue_figures``).
@@ -167,6 +189,7 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             figures = queue_figures(self.using)
+            limits = read_limits(self.using)
         except Exception as error:  # noqa: BLE001 - a scrape must not fail with the database
             log.warning("metrics: the database gauges are unavailable: %s", error)
             return
@@ -193,6 +216,7 @@ class DatabaseCollector(Collector):
         for queue, row in figures.items():
             oldest.add_metric([queue], row.oldest_pending or 0.0)
         yield oldest
+        yield from limit_gauges(limits)
 
 
 class RefusalCollector(Collector):
@@ -210,3 +234,21 @@ class RefusalCollector(Collector):
         for (queue, reason), count in sorted(self.refusals.counts().items()):
             family.add_metric([queue, reason], count)
         yield family
+
+
+def limit_gauges(limits: list[LimitView]) -> Iterator[GaugeMetricFamily]:
+    """Yield each limit's slots in use, its concurrency and its parked messages."""
+    gauges = [
+        ("kew_limit_slots_in_use", "Slots of the limit held now (all processes).", "in_use"),
+        ("kew_limit_parked_messages", "Messages parked for the limit's slots.", "parked"),
+    ]
+    for name, help_text, attribute in gauges:
+        family = GaugeMetricFamily(name, help_text, labels=[LIMIT])
+        for view in limits:
+            family.add_metric([view.name], getattr(view, attribute))
+        yield family
+    size = GaugeMetricFamily("kew_limit_slots", "The limit's concurrency.", labels=[LIMIT])
+    for view in limits:
+        if view.limit.concurrency is not None:
+            size.add_metric([view.name], view.limit.concurrency)
+    yield size

@@ -38,6 +38,12 @@ class Observer(EngineObserver):
     def relay_resumed(self, seconds: float) -> None:
         """Note that the broker accepts again, after ``seconds`` paused."""
 
+    def limit_refused(self, limit: str, reason: str) -> None:
+        """Count a start that ``limit`` refused (``reason``: a ``limits.store.Refusal`` value)."""
+
+    def limit_waited(self, limit: str, seconds: float) -> None:
+        """Note that a message started after waiting ``seconds`` for ``limit``."""
+
 
 class Observers(Observer):
     """Call each of ``parts`` in turn."""
@@ -81,6 +87,14 @@ class Observers(Observer):
     def relay_resumed(self, seconds: float) -> None:
         for part in self.parts:
             part.relay_resumed(seconds)
+
+    def limit_refused(self, limit: str, reason: str) -> None:
+        for part in self.parts:
+            part.limit_refused(limit, reason)
+
+    def limit_waited(self, limit: str, seconds: float) -> None:
+        for part in self.parts:
+            part.limit_waited(limit, seconds)
 
 
 NO_OBSERVER = Observer()

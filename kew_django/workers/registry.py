@@ -14,6 +14,7 @@ from kew.message import Message
 from kew.schedule import ExhaustedHandler, RepeatAction, RetrySpec, Schedule, as_schedule
 from kew_django.conf import section
 from kew_django.errors import KewImproperlyConfigured
+from kew_django.limits.declared import KeyFunction, Limit
 from kew_django.outbox.channel import Channel
 from kew_django.workers.coroutines import is_coroutine_handler
 
@@ -32,6 +33,8 @@ class ConsumerSpec:
     idempotent: bool = False
     prefetch: int = 1
     atomic: bool = True  # False: long work, run outside a transaction (``workers.long``)
+    limit: int | str | Limit | None = None  # cluster-wide limits (``kew_django.limits``)
+    key: KeyFunction | str | None = None  # the key of a message, for per-key limits
 
     @property
     def name(self) -> str:
@@ -200,6 +203,8 @@ def consumer(
     idempotent: bool = False,
     prefetch: int = 1,
     atomic: bool = True,
+    limit: int | str | Limit | None = None,
+    key: KeyFunction | str | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register the decorated function as the consumer of ``queue``.
 
@@ -222,6 +227,13 @@ def consumer(
     ``Cancelled`` once an operator asked it to stop) and commits its final
     writes in ``with work.commit():``, a short transaction that also
     records the message id; see ``kew_django.workers.long``.
+
+    ``limit=N`` handles at most N messages of this queue at once across
+    every process and host; ``limit=Limit(concurrency=, per_key=, rate=,
+    key_rate=)`` with ``key=`` (a function of the data) limits per key and
+    serves keys round-robin; ``limit="name"`` uses ``KEW["LIMITS"]["name"]``.
+    A message that may not start waits, spending no attempt
+    (``kew_django.limits``, docs/backpressure.md).
     """
     if not apps.is_installed("kew_django"):
         raise KewImproperlyConfigured("@consumer needs 'kew_django' in INSTALLED_APPS")
@@ -235,4 +247,6 @@ def consumer(
         idempotent=idempotent,
         prefetch=prefetch,
         atomic=atomic,
+        limit=limit,
+        key=key,
     )

@@ -29,6 +29,9 @@ module only says how each step is done in Django:
   for progress, cancellation and their own short commit (``workers.long``);
   once the worker is told to stop, ``work.progress`` raises ``Interrupted``
   and the delivery is given back unacked (RELEASED, no attempt spent).
+- A consumer with a ``limit`` waits for a slot before its handler runs, or
+  parks the message when its key is full (``kew_django.limits.gate``): no
+  attempt is spent; the slot is renewed by the heartbeat, given back after the ack.
 - A database outage (a database error while the database cannot be
   reached) is not the handler's failure: the delivery is held and the
   step run again when the database is back (``workers.outage``).
@@ -57,6 +60,7 @@ from kew.qchan.outcomes import DeliveryOutcome, WorkerStats
 from kew.schedule import GiveUp, GiveUpReason, RepeatAction, Schedule
 from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
+from kew_django.limits.gate import Gate, GatedDelivery, gate_for
 from kew_django.models import DeadLetter, ProcessedMessage
 from kew_django.workers import batch, deadletters, long
 from kew_django.workers.coroutines import HandlerLoop
@@ -105,6 +109,12 @@ class Worker(QueueSink[Any]):
         self.gate = DatabaseGate(self.using, what=f"consumer of {spec.queue!r}")
         limit = int(section("CONSUMERS").get("MAX_CRASHES", 3))
         self.crashes = CrashCounter(spec.queue, self.using, limit, self.gate.through)
+        # Limits (kew_django.limits): a slot before the handler; parked messages first.
+        self.limits: Gate | None = gate_for(
+            spec.queue, spec.limit, spec.key, codec=spec.codec, using=self.using, observer=observer
+        )
+        if self.limits is not None:
+            self.provider = self.limits.provider(provider)
         self.loop = HandlerLoop(spec.queue)  # for async def handlers (``workers.coroutines``)
         self.batch_limits = batch.BatchLimits.from_settings()
 
@@ -112,9 +122,12 @@ class Worker(QueueSink[Any]):
         """Handle ``delivery`` with what the receiver holds in one transaction (``workers.batch``).
 
         Alone when group commit cannot apply: long work (``atomic=False``),
-        ``prefetch`` or ``BATCH_SIZE`` 1, a redelivered delivery, or the worker is stopping.
+        ``prefetch`` or ``BATCH_SIZE`` 1, a consumer with a limit (each start
+        takes its slot in ``handle``), a redelivered delivery, or the worker
+        is stopping.
         """
         alone = not self.spec.atomic or min(self.spec.prefetch, self.batch_limits.size) < 2
+        alone = alone or self.limits is not None
         if alone or delivery.redelivered or self.gate.stop.is_set():
             super().dispatch(delivery)
         else:
@@ -126,12 +139,17 @@ class Worker(QueueSink[Any]):
             self.close()  # so it goes back untouched, with the prefetched ones
             self.crashes.ended(delivery, DeliveryOutcome.RELEASED)
             return DeliveryOutcome.RELEASED
+        if self.limits is not None:
+            delivery = self.limits.wrap(delivery)  # its heartbeat renews the slot too
         beat = Heartbeat(
             delivery, queue=self.spec.queue, using=self.using, interval=self.heartbeat_interval
         )
         self.heartbeat = beat.start(eager=not self.spec.atomic, pacemaker=self.pacemaker)
         try:
-            outcome = super().handle(delivery)
+            if self.admitted(delivery):
+                outcome = super().handle(delivery)
+            else:
+                outcome = DeliveryOutcome.PARKED
         except Interrupted:
             log.info("%s: message %s given back: shutting down", self.spec.queue, beat.message_id)
             self.close()  # the unacked delivery goes back, its delivery count unchanged
@@ -139,8 +157,17 @@ class Worker(QueueSink[Any]):
         finally:
             self.heartbeat = None
             beat.stop()
-        self.crashes.ended(delivery, outcome)
+            if isinstance(delivery, GatedDelivery) and self.limits is not None:
+                self.limits.release(delivery)
+        if outcome is not DeliveryOutcome.PARKED:
+            self.crashes.ended(delivery, outcome)
         return outcome
+
+    def admitted(self, delivery: Delivery) -> bool:
+        """Wait until the consumer's limits let ``delivery`` start; False: it was parked."""
+        if self.limits is None or not isinstance(delivery, GatedDelivery):
+            return True
+        return self.limits.admit(delivery, self.gate.stop)
 
     def screen(self, delivery: Delivery, message: Message[Any]) -> GiveUp | None:
         """Give up on a redelivered message whose worker died too often (``workers.crashes``)."""

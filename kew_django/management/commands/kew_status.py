@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
+from kew_django.limits.status import format_limits, read_limits
 from kew_django.observability.status import format_status, read_status
 from kew_django.periodic_jobs.status import format_jobs, job_statuses
 
@@ -12,7 +13,8 @@ class Command(BaseCommand):
     help = (
         "Print per queue: outbox backlog, oldest pending row, deliveries in progress, "
         "dead letters, failed rows; then the relay and consumer processes seen recently; "
-        "then the periodic jobs with their last and next firing."
+        "then the periodic jobs with their last and next firing; "
+        "then each limit: its values, slots in use, parked messages."
     )
 
     def add_arguments(self, parser):
@@ -30,4 +32,6 @@ class Command(BaseCommand):
         for line in format_status(read_status(recent=window), recent=window):
             self.stdout.write(line)
         for line in format_jobs(job_statuses()):
+            self.stdout.write(line)
+        for line in format_limits(read_limits()):
             self.stdout.write(line)
