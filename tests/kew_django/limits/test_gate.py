@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 from django.test import override_settings
@@ -86,3 +87,18 @@ def test_a_task_queue_is_limited_by_the_settings_entry_named_after_it():
     gate = gate_for("tasks.default", None, None, codec=None, using="default", observer=None)  # type: ignore[arg-type]
     assert isinstance(gate, Gate) and gate.limit == Limit(concurrency=3, name="tasks.default")
     assert gate_for("other", None, None, codec=None, using="default", observer=None) is None  # type: ignore[arg-type]
+
+
+def test_a_limited_consumer_with_a_prefetch_starts_each_message_in_a_slot():
+    provider, held = MemoryProvider(), []
+    spec = ConsumerSpec(QUEUE, lambda data: held.append(LimitSlot.objects.count()), limit=1)
+    worker = Worker(replace(spec, prefetch=20), provider)  # group commit would batch these
+    send(provider, *[{"n": n} for n in range(5)])
+    deadline = time.monotonic() + 10
+    try:
+        while len(held) < 5:
+            assert time.monotonic() < deadline, f"handled {len(held)} of 5"
+            worker.poll(0.2)
+    finally:
+        worker.close()
+    assert held == [1] * 5  # each handler ran holding the slot: none went round the gate
