@@ -27,6 +27,7 @@ from kew.providers.base import Capability, Provider
 from kew.schedule import ExhaustedHandler, RetrySpec
 from kew_django.conf import section
 from kew_django.errors import KewImproperlyConfigured
+from kew_django.outbox.asend import in_callers_transaction
 from kew_django.outbox.channel import Channel
 from kew_django.outbox.validation import TOPIC
 from kew_django.providers import get_provider
@@ -63,6 +64,18 @@ class Topic(kew.topics.Topic[T]):
     ) -> list:
         """Write every item to the outbox in one bulk INSERT; return the rows."""
         return self._outbox.send_many(items, properties=self._marked(properties), using=using)
+
+    async def apublish(self, data: T, *, properties: Mapping[str, str] | None = None, using=None):
+        """``publish`` from async code, in the caller's transaction (``outbox.asend``)."""
+        return await in_callers_transaction(self.publish, data, properties=properties, using=using)
+
+    async def apublish_many(
+        self, items: Iterable[T], *, properties: Mapping[str, str] | None = None, using=None
+    ) -> list:
+        """``publish_many`` from async code, in the caller's transaction."""
+        return await in_callers_transaction(
+            self.publish_many, list(items), properties=properties, using=using
+        )
 
     def _marked(self, properties: Mapping[str, str] | None) -> dict[str, str]:
         return {**(properties or {}), TOPIC: self.name}

@@ -9,7 +9,7 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from kew_django import Channel
+from kew_django import Channel, Topic
 from kew_django.checks import check_consumers
 from kew_django.errors import CannotJoinTransaction
 from kew_django.models import OutboxMessage
@@ -97,3 +97,24 @@ def test_an_async_handler_with_atomic_false_is_refused_by_a_check(consumers, que
     assert [error.id for error in errors] == ["kew.E014"]
     assert "async def" in errors[0].msg and "atomic=False" in errors[0].msg
     assert "plain def" in errors[0].hint
+
+
+def test_apublish_commits_and_rolls_back_with_the_callers_transaction(queue):
+    topic = Topic(f"{queue}.events", payload=Job)
+
+    async def publish(n: int) -> None:
+        await Group.objects.acreate(name=f"group-{n}")
+        await topic.apublish(Job(n))
+        await topic.apublish_many([Job(n + 100)])
+
+    with transaction.atomic():
+        async_to_sync(publish)(1)
+    with pytest.raises(Failed), transaction.atomic():
+        async_to_sync(publish)(2)
+        raise Failed
+    rows = OutboxMessage.objects.filter(queue=topic.name).order_by("created_at")
+    assert [bytes(row.payload) for row in rows] == [
+        topic.codec.encode(Job(1)),
+        topic.codec.encode(Job(101)),
+    ]
+    assert list(Group.objects.values_list("name", flat=True)) == ["group-1"]
