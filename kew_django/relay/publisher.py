@@ -245,9 +245,10 @@ class Relay:
         """Send the prepared ``batch``; return (sent rows, [(rejected row, error)])."""
         if not batch:
             return [], refused
+        producer = self._producer()
         try:
             with self.observer.publishing([row for row, _ in batch]):
-                self._producers.get().send_prepared([prepared for _, prepared in batch])
+                producer.send_prepared([prepared for _, prepared in batch])
         except BrokerBlocked:  # the producer keeps what it wrote, to wait for it again
             raise
         except ConnectionLost:
@@ -262,6 +263,18 @@ class Relay:
             sent, alone = send_one_by_one(self._producers, batch)
             return sent, [*refused, *alone]
         return [row for row, _ in batch], refused
+
+    def _producer(self):
+        """Return the thread's producer; a broker that refuses the connection is an outage.
+
+        A provider that cannot connect as configured (a wrong password, an
+        unknown virtual host) raises ConfigurationError here: no row is at
+        fault, so every row stays pending while the relay backs off and says why.
+        """
+        try:
+            return self._producers.get()
+        except ConfigurationError as error:
+            raise ConnectionLost(f"the broker refused the relay's connection: {error}") from error
 
     def _outgoing(self, row) -> Prepared:
         """Return what to send for ``row``, prepared; ConfigurationError if it can never be sent."""

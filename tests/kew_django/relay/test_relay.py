@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from kew.errors import ConnectionLost
+from kew.errors import ConfigurationError, ConnectionLost
 from kew.providers.base import Capability, DeliveryOptions
 from kew_django import Channel
 from kew_django.models import OutboxMessage, ProcessedMessage
@@ -434,3 +434,18 @@ def test_relay_rides_out_a_database_outage_and_logs_it_once(
     messages = [r.getMessage() for r in caplog.records]
     assert sum("unavailable" in m for m in messages) == 1
     assert sum("available again" in m for m in messages) == 1
+
+
+class RefusingConnections(Wrapped):
+    """A provider whose broker refuses every connection as configured (a wrong password)."""
+
+    def producer(self):
+        raise ConfigurationError("refused user 'kew': wrong password")
+
+
+def test_a_broker_refusing_the_relays_connection_fails_no_row(database_provider, queue):
+    Channel(queue, payload=Job).send_many([Job(i) for i in range(3)])
+    with pytest.raises(ConnectionLost, match="wrong password"):
+        Relay(RefusingConnections(database_provider)).relay_all()
+    assert statuses() == {"pending": 3}
+    assert set(OutboxMessage.objects.values_list("attempts", flat=True)) == {0}
