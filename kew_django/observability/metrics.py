@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 SYSTEM, QUEUE = "messaging_system", "messaging_destination_name"
 REASON = "kew_reason"
 OUTCOME, OPERATION = "kew_outcome", "messaging_operation_name"
-LIMIT, REASON = "kew_limit", "kew_limit_reason"
+LIMIT, LIMIT_REASON = "kew_limit", "kew_limit_reason"
 # Seconds: from a millisecond handler to an hour-long import.
 HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 300, 3600)
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -108,7 +108,7 @@ class Metrics(Observer):
             "kew_limit_refused_starts",
             "Messages a limit made wait or step aside, once each, by the reason met first "
             "(kew_limit_reason: concurrency, key, rate, key_rate; the rate ones are throttled).",
-            [SYSTEM, LIMIT, REASON],
+            [SYSTEM, LIMIT, LIMIT_REASON],
             registry=r,
         )
         self.limit_wait = Histogram(
