@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from kew.providers.base import DeliveryOptions
 from kew_django.models import LimitSlot, ParkedMessage
 from kew_django.providers.database import DatabaseProvider
 from tests.harness.processes import wait_for
+from tests.kew_django.child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[3]
 # The queues of app/consumers.py, run by the processes; not imported here, which would
@@ -82,19 +82,12 @@ def send(queue: str, items: list[dict]) -> None:
 
 
 def start(queue: str, folder: Path, *, concurrency: int, **env: str) -> subprocess.Popen:
-    database = {
-        k: connection.settings_dict[k]
-        for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
-    }
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.kew_django.limits.settings",
-        "KEW_TEST_DB": json.dumps(database),
-        "KEW_TEST_PROVIDER_URL": PROVIDER,
-        "KEW_TEST_MARKS": str(folder),
-        "PYTHONPATH": str(ROOT),
+    environment = child_env(
+        "tests.kew_django.limits.settings",
+        KEW_TEST_PROVIDER_URL=PROVIDER,
+        KEW_TEST_MARKS=str(folder),
         **env,
-    }
+    )
     command = [sys.executable, str(ROOT / "manage.py"), "kew_consume", queue]
     return subprocess.Popen(
         [*command, "--concurrency", str(concurrency)],

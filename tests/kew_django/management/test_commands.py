@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from kew.providers.base import DeliveryOptions
 from kew_django import Channel
 from kew_django.models import OutboxMessage, ProcessedMessage, QueuedMessage
 from kew_django.providers.database import DatabaseProvider
+from tests.kew_django.child_env import child_env
 from tests.kew_django.sigterm_app.consumers import QUEUE
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -24,18 +23,9 @@ pytestmark = pytest.mark.slow
 
 
 def manage(*args: str, tmp_path: Path, new_session: bool = False, **env: str) -> subprocess.Popen:
-    database = {
-        k: connection.settings_dict[k]
-        for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
-    }
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.kew_django.subprocess_settings",
-        "KEW_TEST_DB": json.dumps(database),
-        "KEW_TEST_MARKS": str(tmp_path),
-        "PYTHONPATH": str(ROOT),
-        **env,
-    }
+    environment = child_env(
+        "tests.kew_django.subprocess_settings", KEW_TEST_MARKS=str(tmp_path), **env
+    )
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT,

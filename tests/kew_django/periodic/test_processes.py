@@ -8,7 +8,6 @@ that starts late or a ticker that wakes late under load changes nothing.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -18,10 +17,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from kew_django.models import OutboxMessage, PeriodicJob, ProcessedMessage
 from kew_django.periodic_jobs.firing import tick_id
+from tests.kew_django.child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[3]
 JOB = "test.periodic.every-second"  # tick_app.consumers.JOB, not imported: it would register it
@@ -33,17 +32,7 @@ pytestmark = pytest.mark.slow
 
 def start(name: str, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     """Start ``manage.py kew_run`` on the test database; its output goes to ``<name>.log``."""
-    database = {
-        k: connection.settings_dict[k]
-        for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
-    }
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.kew_django.periodic.settings",
-        "KEW_TEST_DB": json.dumps(database),
-        "PYTHONPATH": str(ROOT),
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = child_env("tests.kew_django.periodic.settings", PYTHONUNBUFFERED="1")
     log = tmp_path / f"{name}.log"
     with log.open("w") as out:
         process = subprocess.Popen(

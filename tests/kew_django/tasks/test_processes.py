@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from kew_django.models import TaskResultRecord
 from kew_django.relay.publisher import Relay
 from kew_django.tasks.compat import TaskResultStatus
+from tests.kew_django.child_env import child_env
 from tests.kew_django.management.test_commands import wait_for
 from tests.kew_django.tasks import tasks
 
@@ -25,17 +23,9 @@ pytestmark = pytest.mark.slow
 
 def django_process(*args: str, broker_url: str) -> subprocess.Popen:
     """Start ``python *args`` with the task test settings on this test's database."""
-    database = {
-        k: connection.settings_dict[k]
-        for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
-    }
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.kew_django.tasks.subprocess_settings",
-        "KEW_TEST_DB": json.dumps(database),
-        "KEW_TEST_BROKER_URL": broker_url,
-        "PYTHONPATH": str(ROOT),
-    }
+    environment = child_env(
+        "tests.kew_django.tasks.subprocess_settings", KEW_TEST_BROKER_URL=broker_url
+    )
     return subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,

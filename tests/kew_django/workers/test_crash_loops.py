@@ -12,7 +12,6 @@ on Artemis.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,12 +19,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 import kew
 from kew.providers.base import DeliveryOptions
 from kew_django.models import CrashCount, DeadLetter
 from kew_django.providers.database import DatabaseProvider
+from tests.kew_django.child_env import child_env
 from tests.kew_django.crash_app.consumers import QUEUE
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -36,18 +35,11 @@ pytestmark = pytest.mark.slow
 
 
 def consume(provider_url: str, marks: Path) -> subprocess.Popen:
-    database = {
-        k: connection.settings_dict[k]
-        for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
-    }
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.kew_django.crash_settings",
-        "KEW_TEST_DB": json.dumps(database),
-        "KEW_TEST_PROVIDER_URL": provider_url,
-        "KEW_TEST_MARKS": str(marks),
-        "PYTHONPATH": str(ROOT),
-    }
+    env = child_env(
+        "tests.kew_django.crash_settings",
+        KEW_TEST_PROVIDER_URL=provider_url,
+        KEW_TEST_MARKS=str(marks),
+    )
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "kew_consume", QUEUE],
         cwd=ROOT,

@@ -14,7 +14,6 @@ left is one already recorded as processed. On the database provider
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -22,7 +21,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 import kew
 from kew.providers.base import DeliveryOptions, Provider
@@ -31,6 +29,7 @@ from kew_django.models import ProcessedMessage
 from kew_django.providers.database import DatabaseProvider
 from tests.kew_django.batch_app import effects
 from tests.kew_django.batch_app.consumers import QUEUE
+from tests.kew_django.child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[3]
 MESSAGES = 10
@@ -51,18 +50,11 @@ def business_rows(transactional_db):
 
 
 def consume(provider_url: str, marks: Path) -> subprocess.Popen:
-    database = {
-        k: connection.settings_dict[k]
-        for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
-    }
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.kew_django.batch_settings",
-        "KEW_TEST_DB": json.dumps(database),
-        "KEW_TEST_PROVIDER_URL": provider_url,
-        "KEW_TEST_MARKS": str(marks),
-        "PYTHONPATH": str(ROOT),
-    }
+    env = child_env(
+        "tests.kew_django.batch_settings",
+        KEW_TEST_PROVIDER_URL=provider_url,
+        KEW_TEST_MARKS=str(marks),
+    )
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "kew_consume", QUEUE],
         cwd=ROOT,
