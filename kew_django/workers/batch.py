@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import DatabaseError, connections, transaction
 
@@ -49,7 +49,45 @@ from kew_django.db.errors import DATABASE_ERRORS
 from kew_django.workers.heartbeat import Heartbeat
 
 if TYPE_CHECKING:
-    from kew_django.workers.worker import Worker
+    from kew.qchan.observe import EngineObserver
+    from kew.schedule import GiveUp
+    from kew_django.workers.crashes import CrashCounter
+    from kew_django.workers.outage import DatabaseGate
+    from kew_django.workers.pacemaker import Pacemaker
+    from kew_django.workers.registry import ConsumerSpec
+
+
+class Worker(Protocol):
+    """What a batch needs of the worker that runs it (``workers.worker.Worker``, passed in)."""
+
+    spec: ConsumerSpec
+    using: str
+    queue: str
+    heartbeat_interval: float
+    gate: DatabaseGate
+    crashes: CrashCounter
+    pacemaker: Pacemaker | None
+    observer: EngineObserver
+
+    def decode(self, delivery: Delivery) -> Any: ...
+    def screen(self, delivery: Delivery, message: Message[Any]) -> GiveUp | None: ...
+    def recover(self, error: BaseException) -> None: ...
+    def handle(self, delivery: Delivery) -> DeliveryOutcome: ...
+    def held(self, limit: int) -> list[Delivery]: ...
+    def counted(self, outcome: DeliveryOutcome) -> None: ...
+    def ack_many(self, deliveries: list[Delivery]) -> None: ...
+    def run_in_transaction(self, message: Message[Any]) -> DeliveryOutcome | None: ...
+
+    def settle(
+        self,
+        delivery: Delivery,
+        message: Message[Any],
+        outcome: DeliveryOutcome | None,
+        error: BaseException | None,
+        *,
+        started: float,
+    ) -> DeliveryOutcome: ...
+
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -29,6 +30,14 @@ def test_the_memory_provider_counts_its_queue():
     assert provider.pending("q") == 2
 
 
+def wait_for_count(provider, queue: str, expected: int, timeout: float = 10.0) -> None:
+    """Wait until ``provider.pending(queue)`` is ``expected``; fail with the last count."""
+    deadline = time.monotonic() + timeout
+    while (count := provider.pending(queue)) != expected:
+        assert time.monotonic() < deadline, f"{queue}: {count} pending, not {expected}"
+        time.sleep(0.05)
+
+
 @pytest.mark.rabbitmq
 def test_rabbitmq_counts_ready_messages_and_a_missing_queue_as_empty(rabbitmq_server):
     queue = f"test.depth.{uuid.uuid4().hex[:12]}"
@@ -44,7 +53,8 @@ def test_rabbitmq_counts_ready_messages_and_a_missing_queue_as_empty(rabbitmq_se
             delivery = receiver.receive(10)
             assert delivery is not None
             delivery.ack()
-        assert provider.pending(queue) == 2
+        # The ack and the unacked prefetch going back are the broker's to apply: wait for it.
+        wait_for_count(provider, queue, 2)
         assert provider.pending(f"{queue}.missing") == 0  # the counting channel survives a 404
         assert provider.pending(queue) == 2
     finally:
