@@ -181,6 +181,11 @@ IMPORT_SITE_URL = env.str("IMPORT_SITE_URL", default="http://127.0.0.1:8000")
 IMPORT_MAX_BACKLOG = whole_number("IMPORT_MAX_BACKLOG", 10_000)
 IMPORT_MAX_PENDING_PER_USER = whole_number("IMPORT_MAX_PENDING_PER_USER", 100)
 IMPORT_RETRY_AFTER = whole_number("IMPORT_RETRY_AFTER", 30)
+# At most this many imports run at once across every worker process and host (a
+# cluster-wide limit that protects the server imports write into, however many
+# workers run); an import over it waits, spending no attempt. An admin row (Kew
+# messaging -> Limit settings) changes it without a restart.
+IMPORT_CONCURRENCY = whole_number("IMPORT_CONCURRENCY", 8)
 
 # Kew (kew_django): which provider carries the messages, and how the relay and the
 # consumer workers run. "database://" keeps the queues in DATABASES["default"] (no

@@ -41,9 +41,9 @@ def check_import_settings(app_configs, **kwargs) -> list:
 
 
 def check_admission_settings() -> list:
-    """Check that the admission bounds and Retry-After are whole numbers of at least 1."""
+    """Check that the admission bounds, Retry-After and the import concurrency are at least 1."""
     problems = []
-    for name in ADMISSION_SETTINGS:
+    for name in (*ADMISSION_SETTINGS, "IMPORT_CONCURRENCY"):
         value = getattr(settings, name, None)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             text = f"{name} must be a whole number of at least 1, not {value!r}"

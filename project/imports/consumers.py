@@ -57,6 +57,7 @@ def import_exhausted(request: ImportRequest, error: BaseException | None) -> Non
     idempotent=True,
     prefetch=1,  # imports are long: hold one at a time, leave the rest to other workers
     atomic=False,  # ... and run outside a transaction, committing the outcome in a short one
+    limit=settings.IMPORT_CONCURRENCY,  # at most this many at once, cluster-wide
 )
 def run_import(request: ImportRequest, work: Work | None = None) -> RepeatAction | None:
     """Run the importer once; record the outcome, or ask for a retry if it may yet work.

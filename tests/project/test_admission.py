@@ -142,6 +142,12 @@ def test_bad_admission_settings_are_system_check_errors(settings, value):
     assert "IMPORT_MAX_BACKLOG" in error.msg
 
 
+def test_a_bad_import_concurrency_is_a_system_check_error(settings):
+    settings.IMPORT_CONCURRENCY = 0
+    (error,) = check_admission_settings()
+    assert error.id == "imports.E004" and "IMPORT_CONCURRENCY" in error.msg
+
+
 @pytest.mark.parametrize(
     ("value", "error"),
     [
