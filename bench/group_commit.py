@@ -38,8 +38,7 @@ def main() -> None:
     parser.add_argument("--prefetch", type=int, default=100)
     args = parser.parse_args()
 
-    from soak import durable
-
+    from bench.durability import durable
     from tests.harness.artemis import ArtemisServer
     from tests.harness.postgres import PostgresServer
 

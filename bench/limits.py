@@ -60,7 +60,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         if args.database in ("postgresql", "both"):
-            from bench.soak import durable
+            from bench.durability import durable
             from tests.harness.postgres import PostgresServer
 
             postgres = stack.enter_context(PostgresServer())

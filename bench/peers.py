@@ -366,7 +366,7 @@ def main() -> None:
         if not args.profile:
             sys.exit("--profile needs py-spy on PATH (pip install py-spy)")
 
-    from bench.soak import durable
+    from bench.durability import durable
     from tests.harness.artemis import ArtemisServer
     from tests.harness.postgres import PostgresServer
     from tests.harness.rabbitmq import RabbitServer

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 from django.db import connection
 
@@ -26,3 +28,15 @@ def child_env(settings_module: str, **extra: str) -> dict[str, str]:
         "PYTHONPATH": str(ROOT),
         **extra,
     }
+
+
+def start_manage_py(settings_module: str, *args: str, **extra: str) -> subprocess.Popen:
+    """Start ``manage.py *args`` with :func:`child_env`; its output (text) is on ``stdout``."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=child_env(settings_module, **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +23,7 @@ import kew
 from kew.providers.base import DeliveryOptions
 from kew_django.models import CrashCount, DeadLetter
 from kew_django.providers.database import DatabaseProvider
-from tests.kew_django.child_env import child_env
+from tests.kew_django.child_env import start_manage_py
 from tests.kew_django.crash_app.consumers import QUEUE
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -35,18 +34,12 @@ pytestmark = pytest.mark.slow
 
 
 def consume(provider_url: str, marks: Path) -> subprocess.Popen:
-    env = child_env(
+    return start_manage_py(
         "tests.kew_django.crash_settings",
+        "kew_consume",
+        QUEUE,
         KEW_TEST_PROVIDER_URL=provider_url,
         KEW_TEST_MARKS=str(marks),
-    )
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "kew_consume", QUEUE],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
 
 

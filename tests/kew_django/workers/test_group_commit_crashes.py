@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,7 +28,7 @@ from kew_django.models import ProcessedMessage
 from kew_django.providers.database import DatabaseProvider
 from tests.kew_django.batch_app import effects
 from tests.kew_django.batch_app.consumers import QUEUE
-from tests.kew_django.child_env import child_env
+from tests.kew_django.child_env import start_manage_py
 
 ROOT = Path(__file__).resolve().parents[3]
 MESSAGES = 10
@@ -50,18 +49,12 @@ def business_rows(transactional_db):
 
 
 def consume(provider_url: str, marks: Path) -> subprocess.Popen:
-    env = child_env(
+    return start_manage_py(
         "tests.kew_django.batch_settings",
+        "kew_consume",
+        QUEUE,
         KEW_TEST_PROVIDER_URL=provider_url,
         KEW_TEST_MARKS=str(marks),
-    )
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "kew_consume", QUEUE],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
 
 
