@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connections, models, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
+
+from kew_django.db.returning import concrete_field, updates_return_rows
 
 
 class OutboxMessage(models.Model):
@@ -115,18 +118,53 @@ class ProcessedMessages(models.QuerySet["ProcessedMessage"]):
     def record(self, queue: str, message_id: str) -> ProcessedMessage | None:
         """Record ``message_id`` as handled by ``queue``'s consumer; None if it was before.
 
-        Runs in a savepoint of the caller's transaction, so the record commits
-        with the handler's writes and a duplicate leaves that transaction usable.
+        Part of the caller's transaction, so the record commits with the
+        handler's writes; a duplicate leaves that transaction usable (one
+        ``INSERT ... ON CONFLICT DO NOTHING`` on PostgreSQL and SQLite, a
+        savepoint elsewhere).
         """
+        record = self.model(consumer=queue, message_id=message_id, processed_at=timezone.now())
+        connection = connections[self.db]
+        if updates_return_rows(connection):
+            with connection.cursor() as cursor:
+                cursor.execute(_record_sql(connection), _record_params(record, connection))
+                found = cursor.fetchone()
+            if found is None:
+                return None
+            record.pk = found[0]
+            record._state.adding, record._state.db = False, self.db
+            return record
         try:
             with transaction.atomic(using=self.db):
-                return self.create(consumer=queue, message_id=message_id)
+                record.save(using=self.db, force_insert=True)
+                return record
         except IntegrityError:
             return None
 
     def forget(self, record: ProcessedMessage) -> None:
         """Delete ``record``, so that the message is handled again when it comes back."""
         self.filter(pk=record.pk).delete()
+
+
+def _record_sql(connection) -> str:
+    meta, quote = ProcessedMessage._meta, connection.ops.quote_name
+    model = ProcessedMessage
+    columns = ", ".join(quote(concrete_field(model, name).column) for name in _RECORDED)
+    unique = ", ".join(quote(concrete_field(model, n).column) for n in ("consumer", "message_id"))
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES (%s, %s, %s) "
+        f"ON CONFLICT ({unique}) DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
+
+
+def _record_params(record: ProcessedMessage, connection) -> list[Any]:
+    return [
+        concrete_field(ProcessedMessage, name).get_db_prep_save(getattr(record, name), connection)
+        for name in _RECORDED
+    ]
+
+
+_RECORDED = ("consumer", "message_id", "processed_at")
 
 
 class CrashCounts(models.QuerySet["CrashCount"]):

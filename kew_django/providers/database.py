@@ -292,8 +292,18 @@ class DatabaseReceiver(Receiver):
         return taken
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> None:
-        """Delete the rows of ``deliveries`` in one transaction (one commit); as ``ack`` each."""
-        mine = [d for d in deliveries if isinstance(d, DatabaseDelivery) and d._consumer is self]
+        """Delete the rows of ``deliveries`` in one transaction (one commit); as ``ack`` each.
+
+        Deliveries already acked in the handlers' transaction
+        (``ack_in_transaction``) are skipped.
+        """
+        mine = [
+            d
+            for d in deliveries
+            if isinstance(d, DatabaseDelivery) and d._consumer is self and not d.settled
+        ]
+        if not mine:
+            return
         by_token: dict[uuid.UUID, list[int]] = collections.defaultdict(list)
         for own in mine:
             by_token[own._token].append(own._pk)
@@ -316,6 +326,8 @@ class DatabaseReceiver(Receiver):
         for delivery in deliveries:
             if not isinstance(delivery, DatabaseDelivery) or delivery._consumer is not self:
                 delivery.ack()
+            else:
+                delivery.settled = True
 
     def _next(self) -> DatabaseDelivery | None:
         """Hand out a waiting row if it is fresh; otherwise lease a batch."""
@@ -431,6 +443,7 @@ class DatabaseDelivery(Delivery):
         self._token = token if token is not None else row.lease_token
         self._consumer = consumer
         self.lease = provider.lease.total_seconds()
+        self.settled = False  # deleted by a committed ack, or leased to another: ack does nothing
 
     def renew(self) -> bool:
         """Move the lease's end to ``lease`` from now: one UPDATE of this row (any thread).
@@ -454,14 +467,64 @@ class DatabaseDelivery(Delivery):
         """Delete the row; if its lease ran out and another consumer took it, log and carry on."""
         if self._consumer is None:
             raise ConfigurationError("a browsed message cannot be acknowledged")
+        if self.settled:
+            return
         try:
             deleted = self._consumer._leases.delete(self._pk, self._token)
         except DATABASE_ERRORS as error:
             raise ConnectionLost(f"database {self._provider.using!r}: {error}") from error
         self._consumer._unacked.pop(self._pk, None)
+        self.settled = True
         if not deleted:
             log.warning(
                 "ack of message %s on %s came after its lease ended; it may be delivered again",
                 self.message_id or self._pk,
                 self.queue,
             )
+
+
+class LeaseLost(Exception):
+    """A row to be acked in the handlers' transaction is no longer leased to its consumer."""
+
+
+def ack_in_transaction(using: str, deliveries: Sequence[Delivery]) -> list[DatabaseDelivery]:
+    """Delete, in the current transaction of ``using``, the rows of ``deliveries`` queued there.
+
+    The ack then commits with the handlers' writes (no commit of its own).
+    Returns the deliveries whose rows were deleted; call ``acked_in_transaction``
+    with them once the transaction has committed. Deliveries of other
+    providers or databases are left for ``ack``. Raises ``LeaseLost`` if a
+    row's lease ran out and another consumer took it: the caller rolls the
+    transaction back.
+    """
+    by_token: dict[tuple[DatabaseReceiver, uuid.UUID], list[DatabaseDelivery]] = (
+        collections.defaultdict(list)
+    )
+    for delivery in deliveries:
+        if not isinstance(delivery, DatabaseDelivery) or delivery.settled:
+            continue
+        receiver = delivery._consumer
+        if receiver is not None and receiver.provider.using == using:
+            by_token[receiver, delivery._token].append(delivery)
+    deleted: list[DatabaseDelivery] = []
+    for (receiver, token), mine in by_token.items():
+        count = receiver._leases.delete_many([d._pk for d in mine], token)  # errors as they are
+        if count < len(mine):
+            lost = len(mine) - count
+            raise LeaseLost(f"{lost} of {len(mine)} leases on {receiver.queue} ran out")
+        deleted.extend(mine)
+    return deleted
+
+
+def acked_in_transaction(deliveries: Sequence[Delivery]) -> None:
+    """Mark ``deliveries`` settled: the transaction that deleted their rows has committed.
+
+    Also for a delivery whose lease was lost (``LeaseLost``): its row is
+    another consumer's now, and ``ack`` must not touch it.
+    """
+    for delivery in deliveries:
+        if not isinstance(delivery, DatabaseDelivery):
+            continue
+        delivery.settled = True
+        if delivery._consumer is not None:
+            delivery._consumer._unacked.pop(delivery._pk, None)

@@ -10,7 +10,10 @@ in the next transaction. Then:
 
 - One commit, then the acks, in order: a crash before the commit rolls
   every handler of the batch back (all come back), a crash after it
-  finds their idempotency records (``idempotent=True``).
+  finds their idempotency records (``idempotent=True``). Rows of the
+  database provider on the worker's database are deleted inside the
+  transaction instead: handled and acked commit together. If one of their
+  leases ran out meanwhile the batch rolls back and each runs alone.
 - A handler that raises has only its savepoint rolled back; one that
   answers RETRY keeps its writes but not its record, as when handled
   alone. After the commit each takes its own path (retry, release, dead
@@ -46,6 +49,12 @@ from kew.qchan.observe import Handling
 from kew.qchan.outcomes import DeliveryOutcome
 from kew_django.conf import section
 from kew_django.db.errors import DATABASE_ERRORS
+from kew_django.providers.database import (
+    DatabaseDelivery,
+    LeaseLost,
+    ack_in_transaction,
+    acked_in_transaction,
+)
 from kew_django.workers.heartbeat import Heartbeat
 
 if TYPE_CHECKING:
@@ -192,7 +201,11 @@ def _decoded(worker: Worker, delivery: Delivery) -> Message[Any] | None:
 
 
 def _transaction(worker: Worker, pending: Sequence[Item], seconds: float) -> list[Item]:
-    """Run handlers of ``pending`` in one transaction until ``seconds`` pass; return those run."""
+    """Run handlers of ``pending`` in one transaction until ``seconds`` pass; return those run.
+
+    Rows of the database provider on the worker's own database are acked
+    (deleted) in that transaction, so they commit with the handlers' writes.
+    """
     ran: list[Item] = []
     connection = connections[worker.using]
     with transaction.atomic(using=worker.using):
@@ -206,7 +219,19 @@ def _transaction(worker: Worker, pending: Sequence[Item], seconds: float) -> lis
                 if isinstance(item.error, DATABASE_ERRORS):
                     raise item.error  # the gate tells an outage from the handler's failure
                 raise TransactionLost(f"message {item.delivery.message_id}: {item.error!r}")
+        acked = _ack_in_transaction(worker, ran)
+    acked_in_transaction(acked)
     return ran
+
+
+def _ack_in_transaction(worker: Worker, ran: list[Item]) -> list[DatabaseDelivery]:
+    handled = [item for item in ran if item.outcome is not None]
+    for item in handled:
+        item.heartbeat.finishing()  # a renewal waiting on the row deleted here is not a loss
+    try:
+        return ack_in_transaction(worker.using, [item.delivery for item in handled])
+    except LeaseLost as lost:
+        raise TransactionLost(str(lost)) from lost
 
 
 def _run(worker: Worker, item: Item) -> None:

@@ -61,6 +61,7 @@ class Heartbeat:
         self._own_pacemaker: Pacemaker | None = None
         self._inline = connections[using].in_atomic_block
         self._last = time.monotonic()
+        self._finishing = False
 
     def start(self, *, eager: bool = False, pacemaker: Pacemaker | None = None) -> Heartbeat:
         """Start beating; ``eager`` writes the state row now, on the caller's thread.
@@ -90,12 +91,24 @@ class Heartbeat:
         if self._inline and time.monotonic() - self._last >= self.interval:
             self.beat()
 
+    def finishing(self) -> None:
+        """Skip beats from now on: the ack is being written in the handler's transaction.
+
+        A beat that was waiting on that transaction's lock then finds the row
+        gone without taking the lease as lost, and writes no state row.
+        """
+        self._finishing = True
+
     def beat(self, *, renew: bool = True) -> None:
         """Renew the lease and write the state, in one short transaction; never raises."""
         self._last = time.monotonic()
+        if self._finishing:
+            return
         try:
             with transaction.atomic(using=self.using):
                 if renew and not self.delivery.renew():
+                    if self._finishing:
+                        return
                     self._lose()
                 cancel = self._write()
         except Exception as error:  # noqa: BLE001 - a missed beat is retried at the next one

@@ -62,6 +62,7 @@ from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
 from kew_django.limits.gate import Gate, GatedDelivery, gate_for
 from kew_django.models import DeadLetter, ProcessedMessage
+from kew_django.providers.database import LeaseLost, ack_in_transaction, acked_in_transaction
 from kew_django.workers import batch, deadletters, long
 from kew_django.workers.coroutines import HandlerLoop
 from kew_django.workers.crashes import CrashCounter
@@ -105,6 +106,7 @@ class Worker(QueueSink[Any]):
         self.using = using or router.db_for_write(DeadLetter)
         self.heartbeat_interval = float(section("CONSUMERS").get("HEARTBEAT", 5.0))
         self.heartbeat: Heartbeat | None = None
+        self.delivery: Delivery | None = None  # the one ``handle`` runs (not a batch's)
         self.pacemaker: Pacemaker | None = None  # while ``run`` runs
         self.gate = DatabaseGate(self.using, what=f"consumer of {spec.queue!r}")
         limit = int(section("CONSUMERS").get("MAX_CRASHES", 3))
@@ -145,6 +147,7 @@ class Worker(QueueSink[Any]):
             delivery, queue=self.spec.queue, using=self.using, interval=self.heartbeat_interval
         )
         self.heartbeat = beat.start(eager=not self.spec.atomic, pacemaker=self.pacemaker)
+        self.delivery = delivery
         try:
             if self.admitted(delivery):
                 outcome = super().handle(delivery)
@@ -155,7 +158,7 @@ class Worker(QueueSink[Any]):
             self.close()  # the unacked delivery goes back, its delivery count unchanged
             outcome = DeliveryOutcome.RELEASED
         finally:
-            self.heartbeat = None
+            self.heartbeat, self.delivery = None, None
             beat.stop()
             if isinstance(delivery, GatedDelivery) and self.limits is not None:
                 self.limits.release(delivery)
@@ -193,22 +196,50 @@ class Worker(QueueSink[Any]):
             return long.run_outside(
                 self.spec, message, self.heartbeat, using=self.using, stopping=self.gate.stop
             )
-        return self.gate.through(lambda: self.run_in_transaction(message))
+        delivery = self.delivery
+        return self.gate.through(lambda: self.run_in_transaction(message, delivery))
 
-    def run_in_transaction(self, message: Message[Any]) -> DeliveryOutcome | None:
-        """Run the handler in a transaction (a batch's savepoint) with its idempotency record."""
+    def run_in_transaction(
+        self, message: Message[Any], delivery: Delivery | None = None
+    ) -> DeliveryOutcome | None:
+        """Run the handler in a transaction (a batch's savepoint) with its idempotency record.
+
+        ``delivery``, a database-provider row on this worker's database, is
+        acked in the same transaction (``ack_in_transaction``): handled and
+        acked commit together. If its lease ran out and another consumer
+        took it, the handler's writes are rolled back and DUPLICATE returned.
+        """
+        own = [] if delivery is None or connections[self.using].in_atomic_block else [delivery]
+        try:
+            with transaction.atomic(using=self.using):
+                outcome = self._run_and_record(message)
+                if outcome is not None and own and self.heartbeat is not None:
+                    self.heartbeat.finishing()  # a renewal waiting on the deleted row: no loss
+                acked = ack_in_transaction(self.using, own) if outcome is not None else []
+        except LeaseLost:
+            log.warning(
+                "%s: the lease of message %s ran out and another consumer took it; "
+                "its handler's writes were rolled back",
+                self.spec.queue,
+                message.message_id,
+            )
+            acked_in_transaction(own)  # another consumer's now: no ack
+            return DeliveryOutcome.DUPLICATE
+        acked_in_transaction(acked)
+        return outcome
+
+    def _run_and_record(self, message: Message[Any]) -> DeliveryOutcome | None:
         processed = ProcessedMessage.objects.using(self.using)
-        with transaction.atomic(using=self.using):
-            record = None
-            if self.spec.idempotent and message.origin_id:
-                record = processed.record(self.spec.queue, message.origin_id)
-                if record is None:
-                    return DeliveryOutcome.DUPLICATE
-            answer = self.loop.resolve(self.spec.call(message))
-            if answer is not RepeatAction.RETRY:
-                return DeliveryOutcome.HANDLED
-            if record is not None:
-                processed.forget(record)
+        record = None
+        if self.spec.idempotent and message.origin_id:
+            record = processed.record(self.spec.queue, message.origin_id)
+            if record is None:
+                return DeliveryOutcome.DUPLICATE
+        answer = self.loop.resolve(self.spec.call(message))
+        if answer is not RepeatAction.RETRY:
+            return DeliveryOutcome.HANDLED
+        if record is not None:
+            processed.forget(record)
         return None
 
     def schedule_for(self, message: Message[Any]) -> Schedule:

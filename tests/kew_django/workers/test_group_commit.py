@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 
@@ -11,7 +13,7 @@ from django.db import OperationalError, connection, transaction
 
 from kew.errors import ConfigurationError
 from kew_django import Channel
-from kew_django.models import DeadLetter, OutboxMessage, ProcessedMessage
+from kew_django.models import DeadLetter, OutboxMessage, ProcessedMessage, QueuedMessage
 from kew_django.relay.publisher import Relay
 from kew_django.workers import outage
 from kew_django.workers.batch import BatchLimits
@@ -184,3 +186,60 @@ def test_an_undecodable_delivery_is_set_aside_and_the_rest_commit_together(
     assert handler.groups() == [2]
     assert worker.stats.counts[DeliveryOutcome.DEAD] == 1
     assert DeadLetter.objects.get(queue=queue).reason == DeadLetter.Reason.UNDECODABLE
+
+
+def test_on_the_database_provider_a_batch_s_acks_commit_with_its_handlers(
+    database_provider, queue, business_rows, settings
+):
+    settings.KEW = {"CONSUMERS": {"BATCH_TIME": 30.0}}
+    left_at_commit: list[int] = []
+
+    def handler(job: Job) -> None:
+        effects.write(job.n)
+        transaction.on_commit(
+            lambda: left_at_commit.append(QueuedMessage.objects.filter(queue=queue).count())
+        )
+
+    worker = Worker(ConsumerSpec(queue, handler, payload=Job, prefetch=10), database_provider)
+    publish(database_provider, queue, MESSAGES)
+    run_until(worker, lambda: worker.stats.counts[DeliveryOutcome.HANDLED] == MESSAGES)
+    assert left_at_commit == [0] * MESSAGES  # deleted by the commit itself, before any ack
+    assert effects.counts() == Counter(range(MESSAGES))
+
+
+@pytest.mark.postgresql_only  # another consumer's connection writes while the batch is open
+def test_a_lease_taken_by_another_consumer_mid_batch_rolls_the_batch_back(
+    database_provider, queue, business_rows, settings
+):
+    settings.KEW = {"CONSUMERS": {"BATCH_TIME": 30.0}}
+    handler = Recorder()
+    taken: list[int] = []
+
+    def steal_the_last_row(job: Job) -> None:
+        handler(job)
+        if job.n == 0 and not taken:  # another consumer, on its own connection, takes a lease
+            thread = threading.Thread(target=take_last_lease, args=(queue, taken))
+            thread.start()
+            thread.join()
+
+    worker = Worker(
+        ConsumerSpec(queue, steal_the_last_row, payload=Job, prefetch=10), database_provider
+    )
+    publish(database_provider, queue, MESSAGES)
+    run_until(worker, lambda: worker.stats.counts[DeliveryOutcome.DUPLICATE] == 1)
+    assert len(taken) == 1
+    assert worker.stats.counts[DeliveryOutcome.HANDLED] == MESSAGES - 1
+    assert effects.counts() == Counter(range(MESSAGES - 1))  # the last row's is the other's
+    assert QueuedMessage.objects.filter(queue=queue).values_list("pk", flat=True)[0] == taken[0]
+    assert handler.groups() == [1] * (MESSAGES - 1)  # rolled back, then each alone
+
+
+def take_last_lease(queue: str, taken: list[int]) -> None:
+    """Move the lease of ``queue``'s last row to another token and commit, as a consumer would."""
+    try:
+        row = QueuedMessage.objects.filter(queue=queue).order_by("-pk").first()
+        assert row is not None
+        QueuedMessage.objects.filter(pk=row.pk).update(lease_token=uuid.uuid4())
+        taken.append(row.pk)
+    finally:
+        connection.close()
