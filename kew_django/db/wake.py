@@ -5,17 +5,20 @@ that holds a NOTIFY and keeps it through the commit's WAL flush, so a
 NOTIFY inside the sender's transaction serialises every such commit.
 Senders call ``wake_on_commit`` instead: once the transaction commits
 (never if it rolls back) the process's ``Notifier`` for that database
-sends the NOTIFY on its own autocommit connection, from a daemon thread.
-Wakes are coalesced: a round sends one NOTIFY per (channel, payload), in
-one statement, and starts at least ``GAP`` after the one before; the
-first wake after a quiet spell goes at once. A process that dies
-between the commit and the NOTIFY loses the wake, not the row: listeners
-poll (the relay's and the database provider's ``poll_interval``).
+sends the NOTIFY. The first wake after a quiet spell (``GAP``) goes at
+once, on the sender's own connection, in a statement of its own after
+the commit (one round trip in the sender's thread, no hand-off); wakes
+that follow within ``GAP`` are coalesced: a daemon thread sends one NOTIFY
+per (channel, payload), in one statement, on a connection of its own.
+Neither NOTIFY waits for a WAL flush. A process that dies between the
+commit and the NOTIFY loses the wake, not the row: listeners poll (the
+relay's and the database provider's ``poll_interval``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -27,6 +30,11 @@ log = logging.getLogger(__name__)
 IDLE = 30.0  # seconds without a wake before the notifier closes its connection
 GAP = 0.002  # seconds from one round's start to the next: wakes meanwhile share a round
 SEND = "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS wake(c, p)"
+# A NOTIFY has nothing to make durable: its commit need not wait for the WAL flush
+# (and so holds PostgreSQL's notify lock only briefly).
+SEND_NOW = (
+    "SELECT pg_notify(%s, %s) FROM (SELECT set_config('synchronous_commit', 'off', true)) AS s"
+)
 
 
 class Notifier:
@@ -46,9 +54,38 @@ class Notifier:
         self._closing = False
         self._pid = os.getpid()
         self._callbacks: dict[tuple[str, str], _Wake] = {}
+        self._sent_at = -math.inf  # time.monotonic() of the last round or NOTIFY sent at once
 
     def wake(self, channel: str, payload: str = "") -> None:
-        """Send NOTIFY ``channel`` with ``payload`` soon, once however often it is asked."""
+        """Send NOTIFY ``channel`` with ``payload`` soon, once however often it is asked.
+
+        The first wake after ``GAP`` without one is sent at once on the
+        calling thread's connection to ``using`` (when it is in no
+        transaction); the others go to the notifier's thread.
+        """
+        with self._cond:
+            now = time.monotonic()
+            at_once = not self._pending and now - self._sent_at >= GAP
+            if at_once:
+                self._sent_at = now
+        if at_once and self._send_now(channel, payload):
+            return
+        self._hand_over(channel, payload)
+
+    def _send_now(self, channel: str, payload: str) -> bool:
+        """Send the NOTIFY on this thread's connection; False if it cannot (the thread's does)."""
+        connection = connections[self.using]
+        if connection.in_atomic_block:
+            return False
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(SEND_NOW, [channel, payload])
+        except Exception as error:  # noqa: BLE001 - the notifier's own connection tries next
+            log.debug("NOTIFY on the sender's connection failed (%s); handed over", error)
+            return False
+        return True
+
+    def _hand_over(self, channel: str, payload: str) -> None:
         with self._cond:
             if self._pid != os.getpid():  # a forked child: the parent's thread is not here
                 self._pid, self._thread = os.getpid(), None
@@ -97,6 +134,8 @@ class Notifier:
                 try:
                     connection = connection or self._connect()
                     connection.execute(SEND, ([c for c, _ in wakes], [p for _, p in wakes]))
+                    with self._cond:
+                        self._sent_at = max(self._sent_at, started)
                     time.sleep(max(0.0, started + GAP - time.monotonic()))
                 except Exception as error:  # noqa: BLE001 - a lost connection: listeners poll
                     log.warning("NOTIFY on %r failed (%s); listeners poll", self.using, error)
@@ -114,9 +153,7 @@ class Notifier:
         params.pop("cursor_factory", None)
         params.pop("context", None)
         connection = psycopg.connect(**params, autocommit=True)
-        # A NOTIFY has nothing to make durable: its commit need not wait for the WAL flush
-        # (and so holds PostgreSQL's notify lock only briefly).
-        connection.execute("SET synchronous_commit = off")
+        connection.execute("SET synchronous_commit = off")  # as SEND_NOW's
         return connection
 
 

@@ -7,7 +7,8 @@ statements for one database and runs them with a cursor:
 - PostgreSQL: one ``WITH head AS (SELECT ... FOR UPDATE SKIP LOCKED)
   UPDATE ... FROM head RETURNING`` statement; other consumers skip the
   locked rows. The old ``available_at`` comes back with each row, so a
-  batch is handed out in queue order.
+  batch is handed out in queue order. Outside a caller's transaction its
+  commit does not wait for the WAL flush (``UNFLUSHED_COMMIT``).
 - SQLite (3.35+, RETURNING): a SELECT of the head's ids, then an UPDATE
   of those still available; rows another consumer took in between fail
   the ``available_at <= now`` recheck and are left out.
@@ -48,6 +49,12 @@ class Leased(NamedTuple):
 
 RETURNED = ("id", "queue", "payload", "message_id", "properties", "redelivered")
 
+# A lease in a transaction of its own commits without waiting for its WAL flush
+# (``synchronous_commit`` off for that transaction alone): the handler's commit,
+# which waits, flushes it first, and a database crash that loses it also loses
+# the handler's work, so the row is simply due again, as if never leased.
+UNFLUSHED_COMMIT = "(SELECT set_config('synchronous_commit', 'off', true))"
+
 
 class Leases:
     """The lease statements of the ``QueuedMessage`` table on database ``using``."""
@@ -64,18 +71,21 @@ class Leases:
         self._column = {f.name: quote(f.column) for f in meta.concrete_fields if f.column}
         self._converter = Converter(QueuedMessage, (*RETURNED, "available_at"), connection)
         self._now, self._later = NOW.get(self.vendor, ""), LATER.get(self.vendor, "")
-        self._lease_sql = self._postgres_lease() if self.vendor == "postgresql" else None
+        postgres = self.vendor == "postgresql"
+        self._lease_sql = self._postgres_lease(flushed=True) if postgres else None
+        self._own_lease_sql = self._postgres_lease(flushed=False) if postgres else None
         self._datetime_field = meta.get_field("available_at")
         self._token_field = meta.get_field("lease_token")
 
-    def _postgres_lease(self) -> str:
+    def _postgres_lease(self, *, flushed: bool) -> str:
         c, t = self._column, self._table
         returned = ", ".join(f"{t}.{c[name]}" for name in RETURNED)
+        unflushed = "" if flushed else f", {UNFLUSHED_COMMIT} AS unflushed"
         return (
             f"WITH head AS (SELECT {c['id']}, {c['available_at']} FROM {t} "
             f"WHERE {c['queue']} = %s AND {c['available_at']} <= {self._now} "
             f"ORDER BY {c['available_at']}, {c['id']} LIMIT %s FOR UPDATE SKIP LOCKED) "
-            f"UPDATE {t} SET {self._lease_assignments()} FROM head "
+            f"UPDATE {t} SET {self._lease_assignments()} FROM head{unflushed} "
             f"WHERE {t}.{c['id']} = head.{c['id']} "
             f"RETURNING {returned}, head.{c['available_at']}"
         )
@@ -102,7 +112,8 @@ class Leases:
         key = self._prep_token(token)
         with connection.cursor() as cursor:
             if self._lease_sql is not None:
-                cursor.execute(self._lease_sql, [queue, limit, end, end, key])
+                own = self._own_lease_sql if not connection.in_atomic_block else None
+                cursor.execute(own or self._lease_sql, [queue, limit, end, end, key])
                 rows = cursor.fetchall()
             else:
                 rows = self._sqlite_lease(cursor, queue, end, key, limit)

@@ -49,15 +49,40 @@ def until(conn: psycopg.Connection, channel: str, payload: str = "") -> list[psy
     raise AssertionError(f"no NOTIFY {channel} {payload!r}; got {seen}")
 
 
-def test_a_committed_send_is_notified_from_kews_connection_not_the_senders(listen, queue):
-    with transaction.atomic():
-        Group.objects.create(name=f"business {queue}")
-        Channel(queue, payload=Job).send(Job(1))
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            (sender,) = cursor.fetchone()
-    seen = until(listen, OUTBOX)
-    assert [n.pid for n in seen if n.pid == sender] == []  # no NOTIFY held the sender's commit
+def test_a_committed_send_is_notified_after_its_commit_never_inside_it(listen, queue):
+    notified_in: list[tuple[bool, bool]] = []  # (in a transaction, autocommit) at each NOTIFY
+
+    def watch(execute, sql, params, many, context):
+        if "pg_notify" in sql:
+            notified_in.append((connection.in_atomic_block, connection.get_autocommit()))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        with transaction.atomic():
+            Group.objects.create(name=f"business {queue}")
+            Channel(queue, payload=Job).send(Job(1))
+            assert notified_in == []
+        seen = until(listen, OUTBOX)
+    assert seen[-1].channel == OUTBOX
+    # sent at once on the sender's connection, in a statement of its own after the commit
+    assert notified_in == [(False, True)]
+
+
+def test_wakes_within_the_gap_go_to_the_notifier_s_own_connection(listen, monkeypatch):
+    monkeypatch.setattr(wake, "GAP", 1.0)  # the second wake comes well within it
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (sender,) = cursor.fetchone()
+    notifier = wake.Notifier(connection.alias)
+    try:
+        notifier.wake(OUTBOX, "first")
+        notifier.wake(OUTBOX, "second")
+        first = until(listen, OUTBOX, "first")
+        second = until(listen, OUTBOX, "second")
+    finally:
+        notifier.close()
+    assert first[-1].pid == sender
+    assert second[-1].pid != sender
 
 
 def test_a_rolled_back_send_wakes_nobody(listen, database_provider, queue):

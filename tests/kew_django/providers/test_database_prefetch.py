@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -135,3 +136,27 @@ def unsupported_leases(init):
         self.supported = False
 
     return __init__
+
+
+@pytest.mark.postgresql_only
+def test_a_lease_of_its_own_does_not_wait_for_the_wal_flush_and_changes_nothing_else(
+    database_provider, queue
+):
+    send(database_provider, queue, b"a", b"b")
+    leases = Leases(connection.alias)
+    with connection.cursor() as cursor:  # as in production (the test cluster runs without it)
+        cursor.execute("SET synchronous_commit = on")
+    with CaptureQueriesContext(connection) as queries:
+        own = leases.lease(queue, length=timedelta(seconds=30), token=uuid.uuid4(), limit=1)
+    assert [row.payload for row in own] == [b"a"]
+    assert "set_config('synchronous_commit', 'off', true)" in queries.captured_queries[0]["sql"]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"  # for that lease's transaction alone
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        inside = leases.lease(queue, length=timedelta(seconds=30), token=uuid.uuid4(), limit=1)
+        with connection.cursor() as cursor:  # the caller's transaction keeps waiting for it
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
+    assert [row.payload for row in inside] == [b"b"]
+    assert "set_config" not in queries.captured_queries[0]["sql"]
