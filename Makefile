@@ -2,8 +2,9 @@
 #   make run   - the app on the embedded default (SQLite + the database provider)
 #   make test  - every test, against real PostgreSQL, Artemis and RabbitMQ, on both
 #                ends of the support matrix: Python 3.11 + Django 5.2 LTS (.venv)
-#                and Python 3.13 + Django 6.1 (.venv-py313); fails, naming what to
-#                install, when a service or Python 3.13 is missing
+#                and Python 3.13 + Django 6.1 (.venv-py313), the long process tests
+#                on one of them each; fails, naming what to install, when a service
+#                or Python 3.13 is missing
 #   make test-partial - the same, but what is missing skips (KEW_TEST_PARTIAL=1)
 PYTHON ?= python3
 VENV := .venv
@@ -51,9 +52,14 @@ lint: install
 # Python 3.13 + Django 6.1. The two legs share nothing but the source tree: each
 # pytest starts its own PostgreSQL, Artemis and RabbitMQ on free ports, and the tests
 # mostly wait on real processes, so two legs at once take little more than one.
-# --output-sync prints each leg's output whole, when it ends.
+# --output-sync prints each leg's output whole, when it ends. The long process tests
+# (kills, restarts, clocks, clusters, broker faults: the one_leg marker) run in one leg
+# each, split so that both legs take about as long; each pass says how many it left to
+# the other leg. They are split only when both legs run (LEGS=split): one leg alone, or
+# the 3.11 leg of a partial run without Python 3.13, runs them all.
 test: lint
-	$(MAKE) --no-print-directory -j2 --output-sync=recurse test-py311 test-py313
+	$(MAKE) --no-print-directory -j2 --output-sync=recurse test-py311 test-py313 \
+	  $(if $(PY313),LEGS=split)
 
 # A partial run, chosen explicitly: tests whose service is missing skip (counted at
 # the end of each pass) and a missing Python 3.13 skips its leg, without failing.
@@ -68,14 +74,18 @@ DATABASE_TESTS := tests/contract tests/kew_django tests/project
 # What runs once, in the first leg: lint, and the harness's own smoke tests (they
 # check the launchers of PostgreSQL, Artemis, RabbitMQ and Prometheus, not Kew; the py313 leg
 # uses the same harness for all its tests). Everything that runs Kew's or the
-# project's code, the packaging and the browser included, runs on both ends.
+# project's code, the packaging and the browser included, runs on both ends, but for
+# the long process tests that `make test` splits between the legs (one_leg, above).
 ONCE := tests/harness
+# Under `make test`, KEW_TEST_LEG=1 or 2 tells tests/conftest.py which one_leg tests to run.
+LEGS ?=
+leg = $(if $(LEGS),KEW_TEST_LEG=$(1))
 
 test-sqlite: install
-	$(BIN)/pytest $(DURATIONS) $(PYTEST_ARGS)
+	$(call leg,1) $(BIN)/pytest $(DURATIONS) $(PYTEST_ARGS)
 
 test-postgres: install
-	KEW_TEST_DATABASE=postgres $(BIN)/pytest $(DURATIONS) $(PYTEST_ARGS) $(DATABASE_TESTS)
+	$(call leg,1) KEW_TEST_DATABASE=postgres $(BIN)/pytest $(DURATIONS) $(PYTEST_ARGS) $(DATABASE_TESTS)
 
 # The same two passes in .venv-py313, less what runs once; no pytest cache, which the
 # 3.11 leg writes at the same time. Without Python 3.13 this says what to install
@@ -85,8 +95,8 @@ test-py313:
 	@if [ -z "$(PY313)" ]; then $(MAKE) --no-print-directory no-py313; else \
 	  $(MAKE) --no-print-directory $(VENV313)/.installed && \
 	  $(VENV313)/bin/python -c 'import django, sys; print("Python", sys.version.split()[0], "Django", django.get_version())' && \
-	  $(VENV313)/bin/pytest $(PY313_ARGS) $(addprefix --ignore=,$(ONCE)) && \
-	  KEW_TEST_DATABASE=postgres $(VENV313)/bin/pytest $(PY313_ARGS) \
+	  $(call leg,2) $(VENV313)/bin/pytest $(PY313_ARGS) $(addprefix --ignore=,$(ONCE)) && \
+	  $(call leg,2) KEW_TEST_DATABASE=postgres $(VENV313)/bin/pytest $(PY313_ARGS) \
 	    $(DATABASE_TESTS); fi
 
 no-py313:

@@ -7,7 +7,7 @@ import pytest
 
 pytest_plugins = ["tests.harness.fixtures"]
 
-_deselected_key = pytest.StashKey[str]()
+_deselected_key = pytest.StashKey[list[str]]()
 
 
 def on_postgres() -> bool:
@@ -35,28 +35,67 @@ def uses_django_database(item: pytest.Item) -> bool:
     return item.get_closest_marker("django_db") is not None
 
 
+def this_leg() -> int | None:
+    """Return the CI leg this run is (``KEW_TEST_LEG``), or None when every test runs."""
+    value = os.environ.get("KEW_TEST_LEG", "")
+    if not value:
+        return None
+    if value not in {"1", "2"}:
+        raise pytest.UsageError(f"KEW_TEST_LEG={value!r}: expected 1 or 2, or unset (every test)")
+    return int(value)
+
+
+def leg_of(item: pytest.Item) -> int | None:
+    """Return the one leg a ``one_leg(1)`` or ``one_leg(2)`` test runs in, or None (every leg)."""
+    marker = item.get_closest_marker("one_leg")
+    if marker is None:
+        return None
+    if marker.args not in {(1,), (2,)} or marker.kwargs:
+        raise pytest.UsageError(
+            f"{item.nodeid}: the one_leg marker takes its leg: one_leg(1) or one_leg(2)"
+        )
+    return int(marker.args[0])
+
+
+def database_selection(items: list[pytest.Item]) -> tuple[list[pytest.Item], str]:
+    """Return the tests this pass's database needs, and why the others are left out."""
+    if on_postgres():
+        reason = "they use no Django database (the SQLite pass ran them)"
+        return [item for item in items if uses_django_database(item)], reason
+    reason = "they are PostgreSQL-only (the PostgreSQL pass runs them)"
+    return [item for item in items if item.get_closest_marker("postgresql_only") is None], reason
+
+
 def pytest_collection_modifyitems(config, items):
-    """Keep in each pass only the tests that depend on its database.
+    """Keep in each pass only the tests that depend on its database, and in a CI leg its own.
 
     The SQLite pass leaves out the PostgreSQL-only tests; the PostgreSQL
     pass leaves out every test that uses no Django database: it would run
-    exactly as it did in the SQLite pass.
+    exactly as it did in the SQLite pass. With ``KEW_TEST_LEG`` set (``make
+    test`` sets 1 in the Python 3.11 leg, 2 in the 3.13 one) a test marked
+    ``one_leg`` runs only in the leg it names; unset, every test runs.
     """
-    if on_postgres():
-        reason = "use no Django database (the SQLite pass ran them)"
-        chosen = [item for item in items if uses_django_database(item)]
-    else:
-        reason = "are PostgreSQL-only (the PostgreSQL pass runs them)"
-        chosen = [item for item in items if item.get_closest_marker("postgresql_only") is None]
-    if len(chosen) != len(items):
-        config.hook.pytest_deselected(items=[i for i in items if i not in chosen])
-        config.stash[_deselected_key] = f"{len(items) - len(chosen)} deselected: they {reason}"
+    legs = {item: leg_of(item) for item in items}  # every marker checked, whatever the leg
+    chosen, reason = database_selection(items)
+    lines = [f"{len(items) - len(chosen)} deselected: {reason}"] if len(chosen) < len(items) else []
+    leg = this_leg()
+    if leg is not None:
+        mine = [item for item in chosen if legs[item] in (None, leg)]
+        lines.append(
+            f"{len(chosen) - len(mine)} left to the other leg: long process tests run in one"
+            f" CI leg only (KEW_TEST_LEG={2 if leg == 1 else 1} runs them)"
+        )
+        chosen = mine
+    kept = set(chosen)
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = chosen
+    config.stash[_deselected_key] = lines
 
 
 def pytest_report_collectionfinish(config):
     """Say how many tests this pass left out, and why."""
-    return config.stash.get(_deselected_key, None)
+    return config.stash.get(_deselected_key, [])
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ from tests.harness.e2e import (
     wait_until,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_leg(2)]
 
 IMPORT_RETRY = "0.2s 0.2s 0.5s"  # four runs in all
 # Outlasts the mail server's refusals, even on a loaded machine.

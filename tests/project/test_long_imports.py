@@ -71,6 +71,7 @@ def print_logs(processes: list[Process]) -> None:
         print(process.tail(60))
 
 
+@pytest.mark.one_leg(1)
 def test_on_the_embedded_default_the_web_answers_at_once_while_a_60_s_import_runs(tmp_path):
     """``make run``'s settings (SQLite, database://, 30 s lease): kew_run and runserver."""
     others = [f"ok-{n}" for n in range(20)]
@@ -213,6 +214,7 @@ def crash_overlap_and_cancel(
         print(json.dumps({"recovery_s": round(recovery, 2), "cancel_s": round(stopped_in, 2)}))
 
 
+@pytest.mark.one_leg(1)
 def test_on_sqlite_a_killed_worker_s_import_runs_again_within_a_lease_and_never_twice_at_once(
     tmp_path,
 ):
@@ -226,6 +228,7 @@ def test_on_sqlite_a_killed_worker_s_import_runs_again_within_a_lease_and_never_
 
 @pytest.mark.postgres
 @pytest.mark.artemis
+@pytest.mark.one_leg(2)
 def test_on_postgres_and_artemis_a_killed_worker_s_import_runs_again_at_once(
     tmp_path, postgres_server, artemis_server
 ):
@@ -241,6 +244,7 @@ def test_on_postgres_and_artemis_a_killed_worker_s_import_runs_again_at_once(
 
 @pytest.mark.postgres
 @pytest.mark.artemis
+@pytest.mark.one_leg(1)
 def test_an_import_whose_worker_is_killed_every_run_ends_failed_with_one_email(
     tmp_path, postgres_server, artemis_server
 ):
@@ -370,6 +374,7 @@ def sigterm_mid_import(tmp_path: Path, *, database_url: str, broker_url: str) ->
         print(json.dumps({"sigterm_exit_s": round(took, 2)}))
 
 
+@pytest.mark.one_leg(1)
 def test_on_sqlite_a_sigterm_mid_import_gives_it_to_the_other_worker_with_no_attempt_spent(
     tmp_path,
 ):
@@ -382,6 +387,7 @@ def test_on_sqlite_a_sigterm_mid_import_gives_it_to_the_other_worker_with_no_att
 
 @pytest.mark.postgres
 @pytest.mark.artemis
+@pytest.mark.one_leg(2)
 def test_on_postgres_and_artemis_a_sigterm_mid_import_resumes_elsewhere_with_no_attempt_spent(
     tmp_path, postgres_server, artemis_server
 ):

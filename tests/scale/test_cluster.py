@@ -19,7 +19,7 @@ import kew
 from kew.providers.base import DeliveryOptions, Outgoing
 from tests.harness.processes import MANAGE, ROOT, consume, manage, relay, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.artemis]
+pytestmark = [pytest.mark.slow, pytest.mark.artemis, pytest.mark.one_leg(2)]
 
 
 def test_a_consumer_on_node_b_alone_gets_what_was_sent_to_node_a(artemis_cluster):

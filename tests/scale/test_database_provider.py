@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness.processes import consume, manage, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_leg(1)]
 
 COUNT = 120
 SLEEP = 0.05

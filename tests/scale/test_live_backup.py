@@ -18,7 +18,7 @@ from kew.providers.base import DeliveryOptions
 from tests.harness.processes import consume, manage, relay, wait_for
 from tests.scale.test_cluster import send, settle
 
-pytestmark = [pytest.mark.slow, pytest.mark.artemis]
+pytestmark = [pytest.mark.slow, pytest.mark.artemis, pytest.mark.one_leg(2)]
 
 DELAY = 12.0  # seconds until the scheduled messages are due (after the failover)
 RETRY = 5.0  # the timed consumer's retry interval

@@ -19,7 +19,7 @@ import kew
 from tests.harness.processes import consume, manage, relay, wait_for
 from tests.scale.test_cluster import send, settle
 
-pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]
+pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq, pytest.mark.one_leg(1)]
 
 RELAYS = [(0, 1, 2), (1, 2, 0)]  # the node order of each relay's URL
 CONSUMERS = [(0, 2, 1), (2, 0, 1)]  # and of each consumer's

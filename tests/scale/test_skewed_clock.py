@@ -21,7 +21,7 @@ import pytest
 
 from tests.harness.processes import consume, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_leg(1)]
 
 SKEW = 60.0
 HOLD = 15.0  # five leases

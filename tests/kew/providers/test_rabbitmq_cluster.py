@@ -11,7 +11,7 @@ from kew.errors import ProviderError
 from kew.providers import connect
 from kew.providers.base import DeliveryOptions, Outgoing
 
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow, pytest.mark.one_leg(1)]
 
 
 def send_until_stored(producer, queue: str, payload: bytes, timeout: float = 60.0) -> None:

@@ -58,6 +58,7 @@ def test_heartbeats_go_on_while_a_handler_holds_a_delivery(rabbitmq_server, queu
     provider.close()
 
 
+@pytest.mark.one_leg(2)
 def test_every_confirmed_send_survives_a_broker_kill(local_rabbitmq, queue):
     provider = connect(local_rabbitmq.url, reconnect_attempts=1)
     with provider.producer() as producer:
@@ -95,6 +96,7 @@ def test_every_confirmed_send_survives_a_broker_kill(local_rabbitmq, queue):
 
 
 @pytest.mark.slow
+@pytest.mark.one_leg(2)
 def test_a_scheduled_message_survives_a_broker_restart_and_is_not_early(local_rabbitmq, queue):
     provider = connect(local_rabbitmq.url)
     due = utcnow() + timedelta(seconds=15)
@@ -113,6 +115,7 @@ def test_a_scheduled_message_survives_a_broker_restart_and_is_not_early(local_ra
 
 
 @pytest.mark.slow
+@pytest.mark.one_leg(1)
 def test_a_pending_retry_survives_a_broker_restart_and_is_not_early(local_rabbitmq, queue):
     provider = connect(local_rabbitmq.url)
     calls: list[tuple[float, int]] = []

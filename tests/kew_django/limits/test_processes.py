@@ -175,6 +175,7 @@ def test_a_key_with_a_short_backlog_is_served_beside_a_long_one(tmp_path):
     assert sorted(b_order) == list(range(500, 520))  # each once
 
 
+@pytest.mark.one_leg(2)
 def test_a_rate_limit_of_20_per_second_holds_over_30_seconds_across_three_processes(tmp_path):
     send(RATE, [{"n": n} for n in range(800)])
     with consumers(RATE, tmp_path) as running:

@@ -27,7 +27,7 @@ JOB = "test.periodic.every-second"  # tick_app.consumers.JOB, not imported: it w
 QUEUE = "test.periodic.ticks"
 SECOND = timedelta(seconds=1)
 FIRED = re.compile(rf"kew: periodic job {re.escape(JOB)} fired (\S+)")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_leg(1)]
 
 
 def start(name: str, tmp_path: Path) -> tuple[subprocess.Popen, Path]:

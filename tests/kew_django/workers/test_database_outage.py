@@ -58,6 +58,7 @@ def wait_out_the_outage(workers) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.one_leg(1)
 def test_a_database_outage_spends_no_attempts(
     transactional_db, postgres_server, artemis_url, queue
 ):
