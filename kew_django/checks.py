@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import checks
+from django.db import connections
 from django.utils.module_loading import import_string
 
 from kew.providers import redact
@@ -59,7 +60,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         return errors
     for alias, entry in providers.items():
         errors.extend(_check_provider(alias, entry))
-    return errors + _check_options()
+    return errors + _check_options() + _check_batch_size()
 
 
 GRACE_HINT = (
@@ -149,6 +150,30 @@ def _check_options() -> list[checks.CheckMessage]:
                     )
                 )
     return errors
+
+
+SUBTRANSACTIONS = 64  # PostgreSQL's per-transaction cache of subtransactions (PGPROC)
+
+
+def _check_batch_size() -> list[checks.CheckMessage]:
+    """Warn when a batch could overflow PostgreSQL's subtransaction cache (one per handler)."""
+    consumers = kew_settings()["CONSUMERS"]
+    size = consumers.get("BATCH_SIZE") if isinstance(consumers, dict) else None
+    if not isinstance(size, int) or isinstance(size, bool) or size <= SUBTRANSACTIONS:
+        return []
+    if not any(connection.vendor == "postgresql" for connection in connections.all()):
+        return []
+    return [
+        checks.Warning(
+            f"KEW['CONSUMERS']['BATCH_SIZE'] is {size}: a batch's transaction has a savepoint "
+            f"per handler, and once one transaction holds more than {SUBTRANSACTIONS} "
+            "subtransactions PostgreSQL slows down for every session",
+            hint=f"Keep it at {SUBTRANSACTIONS} or below (the default is "
+            f"{DEFAULTS['CONSUMERS']['BATCH_SIZE']}), less if handlers open savepoints of "
+            "their own (nested atomic(), get_or_create).",
+            id="kew.W002",
+        )
+    ]
 
 
 def _check_provider(alias: str, entry: Any) -> list[checks.CheckMessage]:

@@ -25,7 +25,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "MAX_CRASHES": 3,  # a message whose worker died more often than this is given up
         "RETRY": "10s 1m 10m",  # the retry schedule of an @consumer that names none
         "SHUTDOWN_GRACE": 25.0,  # seconds handlers get to finish after SIGTERM (docs/robustness.md)
-        "BATCH_SIZE": 100,  # deliveries in hand handled in one transaction (1: off; workers.batch)
+        "BATCH_SIZE": 32,  # deliveries in hand handled in one transaction (1: off; workers.batch)
         "BATCH_TIME": 0.05,  # seconds after which a batch's transaction starts no more handlers
         "LIMIT_LEASE": 30.0,  # seconds a dead worker's limit slot stays held (kew_django.limits)
     },

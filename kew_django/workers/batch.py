@@ -2,7 +2,9 @@
 
 A worker whose receiver holds several deliveries (``prefetch`` > 1) takes
 what is in hand (``Receiver.receive_ready``; it never waits to fill a
-batch), at most ``KEW["CONSUMERS"]["BATCH_SIZE"]`` of them, and handles
+batch), at most ``KEW["CONSUMERS"]["BATCH_SIZE"]`` of them (32: PostgreSQL
+slows down everywhere once a transaction holds more than 64 savepoints that
+wrote; check kew.W002), and handles
 them in one transaction, each handler in a savepoint of its own with its
 idempotency record (``Worker.run_in_transaction``). No handler starts once
 the transaction is ``BATCH_TIME`` seconds old: the rest of the batch goes
@@ -105,7 +107,7 @@ log = logging.getLogger(__name__)
 class BatchLimits:
     """How large a batch may grow and how long its transaction may take new handlers."""
 
-    size: int = 100  # KEW["CONSUMERS"]["BATCH_SIZE"]: 1 turns group commit off
+    size: int = 32  # KEW["CONSUMERS"]["BATCH_SIZE"]: 1 turns group commit off
     seconds: float = 0.05  # KEW["CONSUMERS"]["BATCH_TIME"]
 
     @classmethod

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 
 from kew_django.checks import check_broker_reachable, check_consumers, check_settings
 from kew_django.errors import KewImproperlyConfigured
@@ -144,3 +145,15 @@ def test_importing_kew_django_loads_no_models():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "Channel" in out.stdout and "PermanentError" in out.stdout
+
+
+def test_a_batch_size_over_postgresql_s_subtransaction_cache_is_a_warning(settings, db):
+    # db: the PostgreSQL pass runs it too, where the warning applies
+    settings.KEW = {"CONSUMERS": {"BATCH_SIZE": 100}}
+    on_postgres = any(c.vendor == "postgresql" for c in connections.all())
+    messages = check_settings()
+    assert ids(messages) == (["kew.W002"] if on_postgres else [])
+    if on_postgres:
+        assert "more than 64 subtransactions" in messages[0].msg
+    settings.KEW = {"CONSUMERS": {"BATCH_SIZE": 64}}
+    assert ids(check_settings()) == []
