@@ -18,6 +18,7 @@ from kew_django import consumer
 from tests.kew_django.batch_app import effects
 
 QUEUE = "test.groupcommit"
+PLAIN = "test.groupcommit.plain"  # the same handler without idempotency records
 
 
 def mark(name: str, line: str) -> None:
@@ -37,8 +38,7 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@consumer(QUEUE, idempotent=True, retry="0.1s 0.1s", prefetch=20)
-def handle(data: dict) -> None:
+def write_and_maybe_die(data: dict) -> None:
     """Write the message's business row; kill the process where the message says, once."""
     effects.write(data["n"])
     mark("ran", f"{data['n']} {os.getpid()}")
@@ -47,3 +47,15 @@ def handle(data: dict) -> None:
         if kill == "now":
             die()
         transaction.on_commit(die)
+
+
+@consumer(QUEUE, idempotent=True, retry="0.1s 0.1s", prefetch=20)
+def handle(data: dict) -> None:
+    """The business row, with the message's idempotency record in the same transaction."""
+    write_and_maybe_die(data)
+
+
+@consumer(PLAIN, retry="0.1s 0.1s", prefetch=20)
+def handle_plain(data: dict) -> None:
+    """The business row alone: on the database provider the ack commits with it."""
+    write_and_maybe_die(data)

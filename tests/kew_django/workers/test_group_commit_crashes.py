@@ -27,7 +27,7 @@ from kew.providers.headers import message_from
 from kew_django.models import ProcessedMessage
 from kew_django.providers.database import DatabaseProvider
 from tests.kew_django.batch_app import effects
-from tests.kew_django.batch_app.consumers import QUEUE
+from tests.kew_django.batch_app.consumers import PLAIN, QUEUE
 from tests.kew_django.child_env import start_manage_py
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -48,24 +48,29 @@ def business_rows(transactional_db):
     effects.drop()
 
 
-def consume(provider_url: str, marks: Path) -> subprocess.Popen:
+def consume(provider_url: str, marks: Path, queue: str = QUEUE) -> subprocess.Popen:
     return start_manage_py(
         "tests.kew_django.batch_settings",
         "kew_consume",
-        QUEUE,
+        queue,
         KEW_TEST_PROVIDER_URL=provider_url,
         KEW_TEST_MARKS=str(marks),
     )
 
 
 def send_messages(
-    provider: Provider, numbers: range, run: str, killer: int = -1, kill: str = ""
+    provider: Provider,
+    numbers: range,
+    run: str,
+    killer: int = -1,
+    kill: str = "",
+    queue: str = QUEUE,
 ) -> None:
     with provider.producer() as producer:
         for n in numbers:
             data = {"n": n, "kill": kill if n == killer else None}
             options = DeliveryOptions(message_id=f"{run}-m{n}")  # brokers drop ids seen before
-            producer.send(QUEUE, json.dumps(data).encode(), options)
+            producer.send(queue, json.dumps(data).encode(), options)
 
 
 def wait_for_death(process: subprocess.Popen, timeout: float = 60) -> None:
@@ -92,10 +97,10 @@ def finish(process: subprocess.Popen, timeout: float = 60) -> None:
     assert process.returncode == 0, output
 
 
-def leftovers_are_recorded(provider: Provider) -> None:
+def leftovers_are_recorded(provider: Provider, queue: str = QUEUE) -> None:
     """Take what is still queued: each must be a message recorded as processed (a duplicate)."""
-    processed = ProcessedMessage.objects.filter(consumer=QUEUE)
-    with provider.receiver(QUEUE, prefetch=MESSAGES) as receiver:
+    processed = ProcessedMessage.objects.filter(consumer=queue)
+    with provider.receiver(queue, prefetch=MESSAGES) as receiver:
         while (delivery := receiver.receive(3.0)) is not None:
             origin = message_from(delivery, None).origin_id
             assert processed.filter(message_id=origin).exists(), f"{origin} never handled"
@@ -108,21 +113,23 @@ def ran(marks: Path) -> list[tuple[int, int]]:
     return [(int(n), int(pid)) for n, pid in (line.split() for line in lines)]
 
 
-def check(provider: Provider, provider_url: str, marks: Path, where: str) -> set[int]:
+def check(
+    provider: Provider, provider_url: str, marks: Path, where: str, queue: str = QUEUE
+) -> set[int]:
     """Run the scenario; return the messages whose rows the killed process committed."""
     killer, kill = KILLS[where]
-    send_messages(provider, range(MESSAGES), marks.name, killer, kill)
-    first = consume(provider_url, marks)
+    send_messages(provider, range(MESSAGES), marks.name, killer, kill, queue)
+    first = consume(provider_url, marks, queue)
     wait_for_death(first)
-    send_messages(provider, range(MESSAGES, MESSAGES + 1), marks.name)  # the restart at work
+    send_messages(provider, range(MESSAGES, MESSAGES + 1), marks.name, queue=queue)
     committed = effects.by_process(first.pid)
     assert killer in {n for n, pid in ran(marks) if pid == first.pid}
     if kill == "now":  # the batch that held the killer was rolled back with it
         assert killer not in committed
     else:  # its batch committed before the kill
         assert killer in committed
-    finish(consume(provider_url, marks))
-    leftovers_are_recorded(provider)
+    finish(consume(provider_url, marks, queue))
+    leftovers_are_recorded(provider, queue)
     assert effects.counts() == Counter(range(MESSAGES + 1))  # exactly one effect per message
     return committed
 
@@ -133,6 +140,15 @@ def test_a_crash_in_a_batch_on_the_database_provider(business_rows, tmp_path, wh
     committed = check(DatabaseProvider(), url, tmp_path, where)
     # All ten are leased at once, so they are one batch: its commit is all or nothing.
     assert committed == (set(range(MESSAGES)) if KILLS[where][1] == "after-commit" else set())
+
+
+@pytest.mark.parametrize("where", list(KILLS))
+def test_on_the_database_provider_no_idempotency_record_is_needed(business_rows, tmp_path, where):
+    # The batch's acks commit with its rows: nothing is left queued to run twice.
+    url = "database://?lease=1&poll_interval=0.1"
+    committed = check(DatabaseProvider(), url, tmp_path, where, queue=PLAIN)
+    assert committed == (set(range(MESSAGES)) if KILLS[where][1] == "after-commit" else set())
+    assert not ProcessedMessage.objects.filter(consumer=PLAIN).exists()
 
 
 @pytest.mark.artemis
