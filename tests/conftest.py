@@ -1,5 +1,6 @@
 """Fixtures shared by all tests: the real-service harness from tests.harness."""
 
+import gc
 import os
 import sys
 
@@ -118,9 +119,18 @@ def django_db_modify_db_settings(request, django_db_modify_db_settings_parallel_
         database["OPTIONS"] = config.get("OPTIONS", {})
         connections["default"].close()
         del connections["default"]  # rebuilt for the new ENGINE on next use
+        request.addfinalizer(close_listeners)  # before the server stops: no retries after it
     elif database["ENGINE"].endswith("sqlite3"):
         path = request.getfixturevalue("tmp_path_factory").mktemp("db") / "test.sqlite3"
         database.setdefault("TEST", {})["NAME"] = str(path)
+
+
+def close_listeners() -> None:
+    """Stop the LISTEN threads of providers that tests left open."""
+    notify = sys.modules.get("kew_django.db.notify")
+    if notify is not None:
+        for listener in [o for o in gc.get_objects() if isinstance(o, notify.Listener)]:
+            listener.close()
 
 
 @pytest.fixture(autouse=True)
