@@ -13,6 +13,7 @@ import pytest
 import kew
 from kew.errors import ConnectionLost, SendError
 from kew.providers.base import Producer, Provider
+from kew_django.models import OutboxMessage, QueuedMessage
 from kew_django.providers import ProviderHandler
 from kew_django.providers import providers as provider_handler
 from kew_django.workers.registry import ConsumerRegistry
@@ -116,8 +117,6 @@ class Written(NamedTuple):
 
 def written(queue: str) -> list[Written]:
     """Return what was sent to ``queue`` and is not relayed or consumed yet, oldest first."""
-    from kew_django.models import OutboxMessage, QueuedMessage
-
     outbox = OutboxMessage.objects.filter(queue=queue, status=OutboxMessage.Status.PENDING)
     queued = QueuedMessage.objects.filter(queue=queue)
     rows = sorted([*outbox, *queued], key=lambda row: row.created_at)
