@@ -107,7 +107,7 @@ class DatabaseProvider(Provider):
 
     @classmethod
     def from_url(cls, url: str, **options) -> DatabaseProvider:
-        """Return the provider for ``database://[ALIAS][?lease=SECONDS&poll_interval=SECONDS&direct=false]``.
+        """Return the provider for ``database://[ALIAS][?OPTION=VALUE&...]`` (the constructor's).
 
         ALIAS is a DATABASES key (the default database when absent); query
         options and keyword options are the constructor's, keywords winning.
