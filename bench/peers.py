@@ -398,7 +398,7 @@ def main() -> None:
         urls = {
             "kew-artemis": artemis.url,
             "kew-rabbitmq": rabbit.url,
-            "kew-database": "database://",
+            "kew-database": "database://?direct=false",
             "kew-direct": "database://?direct=true",
             "dramatiq": "database://",
             "celery": "database://",

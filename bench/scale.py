@@ -94,7 +94,10 @@ def stop_all(processes: list[Process]) -> list[float]:
 
 def bench_relay(db: ScaleDatabase, urls: list[str], brokers, count: int, tag: str) -> None:
     queue = f"bench{tag}.work"
-    manage(["scale_send", queue, "--count", str(count), "--batch", "1000"], db.env("database://"))
+    manage(
+        ["scale_send", queue, "--count", str(count), "--batch", "1000"],
+        db.env("database://?direct=false"),
+    )
     phase = Phase(brokers)
     relays = [
         relay(f"relay-{tag}-{i}", db.env(url), LOGS, "--batch-size", "500")

@@ -102,7 +102,8 @@ def main() -> None:
             use_postgres(postgres)
             where = f"PostgreSQL ({postgres.mode})"
         broker = stack.enter_context(start_broker(args.provider))
-        os.environ["KEW_SOAK_PROVIDER"] = broker.url if broker else "database://"
+        # Through the outbox: its rows are the record of what committed (committed()).
+        os.environ["KEW_SOAK_PROVIDER"] = broker.url if broker else "database://?direct=false"
         os.environ["DJANGO_SETTINGS_MODULE"] = "bench.soak_settings"
         import django
 

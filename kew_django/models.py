@@ -62,6 +62,11 @@ class OutboxMessage(models.Model):
     def __str__(self) -> str:
         return f"{self.queue} {self.id} ({self.status})"
 
+    @property
+    def message_id(self) -> str:
+        """Return the id consumers see, as ``QueuedMessage.message_id`` of a direct send."""
+        return str(self.id)
+
 
 class DeadLetter(models.Model):
     """A message a consumer gave up on, kept with its raw payload for inspection."""

@@ -189,7 +189,8 @@ IMPORT_CONCURRENCY = whole_number("IMPORT_CONCURRENCY", 8)
 
 # Kew (kew_django): which provider carries the messages, and how the relay and the
 # consumer workers run. "database://" keeps the queues in DATABASES["default"] (no
-# broker needed); production points KEW_BROKER_URL at Artemis, e.g.
+# broker needed; a send writes its queue row, with no relay hop, unless
+# ?direct=false); production points KEW_BROKER_URL at Artemis, e.g.
 # artemis://user:password@broker:61613. See docs/django.md.
 KEW = {
     "PROVIDERS": {"default": {"URL": env.str("KEW_BROKER_URL", default="database://")}},
@@ -215,8 +216,9 @@ KEW = {
 DEFAULT_EXCEPTION_REPORTER_FILTER = "project.debug.RedactingExceptionReporterFilter"
 
 # Django tasks (django.tasks; the django-tasks backport on Django 5.2) run through
-# Kew: enqueued in the caller's transaction, relayed to KEW's default provider and
-# run by manage.py kew_consume / kew_run with retries and dead letters. See docs/tasks.md.
+# Kew: enqueued in the caller's transaction for KEW's default provider (through the
+# relay to a broker) and run by manage.py kew_consume / kew_run with retries and
+# dead letters. See docs/tasks.md.
 TASKS = {
     "default": {
         "BACKEND": "kew_django.tasks.KewTaskBackend",

@@ -33,9 +33,10 @@ class Channel(AsyncSending[T], Generic[T]):
     ``transaction.atomic()`` the message exists if and only if the
     transaction commits; outside one it is committed at once (autocommit).
     The relay publishes it afterwards, woken once the transaction commits.
-    To a database provider with ``direct`` on, in the same database, ``send``
-    writes the queue row itself (``QueuedMessage``) instead, just as
-    transactional; no relay is involved. ``send_now`` bypasses the outbox.
+    To a database provider in the same database (unless ``direct=false``),
+    ``send`` writes the queue row itself (``QueuedMessage``) instead, just as
+    transactional; no relay is involved. Either row's ``message_id`` is the
+    id consumers see. ``send_now`` bypasses the outbox.
     ``asend`` and ``asend_many`` are for async code (``outbox.asend``).
     """
 

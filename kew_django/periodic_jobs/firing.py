@@ -20,7 +20,7 @@ from django.db.models.fields import DateTimeField
 from django.db.models.functions import Now
 from django.db.models.lookups import LessThanOrEqual
 
-from kew_django.models import OutboxMessage, PeriodicJob
+from kew_django.models import OutboxMessage, PeriodicJob, QueuedMessage
 from kew_django.outbox.channel import Channel
 from kew_django.periodic_jobs.registry import PeriodicSpec
 
@@ -73,9 +73,13 @@ def run_tick(spec: PeriodicSpec, tick: datetime, *, using: str) -> None:
 
 
 def send_tick(channel: Channel[Any], data: Any, *, message_id: uuid.UUID, using: str) -> None:
-    """Write ``data`` to the outbox as the message ``message_id``; the only outbox write here."""
+    """Send ``data`` to ``channel`` as the message ``message_id``, in the caller's transaction."""
     row = channel.send(data, using=using)
     # NOTE: Channel.send takes no message id yet; the row is given the tick's id
     # in the same transaction, so brokers' duplicate detection and idempotent
     # consumers see one id per tick. Replace with an id option when the outbox has one.
-    OutboxMessage.objects.using(using).filter(pk=row.pk).update(id=message_id)
+    if isinstance(row, QueuedMessage):  # a direct send: the queue row itself
+        queued = QueuedMessage.objects.using(using)
+        queued.filter(queue=row.queue, message_id=row.message_id).update(message_id=str(message_id))
+    else:
+        OutboxMessage.objects.using(using).filter(pk=row.pk).update(id=message_id)

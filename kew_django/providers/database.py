@@ -76,8 +76,9 @@ class DatabaseProvider(Provider):
     heartbeat renews it every third of a lease while the handler runs).
     ``poll_interval`` bounds the wait between claims when no
     notification arrives (PostgreSQL LISTEN/NOTIFY wakes consumers at once).
-    ``direct``: ``Channel.send`` to its queues writes the queue row in the
-    caller's transaction (``enqueue``) instead of an outbox row for the relay.
+    ``direct`` (on unless ``direct=false``): ``Channel.send`` to its queues
+    from its own database writes the queue row in the caller's transaction
+    (``enqueue``) instead of an outbox row for the relay.
     """
 
     capabilities = frozenset(Capability) - {Capability.DEAD_LETTER_ADDRESS}
@@ -88,7 +89,7 @@ class DatabaseProvider(Provider):
         using: str | None = None,
         lease: float = DEFAULT_LEASE,
         poll_interval: float | None = None,
-        direct: bool = False,
+        direct: bool = True,
     ):
         self.using = using or router.db_for_write(_model())
         if self.using not in connections:
@@ -106,7 +107,7 @@ class DatabaseProvider(Provider):
 
     @classmethod
     def from_url(cls, url: str, **options) -> DatabaseProvider:
-        """Return the provider for ``database://[ALIAS][?lease=SECONDS&poll_interval=SECONDS]``.
+        """Return the provider for ``database://[ALIAS][?OPTION=VALUE&...]`` (the constructor's).
 
         ALIAS is a DATABASES key (the default database when absent); query
         options and keyword options are the constructor's, keywords winning.

@@ -1,8 +1,8 @@
 """The database provider's options: ``database://[ALIAS][?lease=SECONDS&poll_interval=SECONDS]``.
 
-``direct=true`` (or ``false``) says whether ``Channel.send`` writes the queue
-row itself (``DatabaseProvider.direct``). Every other value is a finite number
-of seconds above zero, at most a year; anything else (an
+``direct=false`` (``true``, the default) says whether ``Channel.send`` writes
+the queue row itself (``DatabaseProvider.direct``). Every other value is a
+finite number of seconds above zero, at most a year; anything else (an
 unknown option, ``nan``, ``inf``, ``0``, text, a path, a password) raises
 ``ConfigurationError`` naming what to fix, so the system checks report it
 at start-up.

@@ -138,7 +138,7 @@ def create_import(request: HttpRequest) -> HttpResponse:
             options=spec.options,
         )
         row = import_requests.send(ImportRequest(import_id=str(item.pk)))
-        Import.objects.filter(pk=item.pk).update(message_id=str(row.pk))
+        Import.objects.filter(pk=item.pk).update(message_id=row.message_id)
     status_url = request.build_absolute_uri(item.get_absolute_url())
     response = JsonResponse(
         {"id": str(item.pk), "status": item.status, "status_url": status_url}, status=202

@@ -5,12 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
 
 import pytest
 
 import kew
 from kew.errors import ConnectionLost, SendError
 from kew.providers.base import Producer, Provider
+from kew_django.models import OutboxMessage, QueuedMessage
 from kew_django.providers import ProviderHandler
 from kew_django.providers import providers as provider_handler
 from kew_django.workers.registry import ConsumerRegistry
@@ -25,6 +28,23 @@ class Job:
     note: str = ""
 
 
+OUTBOX_SENDS = "database://?direct=false"  # the default provider, sends through the relay
+
+
+@pytest.fixture
+def outbox_sends(settings, providers) -> None:
+    """Make ``Channel.send`` to the default provider write an outbox row for the relay."""
+    settings.KEW = {**settings.KEW, "PROVIDERS": {"default": {"URL": OUTBOX_SENDS}}}
+
+
+@pytest.fixture(params=["direct", "outbox"])
+def sends(request) -> str:
+    """How ``Channel.send`` to the default provider writes: its queue row, or an outbox row."""
+    if request.param == "outbox":
+        request.getfixturevalue("outbox_sends")
+    return request.param
+
+
 @pytest.fixture(
     params=[
         "database",
@@ -33,12 +53,18 @@ class Job:
     ]
 )
 def provider(request, transactional_db):
-    """A provider to relay to and consume from: the database provider, real Artemis, RabbitMQ."""
+    """A provider to relay to and consume from: the database provider, real Artemis, RabbitMQ.
+
+    The database provider is the default one's table: sends to it are
+    direct (the relay finds nothing). To a broker, sends go through the
+    outbox (``outbox_sends``) and a test relays them.
+    """
     if request.param == "database":
         from kew_django.providers.database import DatabaseProvider
 
         provider = DatabaseProvider(lease=30.0, poll_interval=0.05)
     else:
+        request.getfixturevalue("outbox_sends")
         provider = kew.connect(request.getfixturevalue(f"{request.param}_url"))
     yield provider
     provider.close()
@@ -78,6 +104,31 @@ def providers() -> Iterator[ProviderHandler]:
     provider_handler.close_all()
     yield provider_handler
     provider_handler.close_all()
+
+
+class Written(NamedTuple):
+    """A message as ``Channel.send`` stored it: an outbox row or a direct send's queue row."""
+
+    message_id: str
+    payload: bytes
+    headers: dict[str, str]
+    due: datetime | None  # an outbox row's deliver_at, a queue row's available_at
+
+
+def written(queue: str) -> list[Written]:
+    """Return what was sent to ``queue`` and is not relayed or consumed yet, oldest first."""
+    outbox = OutboxMessage.objects.filter(queue=queue, status=OutboxMessage.Status.PENDING)
+    queued = QueuedMessage.objects.filter(queue=queue)
+    rows = sorted([*outbox, *queued], key=lambda row: row.created_at)
+    return [
+        Written(
+            row.message_id,
+            bytes(row.payload),
+            row.headers if isinstance(row, OutboxMessage) else row.properties,
+            row.deliver_at if isinstance(row, OutboxMessage) else row.available_at,
+        )
+        for row in rows
+    ]
 
 
 class Wrapped(Provider):

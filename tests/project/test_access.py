@@ -9,7 +9,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.test import Client
 
-from kew_django.models import OutboxMessage
+from kew_django.models import OutboxMessage, QueuedMessage
 from project.imports.models import ApiToken, Import
 from project.imports.notifications import build_outcome_email
 
@@ -36,6 +36,7 @@ def test_anonymous_requests_are_401_json_and_store_nothing(client, import_root):
     assert response["WWW-Authenticate"].startswith("Bearer")
     assert "authentication required" in response.json()["error"]
     assert Import.objects.count() == 0 and OutboxMessage.objects.count() == 0
+    assert QueuedMessage.objects.count() == 0
     assert client.get(URL).status_code == 401
     assert client.get(URL, HTTP_ACCEPT="text/html").status_code == 302  # to the login page
 

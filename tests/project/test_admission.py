@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from kew_django.models import OutboxMessage
+from kew_django.models import OutboxMessage, QueuedMessage
 from kew_django.observability.admission import BACKLOG, PER_KEY, refusals
 from kew_django.providers import providers as handler
 from kew_django.runner import relay_from_settings
 from project.imports.checks import check_admission_settings
 from project.imports.messages import IMPORTS_QUEUE, import_requests
 from project.imports.models import Import
+from tests.kew_django.conftest import OUTBOX_SENDS
 
 URL = "/imports/"
 
@@ -30,10 +31,10 @@ def counted():
     refusals.clear()
 
 
-@pytest.fixture
-def providers(settings):
+@pytest.fixture(params=["database://"])
+def providers(request, settings):
     """The database provider, closed afterwards (on PostgreSQL it holds a LISTEN connection)."""
-    settings.KEW = {"PROVIDERS": {"default": {"URL": "database://"}}}
+    settings.KEW = {"PROVIDERS": {"default": {"URL": request.param}}}
     handler.close_all()
     yield handler
     handler.close_all()
@@ -74,7 +75,8 @@ def test_a_user_with_too_many_pending_gets_429_until_one_ends(client, import_roo
     bounds.IMPORT_MAX_BACKLOG = 100
     assert [post(client).status_code for _ in range(2)] == [202, 202]
     assert_refused(post(client), 429)
-    assert Import.objects.count() == OutboxMessage.objects.count() == 2  # nothing dropped
+    sent = OutboxMessage.objects.count() + QueuedMessage.objects.count()
+    assert Import.objects.count() == sent == 2  # nothing dropped
     finished = {"status": Import.Status.SUCCEEDED, "finished_at": timezone.now()}
     Import.objects.filter(pk=Import.objects.first().pk).update(**finished)
     assert post(client).status_code == 202
@@ -97,6 +99,17 @@ def test_another_user_is_not_refused_for_ada_s_imports(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_direct_sends_count_in_the_backlog_at_once(client, import_root, bounds, providers):
+    bounds.IMPORT_MAX_PENDING_PER_USER = 100
+    assert [post(client).status_code for _ in range(3)] == [202, 202, 202]
+    assert_refused(post(client), 503)
+    backlog = import_requests.backlog()
+    assert (backlog.outbox, backlog.queued) == (0, 3)  # in the queue at once, no relay hop
+    assert refusals.counts() == {(IMPORTS_QUEUE, BACKLOG): 1}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("providers", [OUTBOX_SENDS], indirect=True)  # the outbox, then the queue
 def test_a_full_backlog_gets_503_counting_the_queue_until_drained(
     client, import_root, bounds, providers, django_user_model
 ):

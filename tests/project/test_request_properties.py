@@ -9,7 +9,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kew_django.models import OutboxMessage
+from kew_django.models import OutboxMessage, QueuedMessage
 from project.imports.models import Import
 
 pytestmark = pytest.mark.django_db
@@ -44,11 +44,12 @@ raw_bodies = st.one_of(
 
 
 def answer(client: Client, body: bytes) -> None:
-    before = (Import.objects.count(), OutboxMessage.objects.count())
+    before = (Import.objects.count(), OutboxMessage.objects.count(), QueuedMessage.objects.count())
     response = client.post("/imports/", data=body, content_type="application/json")
     assert response.status_code < 500, response.content[:300]
     if response.status_code >= 400:
-        assert (Import.objects.count(), OutboxMessage.objects.count()) == before
+        counts = (Import.objects.count(), OutboxMessage.objects.count())
+        assert (*counts, QueuedMessage.objects.count()) == before
         assert response.json()["error"]
     else:
         assert response.status_code == 202

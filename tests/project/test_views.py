@@ -8,9 +8,10 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from kew_django.models import OutboxMessage
+from kew_django.models import OutboxMessage, QueuedMessage
 from project.imports.messages import IMPORTS_QUEUE
 from project.imports.models import Import
+from tests.kew_django.conftest import written
 
 pytestmark = pytest.mark.django_db
 URL = "/imports/"
@@ -33,7 +34,7 @@ def post(client, body, content_type="application/json"):
 
 def assert_nothing_stored():
     assert Import.objects.count() == 0
-    assert OutboxMessage.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0 and QueuedMessage.objects.count() == 0
 
 
 def test_a_valid_request_is_stored_and_sent_in_one_go(client, import_root):
@@ -49,9 +50,10 @@ def test_a_valid_request_is_stored_and_sent_in_one_go(client, import_root):
     assert item.root == str(import_root)
     assert (item.email, item.requested_path, item.options) == ("ada@example.org", "sample", {})
     assert item.requester.username == "ada"
-    (message,) = OutboxMessage.objects.all()
-    assert message.queue == IMPORTS_QUEUE
-    assert json.loads(bytes(message.payload)) == {"import_id": str(item.pk)}
+    assert OutboxMessage.objects.count() + QueuedMessage.objects.count() == 1
+    (message,) = written(IMPORTS_QUEUE)
+    assert json.loads(message.payload) == {"import_id": str(item.pk)}
+    assert item.message_id == message.message_id  # the status page finds its progress by it
 
 
 def test_options_are_validated_and_kept(client, import_root):

@@ -115,13 +115,16 @@ def start_workers(cluster, database, prefix, logs) -> list:
     return processes
 
 
+OUTBOX = "database://?direct=false"  # the sender writes outbox rows; the relays carry them
+
+
 def send(database, queue, count, *, pause, wait=True):
     """Write ``count`` outbox rows in transactions of 50 (``wait=False``: in the background)."""
     args = ["scale_send", queue, "--count", str(count), "--batch", "50", "--pause", str(pause)]
     if wait:
-        manage(args, database.env("database://"))
+        manage(args, database.env(OUTBOX))
         return None
-    return subprocess.Popen([*MANAGE, *args], cwd=ROOT, env=database.env("database://"))
+    return subprocess.Popen([*MANAGE, *args], cwd=ROOT, env=database.env(OUTBOX))
 
 
 def settle(measure, *, quiet: float = 2.0, timeout: float = 60.0) -> None:

@@ -67,7 +67,7 @@ def test_a_node_killed_mid_run_loses_no_confirmed_message_and_the_processes_fail
         for other in (processes[1], processes[3]):
             assert other.stop() == 0
         manage(["scale_send", queue, "--count", str(wave), "--start", str(count), "--batch", "50",
-                "--pause", "0.05"], scale_db.env("database://"))  # fmt: skip
+                "--pause", "0.05"], scale_db.env("database://?direct=false"))  # fmt: skip
         wait_for(lambda: scale_db.distinct(queue) == count + wave, 60, "the second wave handled")
         settle(lambda: sum(c.duplicates(queue) for c in consumers), quiet=3.0)
         assert not rabbitmq_cluster.nodes[0].is_running(), "node 0 stayed down throughout"

@@ -14,7 +14,7 @@ from kew_django.checks import check_consumers
 from kew_django.errors import CannotJoinTransaction
 from kew_django.models import OutboxMessage
 from kew_django.workers.registry import ConsumerSpec
-from tests.kew_django.conftest import Job
+from tests.kew_django.conftest import Job, written
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,11 +32,9 @@ def test_asend_commits_with_the_callers_transaction(queue):
     channel = Channel(queue, payload=Job)
     with transaction.atomic():
         async_to_sync(write_both)(channel, 1)
-        assert OutboxMessage.objects.filter(queue=queue).count() == 1  # same connection
+        assert len(written(queue)) == 1  # same connection
     assert Group.objects.filter(name="group-1").exists()
-    assert [bytes(row.payload) for row in OutboxMessage.objects.filter(queue=queue)] == [
-        channel.codec.encode(Job(1))
-    ]
+    assert [row.payload for row in written(queue)] == [channel.codec.encode(Job(1))]
 
 
 def test_asend_rolls_back_with_the_callers_transaction(queue):
@@ -45,7 +43,7 @@ def test_asend_rolls_back_with_the_callers_transaction(queue):
         async_to_sync(write_both)(channel, 1)
         raise Failed
     assert not Group.objects.exists()
-    assert not OutboxMessage.objects.filter(queue=queue).exists()
+    assert not written(queue)
 
 
 def test_asend_many_writes_the_rows_in_order(queue):
@@ -57,8 +55,7 @@ def test_asend_many_writes_the_rows_in_order(queue):
     with transaction.atomic():
         rows = async_to_sync(send_three)()
     assert len(rows) == 3
-    stored = OutboxMessage.objects.filter(queue=queue).order_by("created_at")
-    assert [bytes(row.payload) for row in stored] == [
+    assert [row.payload for row in written(queue)] == [
         channel.codec.encode(Job(n)) for n in range(3)
     ]
 
@@ -66,7 +63,7 @@ def test_asend_many_writes_the_rows_in_order(queue):
 def test_asend_outside_a_transaction_commits_at_once(queue):
     channel = Channel(queue, payload=Job)
     async_to_sync(channel.asend)(Job(1), properties={"tenant": "a"})
-    row = OutboxMessage.objects.get(queue=queue)
+    (row,) = written(queue)
     assert row.headers["tenant"] == "a"
 
 
@@ -76,7 +73,7 @@ def test_a_loop_started_inside_a_transaction_cannot_join_it(queue):
         with pytest.raises(CannotJoinTransaction, match="async_to_sync"):
             asyncio.run(channel.asend(Job(1)))
         Group.objects.create(name="still usable")
-    assert not OutboxMessage.objects.filter(queue=queue).exists()
+    assert not written(queue)
     assert Group.objects.filter(name="still usable").exists()
 
 
@@ -84,7 +81,7 @@ def test_a_loop_of_its_own_has_no_transaction_to_join(queue):
     channel = Channel(queue, payload=Job)
     with pytest.raises(CannotJoinTransaction, match="event loop of its own"):
         asyncio.run(channel.asend_many([Job(1)]))
-    assert not OutboxMessage.objects.filter(queue=queue).exists()
+    assert not written(queue)
 
 
 def test_an_async_handler_with_atomic_false_is_refused_by_a_check(consumers, queue):

@@ -74,7 +74,9 @@ def test_sigterm_during_consume_finishes_and_acks_the_message_in_hand(transactio
     provider.close()
 
 
-def test_sigterm_during_relay_finishes_the_batch_in_flight(transactional_db, tmp_path):
+def test_sigterm_during_relay_finishes_the_batch_in_flight(
+    transactional_db, outbox_sends, tmp_path
+):
     Channel("test.sigterm.relay").send_many([{"n": n} for n in range(3000)])
     process = manage("kew_relay", "--batch-size", "50", tmp_path=tmp_path)
     wait_for(lambda: OutboxMessage.objects.filter(status="sent").exists(), 30, "a first batch")
@@ -86,7 +88,7 @@ def test_sigterm_during_relay_finishes_the_batch_in_flight(transactional_db, tmp
     assert "relay:" in output and "stopped" in output
 
 
-def test_kew_run_relays_and_consumes_in_one_process(transactional_db, tmp_path):
+def test_kew_run_relays_and_consumes_in_one_process(transactional_db, outbox_sends, tmp_path):
     Channel(QUEUE).send_many([{"n": n} for n in range(3)])
     process = manage("kew_run", tmp_path=tmp_path, KEW_TEST_HANDLER_SECONDS="0")
     wait_for(

@@ -54,7 +54,9 @@ def test_kew_django_works_without_the_optional_libraries():
     assert answers["/healthz"][0] == 200
 
 
-def test_the_relay_counts_rejected_and_failed_rows_per_queue(database_provider, queue):
+def test_the_relay_counts_rejected_and_failed_rows_per_queue(
+    database_provider, outbox_sends, queue
+):
     from kew_django import Channel
 
     rows = Channel(queue, payload=Job).send_many([Job(1), Job(2), Job(3)])

@@ -16,7 +16,9 @@ from tests.kew_django.observability.helpers import running, wait_until
 pytestmark = pytest.mark.slow
 
 
-def test_prometheus_reads_back_sent_handled_retried_and_dead(provider, queue, prometheus_factory):
+def test_prometheus_reads_back_sent_handled_retried_and_dead(
+    outbox_sends, provider, queue, prometheus_factory
+):  # "sent" is the relay's counter: direct sends are not in it
     attempts: dict[int, int] = {}
 
     def handler(job: Job) -> None:

@@ -28,7 +28,9 @@ def section(lines: list[str], header: str) -> list[str]:
     return rest[: rest.index("")] if "" in rest else rest
 
 
-def test_kew_status_prints_backlog_oldest_in_progress_dead_letters_and_workers(db, queue):
+def test_kew_status_prints_backlog_oldest_in_progress_dead_letters_and_workers(
+    db, outbox_sends, queue
+):  # the backlog and oldest-pending columns count outbox rows
     Channel(queue, payload=Job).send_many([Job(1), Job(2), Job(3)])
     an_hour_and_a_half_ago = timezone.now() - timedelta(minutes=90)
     OutboxMessage.objects.filter(queue=queue).update(created_at=an_hour_and_a_half_ago)
@@ -75,7 +77,9 @@ def test_a_process_record_comes_and_goes(transactional_db):
     assert not KewProcess.objects.filter(name=beat.name).exists()
 
 
-def test_the_metrics_view_serves_staff_and_the_token_only(db, queue, django_user_model):
+def test_the_metrics_view_serves_staff_and_the_token_only(
+    db, outbox_sends, queue, django_user_model
+):  # read back through the outbox's backlog gauge
     Channel(queue, payload=Job).send(Job(1))
     client = Client()
     assert client.get("/kew/metrics").status_code == 403

@@ -1,4 +1,4 @@
-"""One trace: a Django request -> outbox row -> relay -> provider -> consumer, across a retry."""
+"""One trace: a Django request -> outbox row -> relay -> provider (or a direct send) -> consumer."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from kew_django.operations import requeue_dead_letters
 from kew_django.relay.publisher import Relay
 from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import DeliveryOutcome, Worker, WorkerStats
-from tests.kew_django.conftest import Job
+from tests.kew_django.conftest import Job, written
 from tests.kew_django.observability.helpers import running, wait_until
 
 
@@ -24,7 +24,7 @@ def by_name(spans, name):
 
 @override_settings(ROOT_URLCONF="tests.kew_django.observability.urls")
 def test_one_trace_from_the_request_through_the_outbox_to_the_consumer_and_its_retry(
-    provider, queue, spans
+    outbox_sends, provider, queue, spans
 ):
     tracing = Tracing(system=messaging_system(provider))
     seen: list[tuple[int, int]] = []  # (trace id, parent span id) the handler ran in
@@ -73,6 +73,38 @@ def test_one_trace_from_the_request_through_the_outbox_to_the_consumer_and_its_r
     assert {tid for tid, _ in seen} == {trace_id}  # the handler ran inside the consumer span
 
 
+@override_settings(ROOT_URLCONF="tests.kew_django.observability.urls")
+def test_one_trace_from_the_request_through_a_direct_send_to_the_consumer(
+    database_provider, queue, spans
+):
+    tracing = Tracing(system="kew_database")
+    seen: list[int] = []  # the trace id the handler ran in
+
+    def handler(job: Job) -> None:
+        seen.append(trace.get_current_span().get_span_context().trace_id)
+
+    with trace.get_tracer("test").start_as_current_span("GET /send") as request_span:
+        assert Client().get("/send", {"queue": queue, "n": "1"}).status_code == 200
+    trace_id = request_span.get_span_context().trace_id
+    (row,) = written(queue)
+    assert row.headers["traceparent"].split("-")[1] == f"{trace_id:032x}"
+
+    stats = WorkerStats()
+    spec = ConsumerSpec(queue, handler, payload=Job)
+    worker = Worker(spec, database_provider, poll_interval=0.2, stats=stats, observer=tracing)
+    with running(workers=[worker]):
+        wait_until(lambda: stats.counts[DeliveryOutcome.HANDLED] == 1, what="the message handled")
+
+    (create,) = by_name(spans, f"create {queue}")
+    assert not by_name(spans, f"send {queue}")  # no relay hop
+    (process,) = by_name(spans, f"process {queue}")
+    assert create.parent.span_id == request_span.get_span_context().span_id
+    assert process.context.trace_id == trace_id
+    assert process.parent.span_id == create.context.span_id
+    assert process.attributes["messaging.message.id"] == row.message_id
+    assert seen == [trace_id]
+
+
 def test_a_requeued_dead_letter_stays_in_the_original_trace(database_provider, queue, spans):
     tracing = Tracing(system="kew_database")
 
@@ -103,5 +135,6 @@ GIVEN = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
 
 @pytest.mark.parametrize("headers", [{}, {"traceparent": GIVEN}])
 def test_without_a_current_span_nothing_is_added_and_a_given_context_is_kept(db, queue, headers):
-    row = Channel(queue, payload=Job).send(Job(1), properties=headers)
+    Channel(queue, payload=Job).send(Job(1), properties=headers)
+    (row,) = written(queue)
     assert row.headers.get("traceparent") == headers.get("traceparent")

@@ -1,4 +1,4 @@
-"""Sending to a database provider with ``direct`` on: one queue row, no outbox row, no relay."""
+"""Sending to the database provider (``direct``, its default): one queue row, no relay."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ class Boom(Exception):
 
 @pytest.fixture
 def direct(settings, providers, transactional_db) -> DatabaseProvider:
-    """The default provider: the database, with sends written straight to its queues."""
-    settings.KEW = {"PROVIDERS": {"default": {"URL": "database://?direct=true&poll_interval=0.05"}}}
+    """The default provider: the database, whose sends are written straight to its queues."""
+    settings.KEW = {"PROVIDERS": {"default": {"URL": "database://?poll_interval=0.05"}}}
     provider = get_provider("default")
     assert isinstance(provider, DatabaseProvider) and provider.direct
     return provider
@@ -104,13 +104,18 @@ def test_a_worker_consumes_a_direct_send(direct, queue):
     assert_empty(direct, queue)
 
 
-def test_direct_is_off_by_default_and_for_another_database(settings, providers, db, queue):
-    settings.KEW = {"PROVIDERS": {"default": {"URL": "database://"}}}
+def test_direct_is_on_by_default_off_when_asked_and_for_another_database(
+    settings, providers, db, queue
+):
+    settings.KEW = {"PROVIDERS": {"default": {"URL": "database://?direct=false"}}}
     assert direct_provider("default", "default") is None
-    settings.KEW = {"PROVIDERS": {"default": {"URL": "database://?direct=1"}}}
+    settings.KEW = {"PROVIDERS": {"default": {"URL": "database://"}}}
     providers.close_all()
     assert direct_provider("default", "default") is get_provider("default")
     assert direct_provider("default", "elsewhere") is None  # the relay carries it over
+    assert (
+        DatabaseProvider().direct and not DatabaseProvider.from_url("database://?direct=0").direct
+    )
 
 
 @pytest.mark.parametrize("value", ["maybe", "2", ""])

@@ -17,6 +17,9 @@ from kew_django.relay.publisher import Relay
 from tests.contract.helpers import assert_empty, receive_all
 from tests.kew_django.conftest import Job
 
+# Through the outbox (direct=false); sends that skip it are in test_direct.py.
+pytestmark = pytest.mark.usefixtures("outbox_sends")
+
 
 class Boom(Exception):
     pass

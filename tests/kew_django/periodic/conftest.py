@@ -1,4 +1,4 @@
-"""Fixtures of the periodic job tests: a clock to move by hand, a queue, jobs' outbox rows."""
+"""Fixtures of the periodic job tests: a clock to move by hand, a queue, the ticks it got."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kew_django.models import OutboxMessage
 from kew_django.outbox import Channel
 from kew_django.periodic_jobs.registry import PeriodicSpec
 from kew_django.periodic_jobs.ticker import Ticker
+from tests.kew_django.conftest import written
 
 
 @dataclass
@@ -57,5 +57,4 @@ def ticker(clock: Hands, *specs: PeriodicSpec, grace: float = 10.0) -> Ticker:
 
 def fired(channel: Channel[dict]) -> list[str]:
     """The ticks written to ``channel``'s queue, in order."""
-    rows = OutboxMessage.objects.filter(queue=channel.queue).order_by("created_at")
-    return [channel.codec.decode(bytes(row.payload))["tick"] for row in rows]
+    return [channel.codec.decode(row.payload)["tick"] for row in written(channel.queue)]

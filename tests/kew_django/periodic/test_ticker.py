@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from kew_django.models import OutboxMessage, PeriodicJob
+from kew_django.models import OutboxMessage, PeriodicJob, QueuedMessage
 from kew_django.periodic_jobs import status
 from kew_django.periodic_jobs.firing import fire, tick_id
 from kew_django.periodic_jobs.ticker import Ticker
+from tests.kew_django.conftest import written
 from tests.kew_django.periodic.conftest import fired, tick_job, ticker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,9 +36,21 @@ def test_a_tick_is_fired_once_however_many_tickers_try_it(clock, channel):
     for each in tickers:
         each.turn()
     assert fired(channel) == ["2026-06-01T12:01:00+00:00"]
+    (row,) = written(channel.queue)
+    assert row.message_id == str(tick_id(job.name, datetime(2026, 6, 1, 12, 1, tzinfo=UTC)))
+    assert PeriodicJob.objects.get(name=job.name).fired == 1
+
+
+def test_a_tick_sent_through_the_outbox_carries_its_id_too(outbox_sends, clock, channel):
+    job = tick_job(channel)
+    tickers = [ticker(clock, job) for _ in range(2)]
+    tickers[0].turn()
+    clock.move(minutes=1)
+    for each in tickers:
+        each.turn()
     (row,) = OutboxMessage.objects.filter(queue=channel.queue)
     assert row.id == tick_id(job.name, datetime(2026, 6, 1, 12, 1, tzinfo=UTC))
-    assert PeriodicJob.objects.get(name=job.name).fired == 1
+    assert not QueuedMessage.objects.filter(queue=channel.queue).exists()
 
 
 def test_fire_refuses_a_tick_the_database_clock_does_not_see_as_due(clock, channel):

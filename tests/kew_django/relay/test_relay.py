@@ -20,7 +20,7 @@ from kew_django.relay.publisher import Relay
 from kew_django.workers.registry import ConsumerSpec
 from kew_django.workers.worker import DeliveryOutcome, Worker
 from tests.contract.helpers import assert_empty, receive_all
-from tests.kew_django.conftest import Job, Wrapped
+from tests.kew_django.conftest import OUTBOX_SENDS, Job, Wrapped
 
 
 class Crash(BaseException):
@@ -237,7 +237,7 @@ def test_progress_line_shows_rate_backlog_and_oldest_age(database_provider, queu
 
 
 def test_relay_command_once(database_provider, providers, settings, queue, capsys):
-    settings.KEW = {"PROVIDERS": {"default": {"URL": "database://"}}}
+    settings.KEW = {"PROVIDERS": {"default": {"URL": OUTBOX_SENDS}}}
     Channel(queue, payload=Job).send_many([Job(1), Job(2)])
     call_command("kew_relay", "--once", "--batch-size", "1")
     assert "relayed 2 message(s)" in capsys.readouterr().out

@@ -18,6 +18,7 @@ from kew_django.tasks.compat import (
     task_finished,
     task_started,
 )
+from tests.kew_django.conftest import written
 from tests.kew_django.tasks import tasks
 
 
@@ -31,6 +32,7 @@ def test_rollback_means_no_task_and_commit_means_exactly_one_run(run_tasks, task
         add.enqueue(1, 1)
         raise Rollback
     assert not TaskResultRecord.objects.exists() and not OutboxMessage.objects.exists()
+    assert not written(task_queue)
 
     with transaction.atomic():
         result = add.enqueue(2, 3)
@@ -117,7 +119,8 @@ def test_run_after_is_a_scheduled_delivery():
 
     when = timezone.now() + timedelta(hours=1)
     result = tasks.add.using(run_after=when).enqueue(1, 1)
-    assert OutboxMessage.objects.get().deliver_at == when
+    (message,) = written("default")
+    assert message.due == when
     assert result.task.run_after == when
 
 

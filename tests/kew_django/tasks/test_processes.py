@@ -51,6 +51,7 @@ def broker(request, transactional_db):
     if request.param == "database":
         url, provider = "database://?lease=2", DatabaseProvider(lease=2.0)
     else:
+        request.getfixturevalue("outbox_sends")  # tasks reach a broker through the relay
         url = request.getfixturevalue(f"{request.param}_url")
         provider = kew.connect(url)
     yield url, provider

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kew.errors import PermanentError
 from kew.qchan.outcomes import DeliveryOutcome
-from kew_django.models import DeadLetter, OutboxMessage, TaskResultRecord
+from kew_django.models import DeadLetter, OutboxMessage, QueuedMessage, TaskResultRecord
 from kew_django.outbox import Channel
 from kew_django.relay.publisher import Relay
 from kew_django.tasks.compat import TaskResultStatus
@@ -58,6 +58,7 @@ def test_a_failed_attempt_delivered_again_sends_its_retry_without_running(provid
 def test_a_payload_queued_with_its_attempt_number_by_an_earlier_version_runs(provider, task_queue):
     result = tasks.add.using(queue_name=task_queue).enqueue(1, 2)
     OutboxMessage.objects.all().delete()
+    QueuedMessage.objects.filter(queue=task_queue).delete()  # a direct send's row
     TaskResultRecord.objects.filter(pk=result.id).update(worker_ids=["earlier"])
     payload = {"task": tasks.add.module_path, "id": result.id, "attempt": 2}
     Channel(task_queue).send(payload)

@@ -225,8 +225,8 @@ def test_a_renewed_lease_keeps_a_handler_longer_than_the_lease_from_running_twic
 
 @pytest.mark.artemis
 def test_on_artemis_a_long_handler_keeps_its_message_and_window_0_leaves_the_next_to_others(
-    transactional_db, artemis_url, queue, fast_beats
-):
+    transactional_db, outbox_sends, artemis_url, queue, fast_beats
+):  # relayed to Artemis
     """Artemis holds an unacked message while the connection lives (no ack timeout).
 
     Heart-beats every second keep both connections alive while the handler
@@ -277,8 +277,8 @@ def test_on_artemis_a_long_handler_keeps_its_message_and_window_0_leaves_the_nex
 
 @pytest.mark.rabbitmq
 def test_on_rabbitmq_a_long_handler_keeps_its_message_and_prefetch_1_leaves_the_next_to_others(
-    transactional_db, rabbitmq_url, queue, fast_beats
-):
+    transactional_db, outbox_sends, rabbitmq_url, queue, fast_beats
+):  # relayed to RabbitMQ
     """RabbitMQ holds an unacked message while the connection lives (up to consumer_timeout).
 
     The receiver's I/O thread sends heart-beats every second while the

@@ -12,7 +12,7 @@ from django.db import OperationalError
 from kew.providers.base import DeliveryOptions
 from kew.schedule import RepeatAction
 from kew_django import Channel, PermanentError
-from kew_django.models import DeadLetter, OutboxMessage, ProcessedMessage
+from kew_django.models import DeadLetter, OutboxMessage, ProcessedMessage, QueuedMessage
 from kew_django.relay.publisher import Relay
 from kew_django.workers.deadletters import takes_dead_letter
 from kew_django.workers.registry import ConsumerSpec
@@ -34,7 +34,7 @@ def pump(worker: Worker, provider, queue: str, until, *, timeout: float = 15.0) 
     return outcomes
 
 
-def publish(provider, queue: str, *items) -> list[OutboxMessage]:
+def publish(provider, queue: str, *items) -> list[OutboxMessage | QueuedMessage]:
     rows = Channel(queue, payload=Job).send_many(list(items))
     Relay(provider).relay_all()
     return rows
@@ -73,7 +73,7 @@ def test_retry_schedule_is_honoured_then_exhausted_handler_runs_once(provider, q
     assert data == Job(7) and isinstance(error, ValueError)
     letter = DeadLetter.objects.get()
     assert letter.reason == DeadLetter.Reason.EXHAUSTED and letter.state == DeadLetter.State.DEAD
-    assert letter.message_id == str(row.pk) and letter.attempts == 3
+    assert letter.message_id == row.message_id and letter.attempts == 3
     assert letter.queue == queue and bytes(letter.payload) == bytes(row.payload)
     assert "ValueError: no luck with 7" in letter.error and "always_fails" in letter.traceback
     assert letter.first_failed_at < letter.last_failed_at
@@ -91,7 +91,7 @@ def test_retries_carry_deterministic_ids(database_provider, queue):
             delivery = consumer.receive(5)
             ids.append(delivery.message_id)
             worker.handle(delivery)
-    assert ids == [str(row.pk), f"{row.pk}#2", f"{row.pk}#3"]
+    assert ids == [row.message_id, f"{row.message_id}#2", f"{row.message_id}#3"]
 
 
 def test_repeat_answer_retries_and_exhausted_gets_no_error(provider, queue):
