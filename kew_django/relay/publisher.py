@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ from kew_django.db.notify import OUTBOX, Listener
 from kew_django.models import OutboxMessage
 from kew_django.observability.observer import NO_OBSERVER, Observer
 from kew_django.outbox.validation import TOPIC, relay_options
-from kew_django.relay.claims import Claims
+from kew_django.relay.claims import Claimed, Claims, claim
 from kew_django.relay.isolate import send_one_by_one
 from kew_django.relay.order import EarlierBatchFailed, HeldBack, PublishOrder
 from kew_django.relay.pause import PROBE, Pause
@@ -136,19 +137,32 @@ class Relay:
             except HeldBack:  # rolled back: an earlier batch's rows are pending again
                 time.sleep(0.005)  # let that batch settle
 
-    def _relay_batch(self) -> int:
+    def relay_rows(self, ids: Sequence[Any]) -> int:
+        """Claim the rows among ``ids`` still pending, then publish and mark them as a batch.
+
+        What publishing on commit calls (``kew_django.outbox.committed``):
+        rows another relay holds or has sent are skipped, whatever their
+        ``retry_at``. Raises as ``relay_batch`` does; return how many rows it settled.
+        """
+        pending = OutboxMessage.objects.using(self.using).filter(status=PENDING, pk__in=ids)
+        return self._relay_batch(lambda: claim(pending, len(ids), self.using))
+
+    def _relay_batch(self, claim_rows: Callable[[], list[Claimed]] | None = None) -> int:
         placed: list[int] = []  # this batch's place in the publish order, once claimed
         try:
-            return self._claim_and_publish(placed)
+            return self._claim_and_publish(placed, claim_rows or self._claim_next)
         finally:
             if placed:  # committed or rolled back: claims may see its rows again
                 self._order.settled(placed[0])
 
-    def _claim_and_publish(self, placed: list[int]) -> int:
+    def _claim_next(self) -> list[Claimed]:
+        return self._claims.claim(self.batch_size)
+
+    def _claim_and_publish(self, placed: list[int], claim_rows: Callable[[], list[Claimed]]) -> int:
         with transaction.atomic(using=self.using):
             with self._order.claim_lock:
                 epoch = self._order.epoch()
-                rows = self._claims.claim(self.batch_size)  # marked sent
+                rows = claim_rows()  # marked sent
                 if not rows:
                     return 0
                 place = self._order.reserve(epoch)

@@ -1,0 +1,207 @@
+"""The process's publisher of the outbox rows it committed (publishing on commit).
+
+``CommitPublisher.hand`` takes the ids of rows whose transaction has just
+committed and returns at once; a daemon thread publishes them in batches
+through a ``Relay`` of its own, with ``Relay.relay_rows``: the relay's
+claim (rows another relay holds or has sent are skipped), confirmed
+publish, mark and rejection handling. So the sender and a relay never both
+publish a row, except after a crash between the broker's confirmation and
+the mark's commit (a duplicate, absorbed as a relay's re-send is).
+
+A batch it cannot publish (broker down, blocked or refusing, database
+failing) is given up to the relay, which takes such rows once they are
+``GRACE`` old, and so are the rows handed for ``COOL_DOWN`` seconds after,
+those waiting longer than half the grace, and those beyond ``LIMIT``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from django.db import connections
+
+from kew.errors import ConfigurationError
+from kew_django.conf import section
+from kew_django.db.connections import close_db_connections
+
+log = logging.getLogger(__name__)
+
+COOL_DOWN = 1.0  # seconds after a failed batch during which new rows are left to the relay
+LIMIT = 10_000  # rows waiting in memory at most; more are left to the relay
+IDLE = 30.0  # seconds without a row before the thread closes its connections and ends
+
+
+class RowRelay(Protocol):
+    """What the publisher needs of a relay (``kew_django.relay.publisher.Relay``)."""
+
+    stats: Any
+
+    def relay_rows(self, ids: Sequence[Any]) -> int: ...
+
+    def close(self) -> None: ...
+
+
+RelayFactory = Callable[[str, str], RowRelay]  # (provider alias, database alias) -> relay
+
+
+class CommitPublisher:
+    """Publish the committed rows of provider ``alias`` in database ``using``; thread-safe."""
+
+    def __init__(
+        self,
+        alias: str,
+        using: str,
+        *,
+        grace: float,
+        relays: RelayFactory | None = None,
+        limit: int = LIMIT,
+    ):
+        self.alias, self.using, self.grace, self.limit = alias, using, grace, limit
+        self.relays = relays  # makes the thread's relay on its first batch
+        self.batch_size = int(section("RELAY")["BATCH_SIZE"])
+        self.left = 0  # rows left to the relay so far
+        self._cond = threading.Condition()
+        self._waiting: deque[tuple[float, Any]] = deque()  # (monotonic time handed, id)
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._pid = os.getpid()
+        self._relay: RowRelay | None = None
+        self._resume_at = 0.0  # monotonic time before which new rows are left to the relay
+        self._failing = False  # a failure was logged and no batch went through since
+
+    @property
+    def published(self) -> int:
+        """Return how many rows this publisher published (confirmed and marked sent)."""
+        return self._relay.stats.sent if self._relay is not None else 0
+
+    def hand(self, ids: list[Any]) -> None:
+        """Queue committed rows ``ids`` for publishing; never blocks on the broker or database."""
+        now = time.monotonic()
+        with self._cond:
+            if self._pid != os.getpid():  # a forked child: the parent's thread is not here
+                self._pid, self._thread, self._relay = os.getpid(), None, None
+                self._waiting.clear()
+            if now < self._resume_at or len(self._waiting) + len(ids) > self.limit:
+                self.left += len(ids)
+                return
+            self._waiting.extend((now, row_id) for row_id in ids)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name=f"kew-publish-{self.alias}", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Publish what waits (for up to ``timeout`` seconds), then end the thread."""
+        with self._cond:
+            thread, self._closing = self._thread, True
+            self._cond.notify()
+        if thread is not None:
+            thread.join(timeout)
+        with self._cond:
+            self._closing = False
+            if self._thread is not None and not self._thread.is_alive():
+                self._thread = None
+
+    def _take(self) -> list[Any] | None:
+        """Wait for rows and take a batch (stale ones left to the relay); None: idle or closing."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._waiting or self._closing, IDLE)
+            if not self._waiting:
+                self._thread = None  # the next hand starts another
+                return None
+            stale = time.monotonic() - self.grace / 2
+            while self._waiting and self._waiting[0][0] < stale:
+                self._waiting.popleft()
+                self.left += 1
+            count = min(self.batch_size, len(self._waiting))
+            return [self._waiting.popleft()[1] for _ in range(count)]
+
+    def _run(self) -> None:
+        try:
+            while (ids := self._take()) is not None:
+                if ids:
+                    self._publish(ids)
+        finally:
+            if self._relay is not None:
+                self._relay.close()
+            close_db_connections()
+
+    def _publish(self, ids: list[Any]) -> None:
+        if time.monotonic() < self._resume_at:
+            self.left += len(ids)
+            return
+        try:
+            relay = self._relay or self._make_relay()
+            relay.relay_rows(ids)
+        except Exception as error:  # noqa: BLE001 - whatever it is, the relay takes the rows
+            self._give_up(ids, error)
+            return
+        if self._failing:
+            self._failing = False
+            log.warning("kew: publishing on commit to %r goes through again", self.alias)
+
+    def _give_up(self, ids: list[Any], error: Exception) -> None:
+        self.left += len(ids)
+        self._resume_at = time.monotonic() + COOL_DOWN
+        if self._relay is not None:
+            self._relay.close()
+        connections[self.using].close_if_unusable_or_obsolete()
+        if not self._failing:
+            self._failing = True
+            log.warning(
+                "kew: publishing on commit to %r failed (%s: %s); its rows are left to the "
+                "relay, which takes them once %gs old",
+                self.alias,
+                type(error).__name__,
+                error,
+                self.grace,
+            )
+
+    def _make_relay(self) -> RowRelay:
+        if self.relays is None:
+            raise ConfigurationError("no relay for publishing on commit: is kew_django installed?")
+        self._relay = self.relays(self.alias, self.using)
+        return self._relay
+
+
+class CommitPublishers:
+    """One ``CommitPublisher`` per (provider alias, database alias), made on first use."""
+
+    def __init__(self) -> None:
+        self._publishers: dict[tuple[str, str], CommitPublisher] = {}
+        self._lock = threading.Lock()
+        self._at_exit: Any = None
+        self.relays: RelayFactory | None = None  # set by ``apps``: ``relay.senders.sender_relay``
+
+    def get(self, alias: str, using: str, *, grace: float) -> CommitPublisher:
+        """Return the publisher of ``alias`` and ``using``, with ``grace`` as its grace."""
+        key = (alias, using)
+        publisher = self._publishers.get(key)
+        if publisher is None:
+            with self._lock:
+                if not self._at_exit:  # a process that exits publishes what waits first
+                    self._at_exit = atexit.register(self.close_all)
+                publisher = self._publishers.setdefault(
+                    key, CommitPublisher(*key, grace=grace, relays=self.relays)
+                )
+        publisher.grace = grace
+        return publisher
+
+    def close_all(self, timeout: float = 5.0) -> None:
+        """Publish what waits, end every publisher's thread and forget the publishers."""
+        with self._lock:
+            publishers, self._publishers = list(self._publishers.values()), {}
+        for publisher in publishers:
+            publisher.close(timeout)
+
+
+commit_publishers = CommitPublishers()
