@@ -170,5 +170,5 @@ class Channel(AsyncSending[T], Generic[T]):
         if grace is None:
             wake_on_commit(OUTBOX, using=db)
         else:
-            publish_on_commit(self.provider, [row.pk for row in rows], using=db, grace=grace)
+            publish_on_commit(self.provider, rows, using=db, grace=grace)
         return rows

@@ -1,12 +1,13 @@
 """The process's publisher of the outbox rows it committed (publishing on commit).
 
-``CommitPublisher.hand`` takes the ids of rows whose transaction has just
-committed and returns at once; a daemon thread publishes them in batches
-through a ``Relay`` of its own, with ``Relay.relay_rows``: the relay's
-claim (rows another relay holds or has sent are skipped), confirmed
-publish, mark and rejection handling. So the sender and a relay never both
-publish a row, except after a crash between the broker's confirmation and
-the mark's commit (a duplicate, absorbed as a relay's re-send is).
+``CommitPublisher.hand`` takes rows whose transaction has just committed,
+as they are in memory, and returns at once; a daemon thread publishes them
+in batches through a ``Relay`` of its own (``Relay.publish_rows``: the
+relay's confirmed publish and rejection handling, then one statement that
+marks them sent). A row is published twice only if the process dies
+between the broker's confirmation and that mark, or if the relay takes it
+(at ``GRACE``) while it is being published: a duplicate, absorbed as a
+relay's re-send is (docs/guarantees.md#publishing-on-commit).
 
 A batch it cannot publish (broker down, blocked or refusing, database
 failing) is given up to the relay, which takes such rows once they are
@@ -43,7 +44,7 @@ class RowRelay(Protocol):
 
     stats: Any
 
-    def relay_rows(self, ids: Sequence[Any]) -> int: ...
+    def publish_rows(self, rows: Sequence[Any]) -> int: ...
 
     def close(self) -> None: ...
 
@@ -68,7 +69,7 @@ class CommitPublisher:
         self.batch_size = int(section("RELAY")["BATCH_SIZE"])
         self.left = 0  # rows left to the relay so far
         self._cond = threading.Condition()
-        self._waiting: deque[tuple[float, Any]] = deque()  # (monotonic time handed, id)
+        self._waiting: deque[tuple[float, Any]] = deque()  # (monotonic time handed, row)
         self._thread: threading.Thread | None = None
         self._closing = False
         self._pid = os.getpid()
@@ -81,17 +82,17 @@ class CommitPublisher:
         """Return how many rows this publisher published (confirmed and marked sent)."""
         return self._relay.stats.sent if self._relay is not None else 0
 
-    def hand(self, ids: list[Any]) -> None:
-        """Queue committed rows ``ids`` for publishing; never blocks on the broker or database."""
+    def hand(self, rows: list[Any]) -> None:
+        """Queue committed outbox ``rows`` to publish; never waits for the broker or database."""
         now = time.monotonic()
         with self._cond:
             if self._pid != os.getpid():  # a forked child: the parent's thread is not here
                 self._pid, self._thread, self._relay = os.getpid(), None, None
                 self._waiting.clear()
-            if now < self._resume_at or len(self._waiting) + len(ids) > self.limit:
-                self.left += len(ids)
+            if now < self._resume_at or len(self._waiting) + len(rows) > self.limit:
+                self.left += len(rows)
                 return
-            self._waiting.extend((now, row_id) for row_id in ids)
+            self._waiting.extend((now, row) for row in rows)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name=f"kew-publish-{self.alias}", daemon=True
@@ -127,30 +128,30 @@ class CommitPublisher:
 
     def _run(self) -> None:
         try:
-            while (ids := self._take()) is not None:
-                if ids:
-                    self._publish(ids)
+            while (rows := self._take()) is not None:
+                if rows:
+                    self._publish(rows)
         finally:
             if self._relay is not None:
                 self._relay.close()
             close_db_connections()
 
-    def _publish(self, ids: list[Any]) -> None:
+    def _publish(self, rows: list[Any]) -> None:
         if time.monotonic() < self._resume_at:
-            self.left += len(ids)
+            self.left += len(rows)
             return
         try:
             relay = self._relay or self._make_relay()
-            relay.relay_rows(ids)
+            relay.publish_rows(rows)
         except Exception as error:  # noqa: BLE001 - whatever it is, the relay takes the rows
-            self._give_up(ids, error)
+            self._give_up(rows, error)
             return
         if self._failing:
             self._failing = False
             log.warning("kew: publishing on commit to %r goes through again", self.alias)
 
-    def _give_up(self, ids: list[Any], error: Exception) -> None:
-        self.left += len(ids)
+    def _give_up(self, rows: list[Any], error: Exception) -> None:
+        self.left += len(rows)
         self._resume_at = time.monotonic() + COOL_DOWN
         if self._relay is not None:
             self._relay.close()

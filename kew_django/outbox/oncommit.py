@@ -3,8 +3,8 @@
 With ``KEW["OUTBOX"]["PUBLISH_ON_COMMIT"]`` (True, or a list of queues)
 ``Channel.send`` gives each eligible row a ``retry_at`` ``GRACE`` seconds
 ahead, so that the relay leaves the row to its sender that long, and hands
-the row ids to the process's ``CommitPublisher`` once the transaction
-commits (never if it rolls back). No NOTIFY is sent for them. Scheduled
+the rows, as they are in memory, to the process's ``CommitPublisher``
+once the transaction commits (never if it rolls back). No NOTIFY is sent for them. Scheduled
 rows and topics' rows are not eligible: they wait for the relay as before.
 See docs/guarantees.md#publishing-on-commit.
 """
@@ -53,11 +53,11 @@ def hold_for_sender(now: datetime, grace: float) -> datetime:
     return now + timedelta(seconds=grace)
 
 
-def publish_on_commit(alias: str, ids: Sequence[Any], *, using: str, grace: float) -> None:
-    """Hand ``ids`` to this process's publisher for ``alias`` once the transaction commits.
+def publish_on_commit(alias: str, rows: Sequence[Any], *, using: str, grace: float) -> None:
+    """Hand ``rows`` to this process's publisher for ``alias`` once the transaction commits.
 
     Outside a transaction (autocommit) they are handed at once. The hand-off
     never blocks on the broker or the database.
     """
     publisher = commit_publishers.get(alias, using, grace=grace)
-    transaction.on_commit(partial(publisher.hand, list(ids)), using=using, robust=True)
+    transaction.on_commit(partial(publisher.hand, list(rows)), using=using, robust=True)

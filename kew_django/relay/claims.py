@@ -9,7 +9,7 @@ a crash or a lost broker rolls it back. Other relays skip the locked rows
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -102,6 +102,20 @@ def claim(pending: QuerySet, limit: int, using: str) -> list[Claimed]:
             status=OutboxMessage.Status.SENT, sent_at=timezone.now()
         )
     return _in_order(rows)
+
+
+def mark_sent(ids: Sequence[uuid.UUID], using: str) -> int:
+    """Mark the rows among ``ids`` still pending sent, in one statement; return how many.
+
+    For rows published without a claim (publishing on commit): a row a relay
+    has claimed meanwhile waits for that relay's transaction, then is left as it made it.
+    """
+    if not ids:
+        return 0
+    pending = OutboxMessage.objects.using(using).filter(
+        pk__in=ids, status=OutboxMessage.Status.PENDING
+    )
+    return pending.update(status=OutboxMessage.Status.SENT, sent_at=timezone.now())
 
 
 def claim_sql(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +31,7 @@ from kew_django.db.notify import OUTBOX, Listener
 from kew_django.models import OutboxMessage
 from kew_django.observability.observer import NO_OBSERVER, Observer
 from kew_django.outbox.validation import TOPIC, relay_options
-from kew_django.relay.claims import Claimed, Claims, claim
+from kew_django.relay.claims import Claims, mark_sent
 from kew_django.relay.isolate import send_one_by_one
 from kew_django.relay.order import EarlierBatchFailed, HeldBack, PublishOrder
 from kew_django.relay.pause import PROBE, Pause
@@ -137,32 +137,19 @@ class Relay:
             except HeldBack:  # rolled back: an earlier batch's rows are pending again
                 time.sleep(0.005)  # let that batch settle
 
-    def relay_rows(self, ids: Sequence[Any]) -> int:
-        """Claim the rows among ``ids`` still pending, then publish and mark them as a batch.
-
-        What publishing on commit calls (``kew_django.outbox.committed``):
-        rows another relay holds or has sent are skipped, whatever their
-        ``retry_at``. Raises as ``relay_batch`` does; return how many rows it settled.
-        """
-        pending = OutboxMessage.objects.using(self.using).filter(status=PENDING, pk__in=ids)
-        return self._relay_batch(lambda: claim(pending, len(ids), self.using))
-
-    def _relay_batch(self, claim_rows: Callable[[], list[Claimed]] | None = None) -> int:
+    def _relay_batch(self) -> int:
         placed: list[int] = []  # this batch's place in the publish order, once claimed
         try:
-            return self._claim_and_publish(placed, claim_rows or self._claim_next)
+            return self._claim_and_publish(placed)
         finally:
             if placed:  # committed or rolled back: claims may see its rows again
                 self._order.settled(placed[0])
 
-    def _claim_next(self) -> list[Claimed]:
-        return self._claims.claim(self.batch_size)
-
-    def _claim_and_publish(self, placed: list[int], claim_rows: Callable[[], list[Claimed]]) -> int:
+    def _claim_and_publish(self, placed: list[int]) -> int:
         with transaction.atomic(using=self.using):
             with self._order.claim_lock:
                 epoch = self._order.epoch()
-                rows = claim_rows()  # marked sent
+                rows = self._claims.claim(self.batch_size)  # marked sent
                 if not rows:
                     return 0
                 place = self._order.reserve(epoch)
@@ -181,6 +168,26 @@ class Relay:
                 OutboxMessage.objects.using(self.using).filter(pk__in=unsent).update(
                     status=PENDING, sent_at=None
                 )
+            for row, error in rejected:
+                self._reject(row, error)
+        self.stats.add(sent=len(sent))
+        self.observer.published(sent)
+        return len(sent) + len(rejected)
+
+    def publish_rows(self, rows: Sequence[Any]) -> int:
+        """Publish committed pending ``rows`` as they are in memory, then mark the sent ones sent.
+
+        What publishing on commit calls (``kew_django.outbox.committed``): no
+        claim, so a relay that takes the rows meanwhile publishes them too (a
+        duplicate, dropped by id or by an idempotent consumer). A rejection
+        takes the relay's path; the rows after it stay pending. Raises
+        ``ConnectionLost`` or ``BrokerBlocked`` with nothing marked. Returns
+        how many rows it settled.
+        """
+        batch, refused = self._prepare(rows)
+        sent, rejected = self._publish(batch, refused)
+        with transaction.atomic(using=self.using):
+            mark_sent([row.id for row in sent], self.using)
             for row, error in rejected:
                 self._reject(row, error)
         self.stats.add(sent=len(sent))

@@ -25,7 +25,7 @@ from tests.kew_django.child_env import child_env
 from tests.kew_django.conftest import Job
 
 pytestmark = pytest.mark.slow
-GRACE = 1.0
+GRACE = 2.0
 UNREACHABLE = {"artemis": "artemis://127.0.0.1:9/", "rabbitmq": "amqp://guest:guest@127.0.0.1:9/"}
 
 
