@@ -108,10 +108,17 @@ def mark_sent(ids: Sequence[uuid.UUID], using: str) -> int:
     """Mark the rows among ``ids`` still pending sent, in one statement; return how many.
 
     For rows published without a claim (publishing on commit): a row a relay
-    has claimed meanwhile waits for that relay's transaction, then is left as it made it.
+    has claimed meanwhile waits for that relay's transaction, then is left as
+    it made it. Inside a transaction on PostgreSQL its commit does not wait
+    for the WAL flush: a mark lost with the database only makes the relay
+    publish the rows again, a duplicate absorbed as its re-sends are.
     """
     if not ids:
         return 0
+    connection = connections[using]
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
     pending = OutboxMessage.objects.using(using).filter(
         pk__in=ids, status=OutboxMessage.Status.PENDING
     )
