@@ -53,9 +53,16 @@ def publishing_on_commit(url: str):
 
 
 @pytest.fixture
-def provider(broker) -> Iterator[Provider]:
-    """A provider of its own on the test's broker, to receive with (and relay with)."""
+def provider(broker, queue) -> Iterator[Provider]:
+    """A provider of its own on the test's broker, to receive with (and relay with).
+
+    The test's queue is declared first, as a running consumer would have
+    done: RabbitMQ 3.10 may close a connection (541 INTERNAL_ERROR) that
+    declares a new quorum queue while another connection is declaring it.
+    """
     provider = kew.connect(broker[1])
+    with provider.receiver(queue):
+        pass
     yield provider
     provider.close()
 
