@@ -68,26 +68,21 @@ class CommitPublisher:
         self.relays = relays  # makes the thread's relay on its first batch
         self.batch_size = int(section("RELAY")["BATCH_SIZE"])
         self.left = 0  # rows left to the relay so far
+        self.published = 0  # rows published (confirmed) and marked sent so far
         self._cond = threading.Condition()
         self._waiting: deque[tuple[float, Any]] = deque()  # (monotonic time handed, row)
         self._thread: threading.Thread | None = None
         self._closing = False
         self._pid = os.getpid()
-        self._relay: RowRelay | None = None
         self._resume_at = 0.0  # monotonic time before which new rows are left to the relay
         self._failing = False  # a failure was logged and no batch went through since
-
-    @property
-    def published(self) -> int:
-        """Return how many rows this publisher published (confirmed and marked sent)."""
-        return self._relay.stats.sent if self._relay is not None else 0
 
     def hand(self, rows: list[Any]) -> None:
         """Queue committed outbox ``rows`` to publish; never waits for the broker or database."""
         now = time.monotonic()
         with self._cond:
             if self._pid != os.getpid():  # a forked child: the parent's thread is not here
-                self._pid, self._thread, self._relay = os.getpid(), None, None
+                self._pid, self._thread = os.getpid(), None
                 self._waiting.clear()
             if now < self._resume_at or len(self._waiting) + len(rows) > self.limit:
                 self.left += len(rows)
@@ -117,7 +112,7 @@ class CommitPublisher:
         with self._cond:
             self._cond.wait_for(lambda: self._waiting or self._closing, IDLE)
             if not self._waiting:
-                self._thread = None  # the next hand starts another
+                self._thread = None  # the next hand starts another, with a relay of its own
                 return None
             stale = time.monotonic() - self.grace / 2
             while self._waiting and self._waiting[0][0] < stale:
@@ -127,34 +122,44 @@ class CommitPublisher:
             return [self._waiting.popleft()[1] for _ in range(count)]
 
     def _run(self) -> None:
+        relay: RowRelay | None = None  # this thread's, made on its first batch
         try:
             while (rows := self._take()) is not None:
                 if rows:
-                    self._publish(rows)
+                    relay = self._publish(rows, relay)
         finally:
-            if self._relay is not None:
-                self._relay.close()
+            if relay is not None:
+                relay.close()
             close_db_connections()
 
-    def _publish(self, rows: list[Any]) -> None:
+    def _publish(self, rows: list[Any], relay: RowRelay | None) -> RowRelay | None:
+        """Publish ``rows`` or leave them to the relay; return the thread's relay."""
         if time.monotonic() < self._resume_at:
-            self.left += len(rows)
-            return
+            self._leave(len(rows))
+            return relay
         try:
-            relay = self._relay or self._make_relay()
+            relay = relay or self._make_relay()
+            before = relay.stats.sent
             relay.publish_rows(rows)
+            self.published += relay.stats.sent - before
         except Exception as error:  # noqa: BLE001 - whatever it is, the relay takes the rows
-            self._give_up(rows, error)
-            return
+            self._give_up(rows, error, relay)
+            return relay
         if self._failing:
             self._failing = False
             log.warning("kew: publishing on commit to %r goes through again", self.alias)
 
-    def _give_up(self, rows: list[Any], error: Exception) -> None:
-        self.left += len(rows)
+        return relay
+
+    def _leave(self, count: int) -> None:
+        with self._cond:
+            self.left += count
+
+    def _give_up(self, rows: list[Any], error: Exception, relay: RowRelay | None) -> None:
+        self._leave(len(rows))
         self._resume_at = time.monotonic() + COOL_DOWN
-        if self._relay is not None:
-            self._relay.close()
+        if relay is not None:
+            relay.close()  # its producer: the next batch opens a new one
         connections[self.using].close_if_unusable_or_obsolete()
         if not self._failing:
             self._failing = True
@@ -170,8 +175,7 @@ class CommitPublisher:
     def _make_relay(self) -> RowRelay:
         if self.relays is None:
             raise ConfigurationError("no relay for publishing on commit: is kew_django installed?")
-        self._relay = self.relays(self.alias, self.using)
-        return self._relay
+        return self.relays(self.alias, self.using)
 
 
 class CommitPublishers:

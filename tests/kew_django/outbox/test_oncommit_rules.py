@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -33,11 +34,10 @@ def settings_with(outbox: dict[str, Any]):
 class Recording:
     """A publisher's relay that records what it is given, or fails as told."""
 
-    stats = None
-
     def __init__(self, error: Exception | None = None, wait: threading.Event | None = None):
         self.error, self.wait = error, wait
         self.batches: list[list[Any]] = []
+        self.stats = SimpleNamespace(sent=0)
 
     def publish_rows(self, rows):
         if self.wait is not None:
@@ -45,6 +45,7 @@ class Recording:
         self.batches.append(list(rows))
         if self.error is not None:
             raise self.error
+        self.stats.sent += len(rows)
         return len(rows)
 
     def close(self):
@@ -135,7 +136,7 @@ def test_a_blocked_broker_makes_the_publisher_leave_rows_to_the_relay_for_a_whil
         time.sleep(0.6)  # the cool-down ends
         publisher.hand(["row 4"])
         assert wait_until(lambda: relay.batches[-1] == ["row 4"], 5)
-        assert publisher.left == 3
+        assert publisher.left == 3 and publisher.published == 1
     finally:
         publisher.close()
 
