@@ -3,10 +3,10 @@
 With ``KEW["OUTBOX"]["PUBLISH_ON_COMMIT"]`` (True, or a list of queues)
 ``Channel.send`` gives each eligible row a ``retry_at`` ``GRACE`` seconds
 ahead, so that the relay leaves the row to its sender that long, and hands
-the rows, as they are in memory, to the process's ``CommitPublisher``
-once the transaction commits (never if it rolls back). No NOTIFY is sent for them. Scheduled
-rows and topics' rows are not eligible: they wait for the relay as before.
-See docs/guarantees.md#publishing-on-commit.
+the rows, as they are in memory, to the process's ``CommitPublisher`` once
+the transaction commits (never if it rolls back); no NOTIFY is sent for
+them. Scheduled rows and topics' rows are not eligible: they wait for the
+relay as before. See docs/guarantees.md#publishing-on-commit.
 """
 
 from __future__ import annotations
