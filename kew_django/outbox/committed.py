@@ -186,6 +186,7 @@ class CommitPublishers:
         self._lock = threading.Lock()
         self._at_exit: Any = None
         self.relays: RelayFactory | None = None  # set by ``apps``: ``relay.senders.sender_relay``
+        self.observer: Any = None  # the process's observer while ``Observability`` runs (metrics)
 
     def get(self, alias: str, using: str, *, grace: float) -> CommitPublisher:
         """Return the publisher of ``alias`` and ``using``, with ``grace`` as its grace."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from kew_django.conf import section
 from kew_django.observability import tracing
 from kew_django.observability.observer import NO_OBSERVER, Observer, Observers
+from kew_django.outbox.committed import commit_publishers
 from kew_django.providers import get_provider
 from kew_django.relay.publisher import Relay
 from kew_django.runner import relay_from_settings
@@ -16,9 +17,12 @@ from kew_django.runner import relay_from_settings
 def sender_relay(alias: str, using: str) -> Relay:
     """Return a one-thread relay to provider ``alias`` for database ``using``, as KEW["RELAY"] says.
 
-    Its batches get the relay's spans, linked to the senders' (when traced).
+    Its batches are observed as the relay's are: by the process's observer
+    (metrics, traces) in a process that serves ``/metrics``, elsewhere by
+    the relay's spans alone, linked to the senders' (when traced).
     """
-    return relay_from_settings(provider=alias, using=using, threads=1, observer=_observer(alias))
+    observer = commit_publishers.observer or _observer(alias)
+    return relay_from_settings(provider=alias, using=using, threads=1, observer=observer)
 
 
 def _observer(alias: str) -> Observer:

@@ -17,6 +17,7 @@ import kew
 from kew.errors import BrokerBlocked
 from kew_django import Channel
 from kew_django.models import OutboxMessage
+from kew_django.observability import Observability
 from kew_django.outbox import committed
 from kew_django.outbox.checks import check_outbox
 from kew_django.outbox.committed import CommitPublisher, commit_publishers
@@ -212,3 +213,24 @@ def test_the_outbox_settings_may_be_left_out_or_right():
         assert check_outbox() == []
     with override_settings(KEW={"OUTBOX": {"PUBLISH_ON_COMMIT": ["a", "b"], "GRACE": 0.5}}):
         assert check_outbox() == []
+
+
+def test_a_process_that_serves_metrics_counts_what_it_publishes_on_commit(
+    transactional_db, providers, queue
+):
+    pytest.importorskip("prometheus_client")
+    commit_publishers.close_all()  # the next thread makes its relay with the process's observer
+    observability = Observability(kind="test", queues=[], provider=None, port=0, record=False)
+    observability.start()
+    try:
+        with settings_with(ON):
+            Channel(queue, payload=Job).send_many([Job(1), Job(2)])
+            labels = {"messaging_system": "kew", "messaging_destination_name": queue}
+            value = observability.metrics.registry.get_sample_value
+            assert wait_until(lambda: value("messaging_client_sent_messages_total", labels) == 2, 5)
+    finally:
+        commit_publishers.close_all()
+        observability.close()
+    assert set(OutboxMessage.objects.filter(queue=queue).values_list("status", flat=True)) == {
+        "sent"
+    }
