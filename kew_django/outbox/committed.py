@@ -202,6 +202,17 @@ class CommitPublishers:
         publisher.grace = grace
         return publisher
 
+    def flush(self, timeout: float = 5.0) -> int:
+        """Publish what waits in every publisher now; return how many rows went (tests, drain)."""
+        with self._lock:
+            publishers = list(self._publishers.values())
+        published = 0
+        for publisher in publishers:
+            before = publisher.published
+            publisher.close(timeout)
+            published += publisher.published - before
+        return published
+
     def close_all(self, timeout: float = 5.0) -> None:
         """Publish what waits, end every publisher's thread and forget the publishers."""
         with self._lock:

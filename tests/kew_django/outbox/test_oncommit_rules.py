@@ -234,3 +234,27 @@ def test_a_process_that_serves_metrics_counts_what_it_publishes_on_commit(
     assert set(OutboxMessage.objects.filter(queue=queue).values_list("status", flat=True)) == {
         "sent"
     }
+
+
+def test_drain_publishes_what_its_process_publishes_on_commit(transactional_db, providers, queue):
+    from kew_django.testing import DeliveryOutcome, drain
+    from kew_django.workers.registry import ConsumerRegistry
+
+    jobs = Channel(queue, payload=Job)
+    registry = ConsumerRegistry()
+    seen: list[int] = []
+
+    @registry.consumer(jobs)
+    def handle(job: Job) -> None:
+        seen.append(job.n)
+        if job.n < 3:
+            jobs.send(Job(job.n + 10))  # published on commit by this process, after the handler
+
+    try:
+        with settings_with(ON):
+            with transaction.atomic():
+                jobs.send_many([Job(1), Job(2)])
+            assert drain(jobs, registry=registry) == [DeliveryOutcome.HANDLED] * 4
+    finally:
+        commit_publishers.close_all()
+    assert sorted(seen) == [1, 2, 11, 12]
