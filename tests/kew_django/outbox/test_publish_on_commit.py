@@ -17,7 +17,10 @@ from kew.providers.base import Provider
 from kew_django import Channel
 from kew_django.models import OutboxMessage
 from kew_django.outbox.committed import commit_publishers
+from kew_django.relay import publisher as relay_publisher
 from kew_django.relay.publisher import Relay
+from kew_django.testing import DeliveryOutcome, drain
+from kew_django.workers.registry import ConsumerRegistry
 from tests.contract.helpers import assert_empty, receive_all
 from tests.harness.e2e import wait_until
 from tests.harness.processes import ROOT
@@ -151,3 +154,31 @@ def test_a_broker_down_at_commit_leaves_the_rows_to_the_relay(broker, provider, 
     got = receive_all(provider, queue, 3)
     assert sorted(json.loads(d.payload)["n"] for d in got) == [0, 1, 2]
     assert set(OutboxMessage.objects.filter(queue=queue).values_list("attempts", flat=True)) == {0}
+
+
+def test_a_crash_between_publish_and_mark_is_a_duplicate_the_broker_or_the_consumer_absorbs(
+    broker, provider, queue, monkeypatch
+):
+    with override_settings(KEW={"PROVIDERS": {"default": {"URL": broker[1]}}}):
+        rows = Channel(queue, payload=Job).send_many([Job(1), Job(2)])  # this test publishes them
+    relay = Relay(provider)
+
+    def die(ids, using):
+        raise RuntimeError("the process died after the broker's confirmation (test)")
+
+    monkeypatch.setattr(relay_publisher, "mark_sent", die)
+    with pytest.raises(RuntimeError):
+        relay.publish_rows(rows)  # published, not marked: pending still
+    monkeypatch.undo()
+    OutboxMessage.objects.filter(queue=queue).update(retry_at=None)  # past the grace
+    assert Relay(provider, queues=[queue]).relay_all() == 2  # the safety net sends them again
+
+    registry = ConsumerRegistry()
+    handled: list[int] = []
+    registry.consumer(queue, payload=Job, idempotent=True)(lambda job: handled.append(job.n))
+    outcomes = drain(queue, provider=provider, relay=False, registry=registry)
+    assert sorted(handled) == [1, 2]  # one effect each
+    duplicates = outcomes.count(DeliveryOutcome.DUPLICATE)
+    # Artemis drops the re-send by its id (_AMQ_DUPL_ID); RabbitMQ stores it and the
+    # idempotent consumer recognises the id.
+    assert duplicates == {"artemis": 0, "rabbitmq": 2}[broker[0]], outcomes
