@@ -35,6 +35,7 @@ class Claimed(NamedTuple):
 
 
 CLAIMED = Claimed._fields
+PENDING, SENT = OutboxMessage.Status.PENDING, OutboxMessage.Status.SENT
 PLACEHOLDER = datetime(2000, 1, 1, 0, 0, 0, 424242, tzinfo=UTC)
 """Stands for "now" in a compiled claim; each claim puts the current time in its place."""
 
@@ -116,13 +117,25 @@ def mark_sent(ids: Sequence[uuid.UUID], using: str) -> int:
     if not ids:
         return 0
     connection = connections[using]
-    if connection.vendor == "postgresql" and connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit = off")
-    pending = OutboxMessage.objects.using(using).filter(
-        pk__in=ids, status=OutboxMessage.Status.PENDING
+    if connection.vendor != "postgresql":
+        pending = OutboxMessage.objects.using(using).filter(pk__in=ids, status=PENDING)
+        return pending.update(status=SENT, sent_at=timezone.now())
+    quote = connection.ops.quote_name
+    table, pk, status = (
+        quote(OutboxMessage._meta.db_table),
+        quote(_column("id")),
+        quote(_column("status")),
     )
-    return pending.update(status=OutboxMessage.Status.SENT, sent_at=timezone.now())
+    sql = (  # no ORM compilation on every batch: ``= ANY`` takes any number of ids
+        f"UPDATE {table} SET {status} = %s, {quote(_column('sent_at'))} = %s "
+        f"WHERE {pk} = ANY(%s) AND {status} = %s"
+    )
+    sent_at = _field("sent_at").get_db_prep_value(timezone.now(), connection)
+    with connection.cursor() as cursor:
+        if connection.in_atomic_block:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+        cursor.execute(sql, [SENT, sent_at, list(ids), PENDING])
+        return cursor.rowcount
 
 
 def claim_sql(
