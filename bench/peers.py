@@ -15,6 +15,9 @@ fsyncs before it confirms). Dramatiq and Celery come from the project's
 - ``kew-artemis``, ``kew-rabbitmq``: ``Channel.send`` in the sender's
   transaction, the relay publishes the committed outbox row with confirms,
   ``kew_consume`` (prefetch 100) handles it in a transaction, then acks;
+- ``kew-artemis-oncommit``, ``kew-rabbitmq-oncommit``: the same with
+  ``KEW["OUTBOX"]["PUBLISH_ON_COMMIT"]``: the sending process publishes the
+  row after its commit, the relay runs as the safety net;
 - ``kew-database``: the same on the database provider (queues in PostgreSQL);
 - ``kew-direct``: the database provider with ``direct=true``: ``send`` writes
   the queue row in the sender's transaction, no outbox row, no relay hop;
@@ -62,7 +65,9 @@ from tests.harness.processes import group_cpu_seconds  # noqa: E402
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 NAMES = {
     "kew-artemis": "Kew, outbox -> relay -> Artemis",
+    "kew-artemis-oncommit": "Kew, published on commit -> Artemis",
     "kew-rabbitmq": "Kew, outbox -> relay -> RabbitMQ (quorum)",
+    "kew-rabbitmq-oncommit": "Kew, published on commit -> RabbitMQ",
     "kew-database": "Kew, database provider (PostgreSQL)",
     "kew-direct": "Kew, database provider, direct sends",
     "dramatiq": "dramatiq + RabbitMQ, confirms, on_commit",
@@ -72,11 +77,18 @@ SYSTEMS = tuple(NAMES)
 # Issue targets, as ratios to dramatiq on the web workload, and latency bounds (ms).
 THROUGHPUT_TARGETS = {
     "kew-artemis": 1.2,
+    "kew-artemis-oncommit": 1.2,
     "kew-rabbitmq": 1.0,
+    "kew-rabbitmq-oncommit": 1.0,
     "kew-database": 1.5,
     "kew-direct": 1.5,
 }
-LATENCY_TARGETS = {"kew-database": (1.5, 5.0), "kew-direct": (1.5, 5.0), "kew-artemis": (2.5, 5.0)}
+LATENCY_TARGETS = {
+    "kew-database": (1.5, 5.0),
+    "kew-direct": (1.5, 5.0),
+    "kew-artemis": (2.5, 5.0),
+    "kew-artemis-oncommit": (2.5, 5.0),
+}
 
 
 def kind(system: str) -> str:
@@ -89,7 +101,13 @@ class Bench:
         self.logs = Path(tempfile.mkdtemp(prefix="kew-bench-peers-"))
 
     def env_for(self, system: str) -> dict[str, str]:
-        return {**self.env, "PEERS_SYSTEM": system, "KEW_BROKER_URL": self.urls[system]}
+        oncommit = "1" if system.endswith("-oncommit") else ""  # bench/peers/settings.py
+        return {
+            **self.env,
+            "PEERS_SYSTEM": system,
+            "KEW_BROKER_URL": self.urls[system],
+            "PEERS_ONCOMMIT": oncommit,
+        }
 
     def consumers(self, system: str, processes: int, tag: str) -> list[subprocess.Popen[bytes]]:
         """Start the consumer side of ``system`` (Kew: the relay first); return the processes."""
@@ -251,7 +269,7 @@ class Bench:
                         figures.setdefault((workload, processes, system), []).append(got)
                         each = ", ".join(f"{k} {v:.2f}" for k, v in got["parts"].items())
                         print(
-                            f"  round {r + 1}: {workload:<5} {system:<12} {processes}p "
+                            f"  round {r + 1}: {workload:<5} {system:<21} {processes}p "
                             f"{got['rate']:>6,.0f} msg/s  {got['cpu']:.2f} cpu s/1000 ({each})",
                             flush=True,
                         )
@@ -259,7 +277,7 @@ class Bench:
                 got = self.run(system, "web", 1, interval=0.01)
                 figures.setdefault(("latency", 1, system), []).append(got)
                 print(
-                    f"  round {r + 1}: latency {system:<12} p50 {got['p50']:.1f} ms "
+                    f"  round {r + 1}: latency {system:<21} p50 {got['p50']:.1f} ms "
                     f"p99 {got['p99']:.1f} ms",
                     flush=True,
                 )
@@ -267,7 +285,7 @@ class Bench:
         if not args.no_kill:
             for system in systems:
                 kills[system] = self.kill_sender(system)
-                print(f"  sender kill: {system:<12} {kills[system][0]} of {kills[system][1]:,}")
+                print(f"  sender kill: {system:<21} {kills[system][0]} of {kills[system][1]:,}")
         report(args, systems, figures, kills)
         print(f"  process logs in {self.logs}")
         if args.profile:
@@ -397,7 +415,9 @@ def main() -> None:
         )
         urls = {
             "kew-artemis": artemis.url,
+            "kew-artemis-oncommit": artemis.url,
             "kew-rabbitmq": rabbit.url,
+            "kew-rabbitmq-oncommit": rabbit.url,
             "kew-database": "database://?direct=false",
             "kew-direct": "database://?direct=true",
             "dramatiq": "database://",
@@ -407,7 +427,9 @@ def main() -> None:
         meters = {
             "postgres": PostgresCpu(postgres),
             "kew-artemis": GroupCpu(artemis._proc),
+            "kew-artemis-oncommit": GroupCpu(artemis._proc),
             "kew-rabbitmq": rabbit_cpu,
+            "kew-rabbitmq-oncommit": rabbit_cpu,
             "kew-database": NoCpu(),
             "kew-direct": NoCpu(),
             "dramatiq": rabbit_cpu,

@@ -40,6 +40,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "READY_CACHE": 1.0,  # seconds a /readyz answer is reused (a burst of probes checks once)
     },
     "PERIODIC": {"ENABLED": True, "GRACE": "1m"},  # ticker on/off; a later tick is missed
+    "OUTBOX": {  # see docs/guarantees.md#publishing-on-commit
+        "PUBLISH_ON_COMMIT": False,  # True, or a list of queues: the sender publishes after commit
+        "GRACE": 5.0,  # seconds the relay leaves such a row to its sender before taking it
+    },
 }
 
 
@@ -56,6 +60,6 @@ def kew_settings() -> dict[str, Any]:
 
 
 def section(name: str) -> dict[str, Any]:
-    """Return one section of the KEW setting (RELAY, CONSUMERS, PROVIDERS, OBSERVABILITY, ...)."""
+    """Return one section of the KEW setting (RELAY, CONSUMERS, PROVIDERS, OUTBOX, ...)."""
     value = kew_settings().get(name)
     return value if isinstance(value, dict) else dict(DEFAULTS[name])

@@ -29,6 +29,7 @@ from kew.qchan.outcomes import DeliveryOutcome
 from kew.schedule import Schedule
 from kew_django.models import DeadLetter, ProcessedMessage
 from kew_django.outbox.channel import Channel
+from kew_django.outbox.committed import commit_publishers
 from kew_django.providers import get_provider
 from kew_django.relay.publisher import Relay
 from kew_django.workers.heartbeat import Heartbeat
@@ -52,8 +53,9 @@ def drain(
     """Run ``queue``'s registered consumer on this thread until the queue is empty.
 
     Return what became of each delivery, in order. With ``relay`` the
-    queue's committed outbox rows are published first, and again whenever
-    the queue runs dry, so messages the handler sends are drained too.
+    queue's committed outbox rows are published first (and those its
+    senders publish on commit), and again whenever the queue runs dry, so
+    messages the handler sends are drained too.
     Retries that are due come back within the same call; later ones stay
     queued, unless ``retry_now`` makes every retry due at once (the
     schedule keeps its length, so a consumer that always fails ends as a
@@ -67,8 +69,11 @@ def drain(
         spec = _without_delays(spec)
     provider = get_provider(provider) if isinstance(provider, str) else provider
     relayer = Relay(provider, queues=[name], threads=1) if relay else None
-    if relayer is not None:
-        relayer.relay_all()
+
+    def publish() -> int:  # what this process publishes on commit, then what the relay would
+        return commit_publishers.flush() + relayer.relay_all() if relayer is not None else 0
+
+    publish()
     worker = Worker(spec, provider, poll_interval=wait)
     outcomes: list[DeliveryOutcome] = []
     try:
@@ -77,7 +82,7 @@ def drain(
                 delivery = receiver.receive(wait)
                 if delivery is not None:
                     outcomes.append(worker.handle(delivery))
-                elif relayer is None or not relayer.relay_all():
+                elif not publish():
                     break
     finally:
         worker.close()

@@ -4,6 +4,8 @@ The project's settings (django-environ) read both; this only swaps the
 apps for the kew app and the bench's one table.
 """
 
+import os
+
 from project.settings import *  # noqa: F403
 
 INSTALLED_APPS = [
@@ -16,6 +18,8 @@ KEW = {
     **KEW,  # noqa: F405
     "RELAY": {"PROGRESS_INTERVAL": 3600.0},
     "CONSUMERS": {"PROGRESS_INTERVAL": 3600.0},
+    # kew-*-oncommit (bench/peers.py): the sender publishes after its commit, the relay backs it.
+    "OUTBOX": {"PUBLISH_ON_COMMIT": os.environ.get("PEERS_ONCOMMIT") == "1"},
 }
 ROOT_URLCONF = "bench.peers.settings"
 urlpatterns: list = []

@@ -23,6 +23,7 @@ from kew_django.conf import section
 from kew_django.observability import tracing
 from kew_django.observability.health import HealthServer, Liveness
 from kew_django.observability.observer import NO_OBSERVER, Observer, Observers
+from kew_django.outbox.committed import commit_publishers
 
 __all__ = ["NO_OBSERVER", "Observability", "Observer", "Observers", "metrics_available", "observed"]
 
@@ -120,10 +121,13 @@ class Observability:
             log.info("kew: /metrics /healthz /readyz on port %d", self.server.port)
         if self.record is not None:
             self.record.start()
+        commit_publishers.observer = self.observer  # what this process publishes on commit
         return self
 
     def close(self) -> None:
         """Stop serving and remove the process record."""
+        if commit_publishers.observer is self.observer:
+            commit_publishers.observer = None
         if self.server is not None:
             self.server.close()
         if self.record is not None:

@@ -20,6 +20,7 @@ from kew_django.outbox.asend import AsyncSending
 from kew_django.outbox.backlog import Backlog, backlog
 from kew_django.outbox.direct import direct_provider, enqueue
 from kew_django.outbox.insert import OutboxInsert
+from kew_django.outbox.oncommit import grace_for, hold_for_sender, publish_on_commit
 from kew_django.outbox.validation import TOPIC, validate_outgoing
 from kew_django.providers import get_provider
 
@@ -32,7 +33,10 @@ class Channel(AsyncSending[T], Generic[T]):
     ``send`` writes an outbox row on the current database connection: inside
     ``transaction.atomic()`` the message exists if and only if the
     transaction commits; outside one it is committed at once (autocommit).
-    The relay publishes it afterwards, woken once the transaction commits.
+    The relay publishes it afterwards, woken once the transaction commits;
+    with ``KEW["OUTBOX"]["PUBLISH_ON_COMMIT"]`` the sending process publishes
+    it itself right after the commit, from a thread of its own, and the relay
+    takes it only if it is still pending ``GRACE`` seconds later (``outbox.oncommit``).
     To a database provider in the same database (unless ``direct=false``),
     ``send`` writes the queue row itself (``QueuedMessage``) instead, just as
     transactional; no relay is involved. Either row's ``message_id`` is the
@@ -145,6 +149,8 @@ class Channel(AsyncSending[T], Generic[T]):
             content_type = self.codec.content_type
             return enqueue(direct, self.queue, payloads, headers, content_type, deliver_at)
         now = timezone.now()
+        grace = grace_for(self.queue, headers, deliver_at)  # None: the relay publishes them
+        held = hold_for_sender(now, grace) if grace is not None else None
         # Rows of one batch get increasing created_at so the relay keeps their order.
         rows = [
             OutboxMessage(
@@ -154,6 +160,7 @@ class Channel(AsyncSending[T], Generic[T]):
                 headers=headers,
                 deliver_at=deliver_at,
                 created_at=now + timedelta(microseconds=index),
+                retry_at=held,
             )
             for index, item in enumerate(items)
         ]
@@ -161,5 +168,8 @@ class Channel(AsyncSending[T], Generic[T]):
             self._insert.insert(rows[0], db)
         else:
             rows = OutboxMessage.objects.using(db).bulk_create(rows)
-        wake_on_commit(OUTBOX, using=db)
+        if grace is None:
+            wake_on_commit(OUTBOX, using=db)
+        else:
+            publish_on_commit(self.provider, rows, using=db, grace=grace)
         return rows

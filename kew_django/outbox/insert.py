@@ -33,8 +33,9 @@ COLUMNS = (
     "last_error",
     "created_at",
     "requeue_of",
+    "retry_at",  # set when its sender publishes it on commit (``outbox.oncommit``)
 )
-"""What a new row sets; the rest (``sent_at``, ``retry_at``) start NULL."""
+"""What a new row sets; ``sent_at`` starts NULL."""
 
 
 class OutboxInsert:

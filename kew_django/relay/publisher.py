@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ from kew_django.db.notify import OUTBOX, Listener
 from kew_django.models import OutboxMessage
 from kew_django.observability.observer import NO_OBSERVER, Observer
 from kew_django.outbox.validation import TOPIC, relay_options
-from kew_django.relay.claims import Claims
+from kew_django.relay.claims import Claims, mark_sent
 from kew_django.relay.isolate import send_one_by_one
 from kew_django.relay.order import EarlierBatchFailed, HeldBack, PublishOrder
 from kew_django.relay.pause import PROBE, Pause
@@ -167,6 +168,26 @@ class Relay:
                 OutboxMessage.objects.using(self.using).filter(pk__in=unsent).update(
                     status=PENDING, sent_at=None
                 )
+            for row, error in rejected:
+                self._reject(row, error)
+        self.stats.add(sent=len(sent))
+        self.observer.published(sent)
+        return len(sent) + len(rejected)
+
+    def publish_rows(self, rows: Sequence[Any]) -> int:
+        """Publish committed pending ``rows`` as they are in memory, then mark the sent ones sent.
+
+        What publishing on commit calls (``kew_django.outbox.committed``): no
+        claim, so a relay that takes the rows meanwhile publishes them too (a
+        duplicate, dropped by id or by an idempotent consumer). A rejection
+        takes the relay's path; the rows after it stay pending. Raises
+        ``ConnectionLost`` or ``BrokerBlocked`` with nothing marked. Returns
+        how many rows it settled.
+        """
+        batch, refused = self._prepare(rows)
+        sent, rejected = self._publish(batch, refused)
+        with transaction.atomic(using=self.using):
+            mark_sent([row.id for row in sent], self.using)
             for row, error in rejected:
                 self._reject(row, error)
         self.stats.add(sent=len(sent))

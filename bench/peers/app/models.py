@@ -6,7 +6,7 @@ from django.db import models
 class Effect(models.Model):
     """One handled message: which system, its number, when its handler started (epoch s)."""
 
-    system = models.CharField(max_length=16)
+    system = models.CharField(max_length=32)
     n = models.IntegerField()
     started = models.FloatField()
 
@@ -14,5 +14,5 @@ class Effect(models.Model):
 class Order(models.Model):
     """The business row a web request writes beside its message (the ``web`` workload)."""
 
-    system = models.CharField(max_length=16)
+    system = models.CharField(max_length=32)
     n = models.IntegerField()
