@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class KewError(Exception):
     """Base class of every error Kew raises."""
@@ -34,6 +36,19 @@ class BrokerBlocked(ConnectionLost):
     Recoverable, as any ``ConnectionLost``: the messages are not at fault.
     Send them again, with the same ids, once the broker accepts again.
     """
+
+
+class PartlyStored(ConnectionLost):
+    """The broker confirmed some messages of a batch and refused the others, for now.
+
+    ``refused`` holds the indexes, in the batch, of the refused messages:
+    send those again later (a queue was unavailable or full); the others
+    are stored and must not be sent again.
+    """
+
+    def __init__(self, message: str, *, refused: Sequence[int]):
+        super().__init__(message)
+        self.refused = tuple(refused)
 
 
 class StorageUnavailable(KewError):

@@ -21,7 +21,14 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from kew.backoff import Backoff
-from kew.errors import BrokerBlocked, ConfigurationError, ConnectionLost, ProviderError, SendError
+from kew.errors import (
+    BrokerBlocked,
+    ConfigurationError,
+    ConnectionLost,
+    PartlyStored,
+    ProviderError,
+    SendError,
+)
 from kew.providers.base import Capability, DeliveryOptions, Outgoing, Prepared, Provider
 from kew.providers.headers import CONTENT_TYPE
 from kew.qchan.producers import LazyProducer
@@ -146,6 +153,7 @@ class Relay:
                 self._order.settled(placed[0])
 
     def _claim_and_publish(self, placed: list[int]) -> int:
+        outage: PartlyStored | None = None
         with transaction.atomic(using=self.using):
             with self._order.claim_lock:
                 epoch = self._order.epoch()
@@ -160,7 +168,10 @@ class Relay:
                 with self._order.publishing(place):  # fail in its turn; later batches retry after
                     raise
             with self._order.publishing(place):  # batches publish in the order they were claimed
-                sent, rejected = self._publish(batch, refused)
+                try:
+                    sent, rejected = self._publish(batch, refused)
+                except PartlySent as partly:  # marked below; the broker's refusal after the commit
+                    sent, rejected, outage = partly.sent, partly.rejected, partly.error
                 if len(sent) + len(rejected) < len(rows):  # later batches must not overtake
                     self._order.hold_back_later(place)
             if len(sent) < len(rows):  # those after a rejection stay pending, unchanged
@@ -172,6 +183,8 @@ class Relay:
                 self._reject(row, error)
         self.stats.add(sent=len(sent))
         self.observer.published(sent)
+        if outage is not None:
+            raise outage
         return len(sent) + len(rejected)
 
     def publish_rows(self, rows: Sequence[Any]) -> int:
@@ -185,13 +198,19 @@ class Relay:
         how many rows it settled.
         """
         batch, refused = self._prepare(rows)
-        sent, rejected = self._publish(batch, refused)
+        outage: PartlyStored | None = None
+        try:
+            sent, rejected = self._publish(batch, refused)
+        except PartlySent as partly:
+            sent, rejected, outage = partly.sent, partly.rejected, partly.error
         with transaction.atomic(using=self.using):
             mark_sent([row.id for row in sent], self.using)
             for row, error in rejected:
                 self._reject(row, error)
         self.stats.add(sent=len(sent))
         self.observer.published(sent)
+        if outage is not None:
+            raise outage
         return len(sent) + len(rejected)
 
     def relay_all(self) -> int:
@@ -272,6 +291,11 @@ class Relay:
                 producer.send_prepared([prepared for _, prepared in batch])
         except BrokerBlocked:  # the producer keeps what it wrote, to wait for it again
             raise
+        except PartlyStored as error:  # the confirmed ones are marked sent; the others wait
+            self._producers.drop()
+            ordered = [row for row, _ in batch]
+            stored = [row for index, row in enumerate(ordered) if index not in error.refused]
+            raise PartlySent(stored, refused, error) from error
         except ConnectionLost:
             self._producers.drop()
             raise
@@ -450,3 +474,11 @@ class Relay:
         if self.progress_interval and now >= due[1]:
             log.info(self.progress_line())
             due[1] = now + self.progress_interval
+
+
+class PartlySent(Exception):
+    """A batch the broker stored in part (``PartlyStored``): what was sent, what was rejected."""
+
+    def __init__(self, sent: list[Any], rejected: list[tuple[Any, Exception]], error: PartlyStored):
+        super().__init__(str(error))
+        self.sent, self.rejected, self.error = sent, rejected, error

@@ -28,7 +28,13 @@ import pika
 import pika.frame
 import pika.spec
 
-from kew.errors import BrokerBlocked, ConfigurationError, ConnectionLost, ProviderError, SendError
+from kew.errors import (
+    BrokerBlocked,
+    ConfigurationError,
+    ConnectionLost,
+    PartlyStored,
+    SendError,
+)
 from kew.message import utcnow
 from kew.providers.base import DeliveryOptions, Outgoing, Prepared, Producer, Provider
 from kew.providers.rabbitmq import delays, topics
@@ -161,6 +167,8 @@ class RabbitMQProducer(Producer):
         A batch whose messages all have ids is sent once more, on a new
         connection, if the connection was lost (a consumer that records ids
         drops a copy stored twice); otherwise ``ConnectionLost`` is raised.
+        Messages the broker nacked raise ``PartlyStored`` naming them: the
+        batch is not sent again (the others are stored).
         """
         encoded = [self._encoded(item) for item in batch]  # refuse bad input before sending
         if not encoded:
@@ -171,7 +179,7 @@ class RabbitMQProducer(Producer):
                 self._publish(encoded)
                 return
             except ConnectionLost as lost:
-                if not retry_safe or round_ == 2 or isinstance(lost, BrokerBlocked):
+                if not retry_safe or round_ == 2 or isinstance(lost, BrokerBlocked | PartlyStored):
                     raise
                 log.warning("%s; sending the batch again (its message ids make this safe)", lost)
 
@@ -290,10 +298,11 @@ class RabbitMQProducer(Producer):
             # a channel can keep failing to reach a queue whose leader moved: start afresh
             self._reset()
             queue = encoded[nacked[0]].outgoing.queue
-            raise ProviderError(
+            raise PartlyStored(
                 f"RabbitMQ refused to store {len(nacked)} message(s) (first for queue "
                 f"{queue!r}, index {nacked[0]} of the batch): a queue is unavailable or full; "
-                "send again later"
+                "send those again later",
+                refused=nacked,
             )
 
     def _ensure(self):

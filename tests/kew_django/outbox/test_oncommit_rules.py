@@ -178,7 +178,7 @@ def test_rows_waiting_half_the_grace_are_left_to_the_relay(transactional_db):
         publisher.close()
 
 
-def test_a_rejected_row_takes_the_relays_rejection_path(transactional_db, queue):
+def test_a_rejected_row_takes_the_relays_rejection_path(transactional_db, outbox_sends, queue):
     rows = Channel(queue, payload=Job).send_many([Job(i) for i in range(3)])
     refusing = Wrapped(kew.connect("memory://"))
     refusing.reject_ids = {str(rows[1].pk)}

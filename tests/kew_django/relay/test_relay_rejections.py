@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
+import kew
+from kew.errors import PartlyStored
 from kew_django import Channel
 from kew_django.models import OutboxMessage
 from kew_django.relay.publisher import Relay
@@ -53,3 +57,36 @@ def test_rows_left_pending_by_a_rejection_are_not_overtaken_by_a_later_batch(pro
     assert Relay(recording, batch_size=50, threads=2).relay_all() >= 199
     index = {str(r.pk): i for i, r in enumerate(rows)}
     assert [index[i] for i in recording.sent_ids] == [i for i in range(200) if i != 10]
+
+
+@pytest.mark.rabbitmq
+def test_a_batch_rabbitmq_stores_in_part_is_sent_once(rabbitmq_url, queue, transactional_db):
+    # A queue of at most 3 messages that refuses more (x-overflow: reject-publish): the broker
+    # confirms the first 3 of a batch of 5 and nacks the others.
+    full_at_3 = {"x-max-length": 3, "x-overflow": "reject-publish"}
+    provider = kew.connect(
+        rabbitmq_url, queue_type="classic", queue_arguments=full_at_3, delivery_limit=None
+    )
+    try:
+        rows = Channel(queue, payload=Job).send_many([Job(n) for n in range(5)])
+        relay = Relay(provider, batch_size=5, queues=[queue])
+        with pytest.raises(PartlyStored):
+            relay.relay_batch()
+        pending = OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING)
+        assert sorted(pending.values_list("pk", flat=True)) == sorted(r.pk for r in rows[3:])
+        assert {row.attempts for row in pending} == {0}  # the broker's state, not theirs
+        assert received(provider, queue) == [0, 1, 2]  # room again: the other two go now
+        assert relay.relay_all() == 2
+        assert received(provider, queue) == [3, 4]  # and nothing twice
+    finally:
+        provider.close()
+
+
+def received(provider, queue: str) -> list[int]:
+    """Take and ack every message waiting in ``queue``; return their job numbers."""
+    numbers = []
+    with provider.receiver(queue, prefetch=10) as receiver:
+        while (delivery := receiver.receive(2.0)) is not None:
+            numbers.append(json.loads(delivery.payload)["n"])
+            delivery.ack()
+    return numbers
