@@ -280,7 +280,7 @@ def test_exactly_one_outcome_email_per_import_on_postgres_and_artemis(
         database_url=postgres_server.url_for(name),
         broker_url=artemis_server.url,
         queue_depth=queue_depth,
-        probe=lambda: artemis_server.cli("queue", "stat", "--maxRows", "1000", timeout=60).stdout,
+        probe=lambda: artemis_server.describe("imports", OUTCOMES_QUEUE),
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from kew.providers.artemis import ArtemisProvider, stranded
 from tests.harness.artemis.distribution import ARTEMIS_VERSION, ensure_distribution
 from tests.harness.lifecycle import Server
 
@@ -158,6 +159,28 @@ class ArtemisServer(Server):
             if entry.get("name") == queue:
                 return dict(entry)
         return None
+
+    def stranded(self, *queues: str) -> dict[str, int]:
+        """Per Kew queue, the deliveries the broker counts as in delivery but no consumer holds.
+
+        A consumer's connection that fails mid-delivery can leave one so
+        (``kew.providers.artemis.management``); only a restart brings it back.
+        """
+        provider = ArtemisProvider(self.url)
+        try:
+            with provider.management() as management:
+                return {queue: stranded(management, queue) for queue in queues}
+        finally:
+            provider.close()
+
+    def describe(self, *queues: str) -> str:
+        """Return ``artemis queue stat`` and the stranded deliveries of ``queues`` (a diagnosis)."""
+        stat = self.cli("queue", "stat", "--maxRows", "1000", timeout=60).stdout
+        try:
+            held = f"{self.stranded(*queues)}"
+        except Exception as error:  # noqa: BLE001 - a diagnosis must not hide the failure
+            held = f"unknown ({error!r})"
+        return f"{stat}\nin delivery to no consumer (back only after a broker restart): {held}"
 
 
 def java_env() -> dict[str, str]:
