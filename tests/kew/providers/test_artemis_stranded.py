@@ -110,6 +110,7 @@ def test_every_delivery_a_killed_consumer_does_not_give_back_is_stranded_until_a
                     producer.send(queue, b"job", DeliveryOptions(message_id=queue))
             hold_and_kill(artemis_server.url, queues)
             missing = [queue for queue in queues if not take(provider, queue, timeout=3.0)]
+            missing = [queue for queue in missing if not take(provider, queue, timeout=10.0)]
             with provider.management() as management:
                 counts = {queue: stranded(management, queue) for queue in queues}
             assert {queue for queue, count in counts.items() if count} == set(missing)
