@@ -77,7 +77,8 @@ def run_the_guarantee(
     """Run the scenario; ``queue_depth`` counts a broker queue's messages (default: browse).
 
     ``probe`` describes the broker's state; it is printed if the deadline
-    passes, while every process still runs (who consumes what).
+    passes, while every process still runs (who consumes what), and its
+    last line goes into the failure message.
     """
     root, names = make_root(tmp_path)
     logs = tmp_path / "logs"
@@ -139,8 +140,8 @@ def run_the_guarantee(
                 return set(accepted) <= told
 
             done = wait_until(all_told, DEADLINE - (time.monotonic() - started))
-            if not done and probe is not None:
-                print(f"the broker, at the deadline:\n{probe()}")
+            broker = probe() if not done and probe is not None else ""
+            print(f"the broker, at the deadline:\n{broker}" if broker else "", end="")
             time.sleep(1.0)  # room for a duplicate e-mail to show up, if one were coming
             for process in processes:
                 assert process.running(), f"{process.name} died:\n{process.tail()}"
@@ -156,7 +157,7 @@ def run_the_guarantee(
         try:
             assert done, (
                 f"not every import was told within {DEADLINE}s: {missing(accepted, smtp)}; "
-                f"database: {diagnosis(accepted, smtp, state)}"
+                f"database: {diagnosis(accepted, smtp, state)}; broker: {broker.splitlines()[-1:]}"
             )
             check_emails(accepted, smtp)
             check_state(accepted, state)
