@@ -81,7 +81,7 @@ class Management:
             "receipt": receipt,
         }
         asked = f"{resource} {next(iter(what.values()))}"
-        wire.send_many([(self.address, json.dumps(args).encode(), headers)])
+        wire.send_text(self.address, json.dumps(args), headers)
         self._confirm(wire, receipt, f"the management request {asked}")
         try:
             frame = self._replies.get(timeout=self.config.receipt_timeout)

@@ -65,6 +65,7 @@ def test_a_delivery_held_by_a_live_consumer_is_not_stranded(artemis_server):
             resource = f"queue.{queue}"
             assert wait_until(lambda: management.attribute(resource, "DeliveringCount") == 0, 10)
             assert management.attribute(resource, "MessageCount") == 1
+            assert management.call(resource, "countMessages", "_AMQ_DUPL_ID = 'job'") == 1
             assert stranded(management, queue) == 0
     finally:
         provider.close()
