@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,27 @@ class ArtemisServer(Server):
         except Exception as error:  # noqa: BLE001 - a diagnosis must not hide the failure
             held = f"unknown ({error!r})"
         return f"{stat}\nin delivery to no consumer (back only after a broker restart): {held}"
+
+    def restart_for_stranded(self, queue: str, missing: int) -> bool:
+        """Restart the broker if its stranded deliveries of ``queue`` are the ``missing`` ones.
+
+        The operator's remedy for an Artemis bug (docs/artemis.md, "Known
+        broker issue: stranded deliveries"). Only when exactly ``missing``
+        deliveries of Kew queue ``queue`` are stranded does it warn and
+        restart (a clean stop and start) and return True; otherwise
+        something else is wrong: it returns False and leaves the broker be.
+        """
+        count = self.stranded(queue)[queue]
+        if count == 0 or count != missing or not self.controllable:
+            return False
+        warnings.warn(
+            f"Artemis stranded {count} delivery(ies) of queue {queue!r} that a killed consumer "
+            "held (the broker's race between a STOMP connection's failure listener and its "
+            "cleanup, docs/artemis.md); restarting the broker, as an operator would",
+            stacklevel=2,
+        )
+        self.restart()
+        return True
 
 
 def java_env() -> dict[str, str]:

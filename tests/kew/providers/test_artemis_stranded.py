@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -93,6 +94,45 @@ def test_the_harness_describes_the_stranded_deliveries_of_a_queue(artemis_server
         assert queue in description and f"{{'{queue}': 0}}" in description
     finally:
         provider.close()
+
+
+def test_the_harness_leaves_the_broker_be_when_a_missing_delivery_is_not_stranded(artemis_server):
+    queue = f"test.stranded.{uuid.uuid4().hex[:12]}"
+    provider = provider_for(artemis_server)
+    try:
+        with provider.producer() as producer:
+            producer.send(queue, b"job", DeliveryOptions(message_id="job"))  # waiting, not stranded
+        asked = time.time()
+        assert artemis_server.restart_for_stranded(queue, 1) is False
+        assert artemis_server.restart_for_stranded(queue, 0) is False
+        assert started_at(provider) < asked  # not restarted
+    finally:
+        provider.close()
+
+
+def test_the_harness_restarts_the_broker_when_the_missing_deliveries_are_stranded(
+    artemis_server, monkeypatch
+):
+    """The remedy's branch, forced: the broker's race cannot be made to happen at will."""
+    queue = f"test.stranded.{uuid.uuid4().hex[:12]}"
+    provider = provider_for(artemis_server)
+    try:
+        with provider.producer() as producer:
+            producer.send(queue, b"job", DeliveryOptions(message_id="job"))
+        asked = time.time()
+        monkeypatch.setattr(artemis_server, "stranded", lambda *queues: {queue: 1})
+        with pytest.warns(UserWarning, match=f"stranded 1 .*{queue}"):
+            assert artemis_server.restart_for_stranded(queue, 1) is True
+        assert started_at(provider) > asked  # restarted
+        assert take(provider, queue, timeout=10.0)  # persistent: back after the restart
+    finally:
+        provider.close()
+
+
+def started_at(provider: ArtemisProvider) -> float:
+    """Return when the broker started (epoch seconds)."""
+    with provider.management() as management:
+        return time.time() - int(management.attribute("broker", "UptimeMillis")) / 1000
 
 
 @pytest.mark.slow
