@@ -5,7 +5,7 @@ address naming a resource (``queue.<name>``, ``broker``) and an operation
 or attribute, its arguments a JSON array; the broker answers on the
 caller's reply queue. The user needs Artemis's ``manage`` permission.
 
-``stranded`` finds the deliveries Artemis (2.40 at least) can lose when a
+``stranded`` finds the deliveries Artemis (2.40 to 2.44) can lose when a
 consumer's connection fails: they stay counted as in delivery but no
 consumer holds them, so nobody receives them until the broker restarts
 (its journal still has them). See ``docs/artemis.md``.
