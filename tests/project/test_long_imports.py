@@ -148,9 +148,9 @@ def crash_overlap_and_cancel(
 
     The killed import must run again within ``lease`` + 5 s. If it does
     not, ``remedy`` is given the one missing delivery; if it restarts the
-    broker for it (True), the import must run again within that bound of
-    the restart. ``probe`` describes the broker's state if it does not
-    (while every process runs).
+    broker for it (True), the same bound runs from the restart. ``probe``
+    describes the broker's state if it still does not (while every
+    process runs).
     """
     bound = lease + 5
     with SMTPServer() as smtp:
@@ -190,7 +190,7 @@ def crash_overlap_and_cancel(
             killed = time.monotonic()
             again = wait_until(lambda: len(runs(root, "long-4")) == 2, bound + 5, 0.05)
             if not again and remedy is not None and remedy(1):
-                killed = time.monotonic()
+                killed = time.monotonic()  # the broker is back: the bound runs from here
                 again = wait_until(lambda: len(runs(root, "long-4")) == 2, bound + 5, 0.05)
             assert again, f"the killed worker's import did not run again; broker: {probe()}"
             recovery = time.monotonic() - killed
