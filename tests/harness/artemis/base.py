@@ -189,10 +189,14 @@ class ArtemisServer(Server):
         The operator's remedy for an Artemis bug (docs/artemis.md, "Known
         broker issue: stranded deliveries"). Only when exactly ``missing``
         deliveries of Kew queue ``queue`` are stranded does it warn and
-        restart (a clean stop and start) and return True; otherwise
-        something else is wrong: it returns False and leaves the broker be.
+        restart (a clean stop and start) and return True. Otherwise
+        (something else is wrong, or a broker given by URL) it returns
+        False and leaves the broker be: the caller fails as it would have.
         """
-        count = self.stranded(queue)[queue]
+        try:
+            count = self.stranded(queue)[queue]
+        except Exception:  # noqa: BLE001 - the caller's own failure says more, with describe()
+            return False
         if count == 0 or count != missing or not self.controllable:
             return False
         warnings.warn(
