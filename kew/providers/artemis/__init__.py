@@ -14,6 +14,7 @@ import weakref
 from kew.errors import ConfigurationError
 from kew.providers.artemis import topics
 from kew.providers.artemis.config import ArtemisConfig, parse_url
+from kew.providers.artemis.management import Management, stranded
 from kew.providers.artemis.producer import ArtemisProducer, EncodedSend, encode, send_headers
 from kew.providers.artemis.receiver import ArtemisDelivery, ArtemisReceiver
 from kew.providers.base import Capability, Outgoing, Producer, Provider, Receiver
@@ -24,7 +25,9 @@ __all__ = [
     "ArtemisDelivery",
     "ArtemisProducer",
     "ArtemisProvider",
+    "Management",
     "parse_url",
+    "stranded",
 ]
 
 
@@ -94,6 +97,10 @@ class ArtemisProvider(Provider):
     def subscribe(self, topic: str, name: str) -> str:
         """Create the durable subscription ``topic.name`` on address ``topic``; return its queue."""
         return topics.subscribe(self.config, topic, name)
+
+    def management(self) -> Management:
+        """Return a connection to the broker's management API (needs the manage permission)."""
+        return Management(self.config)
 
     def _keep(self, client):
         with self._lock:

@@ -4,6 +4,11 @@
 a lost connection; deliveries of the old connection are then dropped (the
 broker delivers them again). ``ack`` does not wait for a receipt; ``close``
 does. An unacked delivery comes back ``redelivered``. See ``docs/artemis.md``.
+
+NOTE: when a receiver's connection fails (its process killed) while it
+holds a delivery, Artemis (2.40 to 2.44) now and then strands it: counted
+as in delivery, held by no consumer, back only after a broker restart.
+``management.stranded`` counts them.
 """
 
 from __future__ import annotations

@@ -218,6 +218,11 @@ class Wire(stomp.ConnectionListener):
         """Write one SEND frame; raise ConnectionLost if the wire is broken."""
         self._write(lambda: self.conn.send(destination, body, headers=dict(headers)))
 
+    def send_text(self, destination: str, text: str, headers: Mapping[str, str]) -> None:
+        """Write one SEND frame without ``content-length``: Artemis stores it as a text message."""
+        frame = dict(headers, destination=destination)
+        self._write(lambda: self.conn.send_frame("SEND", frame, text))
+
     def send_many(
         self,
         frames: Sequence[tuple[str, bytes, Mapping[str, str]]],
