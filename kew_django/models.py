@@ -39,6 +39,8 @@ class OutboxMessage(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     # A rejected row backs off: the relay does not claim it again before this time.
+    # the relay leaves the row until then: a rejection's back-off, or (publishing on
+    # commit) GRACE, while its sender publishes it
     retry_at = models.DateTimeField(null=True, blank=True)
     requeue_of = models.CharField(max_length=64, blank=True)
 
