@@ -153,7 +153,6 @@ class Relay:
                 self._order.settled(placed[0])
 
     def _claim_and_publish(self, placed: list[int]) -> int:
-        outage: PartlyStored | None = None
         with transaction.atomic(using=self.using):
             with self._order.claim_lock:
                 epoch = self._order.epoch()
@@ -168,10 +167,7 @@ class Relay:
                 with self._order.publishing(place):  # fail in its turn; later batches retry after
                     raise
             with self._order.publishing(place):  # batches publish in the order they were claimed
-                try:
-                    sent, rejected = self._publish(batch, refused)
-                except PartlySent as partly:  # marked below; the broker's refusal after the commit
-                    sent, rejected, outage = partly.sent, partly.rejected, partly.error
+                sent, rejected, outage = self._publish_partly(batch, refused)
                 if len(sent) + len(rejected) < len(rows):  # later batches must not overtake
                     self._order.hold_back_later(place)
             if len(sent) < len(rows):  # those after a rejection stay pending, unchanged
@@ -181,11 +177,7 @@ class Relay:
                 )
             for row, error in rejected:
                 self._reject(row, error)
-        self.stats.add(sent=len(sent))
-        self.observer.published(sent)
-        if outage is not None:
-            raise outage
-        return len(sent) + len(rejected)
+        return self._settled(sent, rejected, outage)
 
     def publish_rows(self, rows: Sequence[Any]) -> int:
         """Publish committed pending ``rows`` as they are in memory, then mark the sent ones sent.
@@ -194,19 +186,28 @@ class Relay:
         claim, so a relay that takes the rows meanwhile publishes them too (a
         duplicate, dropped by id or by an idempotent consumer). A rejection
         takes the relay's path; the rows after it stay pending. Raises
-        ``ConnectionLost`` or ``BrokerBlocked`` with nothing marked. Returns
-        how many rows it settled.
+        ``ConnectionLost`` or ``BrokerBlocked`` with nothing marked, and
+        ``PartlyStored`` once the confirmed rows are marked. Returns how many
+        rows it settled.
         """
         batch, refused = self._prepare(rows)
-        outage: PartlyStored | None = None
-        try:
-            sent, rejected = self._publish(batch, refused)
-        except PartlySent as partly:
-            sent, rejected, outage = partly.sent, partly.rejected, partly.error
+        sent, rejected, outage = self._publish_partly(batch, refused)
         with transaction.atomic(using=self.using):
             mark_sent([row.id for row in sent], self.using)
             for row, error in rejected:
                 self._reject(row, error)
+        return self._settled(sent, rejected, outage)
+
+    def _publish_partly(self, batch, refused):
+        """``_publish``, and the broker's partial refusal (to raise once the rest is marked)."""
+        try:
+            sent, rejected = self._publish(batch, refused)
+        except PartlySent as partly:
+            return partly.sent, partly.rejected, partly.error
+        return sent, rejected, None
+
+    def _settled(self, sent, rejected, outage: PartlyStored | None) -> int:
+        """Count the sent rows; raise the broker's partial refusal if any; return the total."""
         self.stats.add(sent=len(sent))
         self.observer.published(sent)
         if outage is not None:
