@@ -104,6 +104,9 @@ def _nothing() -> None:
     """Do nothing: a callback that only wakes ``process_data_events``."""
 
 
+NACK_PATIENCE = 5.0  # seconds nacked messages are sent again before PartlyStored
+
+
 class _Confirms:
     """Publisher confirms of one channel: which delivery tags were acked, nacked, returned."""
 
@@ -167,12 +170,30 @@ class RabbitMQProducer(Producer):
         A batch whose messages all have ids is sent once more, on a new
         connection, if the connection was lost (a consumer that records ids
         drops a copy stored twice); otherwise ``ConnectionLost`` is raised.
-        Messages the broker nacked raise ``PartlyStored`` naming them: the
-        batch is not sent again (the others are stored).
+        Messages the broker nacked (a queue without a leader yet, as a quorum
+        queue is for a moment after it is declared or its leader's node
+        dies; a full queue) are sent again, they alone, for up to
+        ``NACK_PATIENCE`` seconds; then ``PartlyStored`` names those still
+        refused, the others being stored.
         """
         encoded = [self._encoded(item) for item in batch]  # refuse bad input before sending
         if not encoded:
             return
+        left = list(range(len(encoded)))  # indexes in ``batch`` not yet stored
+        deadline, pause = time.monotonic() + NACK_PATIENCE, 0.05
+        while True:
+            try:
+                self._send_encoded([encoded[index] for index in left])
+                return
+            except PartlyStored as partly:
+                left = [left[index] for index in partly.refused]
+                if time.monotonic() + pause > deadline:
+                    raise PartlyStored(str(partly), refused=left) from partly
+            log.info("RabbitMQ refused %d message(s) for now; sending them again", len(left))
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def _send_encoded(self, encoded: Sequence[EncodedPublish]) -> None:
         retry_safe = all(item.outgoing.options.message_id is not None for item in encoded)
         for round_ in (1, 2):
             try:
