@@ -6,7 +6,8 @@ batch), at most ``KEW["CONSUMERS"]["BATCH_SIZE"]`` of them (32: PostgreSQL
 slows down everywhere once a transaction holds more than 64 savepoints that
 wrote; check kew.W002), and handles
 them in one transaction, each handler in a savepoint of its own with its
-idempotency record (``Worker.run_in_transaction``). No handler starts once
+idempotency record (``Worker.run_in_transaction``; the first needs none,
+and the commit releases the others: ``db.savepoints``). No handler starts once
 the transaction is ``BATCH_TIME`` seconds old: the rest of the batch goes
 in the next transaction. Then:
 
@@ -58,6 +59,7 @@ from kew_django.providers.database import (
     acked_in_transaction,
 )
 from kew_django.workers.heartbeat import Heartbeat
+from kew_django.workers.outage import database_down
 
 if TYPE_CHECKING:
     from kew.qchan.observe import EngineObserver
@@ -87,7 +89,9 @@ class Worker(Protocol):
     def held(self, limit: int) -> list[Delivery]: ...
     def counted(self, outcome: DeliveryOutcome) -> None: ...
     def ack_many(self, deliveries: list[Delivery]) -> None: ...
-    def run_in_transaction(self, message: Message[Any]) -> DeliveryOutcome | None: ...
+    def run_in_transaction(
+        self, message: Message[Any], *, savepoint: bool = True
+    ) -> DeliveryOutcome | None: ...
 
     def settle(
         self,
@@ -207,23 +211,38 @@ def _transaction(worker: Worker, pending: Sequence[Item], seconds: float) -> lis
 
     Rows of the database provider on the worker's own database are acked
     (deleted) in that transaction, so they commit with the handlers' writes.
+    The first handler runs without a savepoint: the transaction holds
+    nothing else yet, so if it raises the whole transaction is rolled back
+    and it alone is returned, to take its own path.
     """
     ran: list[Item] = []
     connection = connections[worker.using]
-    with transaction.atomic(using=worker.using):
-        began = time.monotonic()
-        for item in pending:
-            if ran and time.monotonic() - began >= seconds:
-                break
-            _run(worker, item)
-            ran.append(item)
-            if item.error is not None and connection.needs_rollback:
-                if isinstance(item.error, DATABASE_ERRORS):
-                    raise item.error  # the gate tells an outage from the handler's failure
-                raise TransactionLost(f"message {item.delivery.message_id}: {item.error!r}")
-        acked = _ack_in_transaction(worker, ran)
+    try:
+        with transaction.atomic(using=worker.using):
+            began = time.monotonic()
+            for item in pending:
+                if ran and time.monotonic() - began >= seconds:
+                    break
+                _run(worker, item, savepoint=bool(ran))
+                ran.append(item)
+                if item.error is not None and connection.needs_rollback:
+                    if len(ran) == 1:
+                        raise _FirstFailed
+                    if isinstance(item.error, DATABASE_ERRORS):
+                        raise item.error  # the gate tells an outage from the handler's failure
+                    raise TransactionLost(f"message {item.delivery.message_id}: {item.error!r}")
+            acked = _ack_in_transaction(worker, ran)
+    except _FirstFailed:
+        first = ran[0]
+        if isinstance(first.error, DATABASE_ERRORS) and database_down(worker.using):
+            raise first.error from None  # the gate holds the batch and runs it again
+        return ran  # rolled back: its failure is settled as when handled alone
     acked_in_transaction(acked)
     return ran
+
+
+class _FirstFailed(Exception):
+    """The batch's first handler raised without a savepoint: roll the transaction back."""
 
 
 def _ack_in_transaction(worker: Worker, ran: list[Item]) -> list[DatabaseDelivery]:
@@ -236,12 +255,12 @@ def _ack_in_transaction(worker: Worker, ran: list[Item]) -> list[DatabaseDeliver
         raise TransactionLost(str(lost)) from lost
 
 
-def _run(worker: Worker, item: Item) -> None:
+def _run(worker: Worker, item: Item, *, savepoint: bool) -> None:
     assert item.message is not None
     item.outcome, item.error = None, None
     item.started = time.monotonic()
     try:
-        item.outcome = worker.run_in_transaction(item.message)  # a savepoint in the batch's
+        item.outcome = worker.run_in_transaction(item.message, savepoint=savepoint)
     except Exception as failure:  # noqa: BLE001 - the handler's own: settled after the commit
         item.error = failure
 

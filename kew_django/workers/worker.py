@@ -60,6 +60,7 @@ from kew.qchan.outcomes import DeliveryOutcome, WorkerStats
 from kew.schedule import GiveUp, GiveUpReason, RepeatAction, Schedule
 from kew_django.conf import section
 from kew_django.db.connections import close_db_connections
+from kew_django.db.savepoints import kept_savepoint
 from kew_django.limits.gate import Gate, GatedDelivery, gate_for
 from kew_django.models import DeadLetter, ProcessedMessage
 from kew_django.providers.database import LeaseLost, ack_in_transaction, acked_in_transaction
@@ -200,7 +201,7 @@ class Worker(QueueSink[Any]):
         return self.gate.through(lambda: self.run_in_transaction(message, delivery))
 
     def run_in_transaction(
-        self, message: Message[Any], delivery: Delivery | None = None
+        self, message: Message[Any], delivery: Delivery | None = None, *, savepoint: bool = True
     ) -> DeliveryOutcome | None:
         """Run the handler in a transaction (a batch's savepoint) with its idempotency record.
 
@@ -208,10 +209,20 @@ class Worker(QueueSink[Any]):
         acked in the same transaction (``ack_in_transaction``): handled and
         acked commit together. If its lease ran out and another consumer
         took it, the handler's writes are rolled back and DUPLICATE returned.
+        In a batch's transaction the savepoint is left for the commit to
+        release (``kept_savepoint``); ``savepoint=False`` runs without one,
+        for the batch's first handler: if it raises, the transaction is
+        marked for rollback (``needs_rollback``), for the batch to end.
         """
-        own = [] if delivery is None or connections[self.using].in_atomic_block else [delivery]
+        connection = connections[self.using]
+        own = [] if delivery is None or connection.in_atomic_block else [delivery]
+        block = (
+            (kept_savepoint(self.using) if savepoint else transaction.atomic(self.using, False))
+            if connection.in_atomic_block
+            else transaction.atomic(using=self.using)
+        )
         try:
-            with transaction.atomic(using=self.using):
+            with block:
                 outcome = self._run_and_record(message)
                 if outcome is not None and own and self.heartbeat is not None:
                     self.heartbeat.finishing()  # a renewal waiting on the deleted row: no loss

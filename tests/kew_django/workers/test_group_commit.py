@@ -97,6 +97,45 @@ def test_the_deliveries_in_hand_commit_together_on_the_database_provider(
     assert handler.groups() == [MESSAGES - 1, 1]  # one commit for the batch, one for the retry
 
 
+@pytest.mark.parametrize("failing", [0, MESSAGES - 1], ids=["first", "last"])
+def test_a_failing_handler_first_or_last_in_a_batch_runs_again_only_as_its_retry(
+    database_provider, queue, business_rows, settings, failing
+):
+    # The first handler runs without a savepoint: its failure rolls its transaction back whole.
+    settings.KEW = {"CONSUMERS": {"BATCH_TIME": 30.0}}
+    handler = Recorder(fail_first_run_of=failing)
+    spec = ConsumerSpec(queue, handler, payload=Job, retry="0.1s", idempotent=True, prefetch=10)
+    worker = Worker(spec, database_provider, poll_interval=0.2)
+    publish(database_provider, queue, MESSAGES)
+    run_until(worker, lambda: worker.stats.counts[DeliveryOutcome.HANDLED] == MESSAGES)
+    assert Counter(handler.runs) == Counter([*range(MESSAGES), failing])
+    assert effects.counts() == Counter(range(MESSAGES))
+    assert handler.groups() == [MESSAGES - 1, 1]  # the others together, then the retry
+    assert worker.stats.counts[DeliveryOutcome.RETRIED] == 1
+
+
+def test_a_database_error_of_the_first_handler_is_its_own_failure_while_the_database_answers(
+    database_provider, queue, business_rows, settings
+):
+    settings.KEW = {"CONSUMERS": {"BATCH_TIME": 30.0}}
+    runs: list[int] = []
+
+    def handle(job: Job) -> None:
+        runs.append(job.n)
+        effects.write(job.n)
+        if job.n == 0 and runs.count(0) == 1:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT * FROM kew_no_such_table")  # a DatabaseError
+
+    spec = ConsumerSpec(queue, handle, payload=Job, retry="0.1s", prefetch=10)
+    worker = Worker(spec, database_provider, poll_interval=0.2)
+    publish(database_provider, queue, MESSAGES)
+    run_until(worker, lambda: worker.stats.counts[DeliveryOutcome.HANDLED] == MESSAGES)
+    assert Counter(runs) == Counter([*range(MESSAGES), 0])  # not run again alone at once
+    assert effects.counts() == Counter(range(MESSAGES))
+    assert worker.stats.counts[DeliveryOutcome.RETRIED] == 1
+
+
 def test_a_batch_is_bounded_by_batch_size(database_provider, queue, business_rows, settings):
     settings.KEW = {"CONSUMERS": {"BATCH_SIZE": 2, "BATCH_TIME": 30.0}}
     handler = Recorder()
