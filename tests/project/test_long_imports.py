@@ -306,12 +306,16 @@ def test_an_import_whose_worker_is_killed_every_run_ends_failed_with_one_email(
                 def next_run_or_final(killed: int = kills) -> bool:
                     return len(runs(root, "long-1")) > killed or final()
 
-                if wait_until(next_run_or_final, 30, 0.05):
-                    if final():
-                        break
-                    worker.stop(signal.SIGKILL)  # mid-run: each run takes 5 s
-                    kills += 1
-                    worker.start()
+                if not wait_until(next_run_or_final, 30, 0.05):
+                    # Only Artemis's stranded delivery (docs/artemis.md) may hold it up.
+                    restarted = artemis_server.restart_for_stranded("imports", 1)
+                    assert restarted, f"no run after a kill: {artemis_server.describe('imports')}"
+                    continue
+                if final():
+                    break
+                worker.stop(signal.SIGKILL)  # mid-run: each run takes 5 s
+                kills += 1
+                worker.start()
             time.sleep(1.5)  # room for a duplicate e-mail, if one were coming
             final_status = web.request("GET", detail)[1]["status"]
         except BaseException:
