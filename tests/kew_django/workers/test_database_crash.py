@@ -45,7 +45,9 @@ from kew.providers.base import DeliveryOptions, Outgoing
 from kew_django.models import CrashCount, DeadLetter, QueuedMessage
 from kew_django.providers.database import DatabaseProvider
 from kew_django.providers.leases import Leases
+from tests.harness.postgres.url import ENV_URL
 from tests.harness.processes import ROOT
+from tests.harness.services import service_unsupported
 from tests.kew_django.batch_app import effects
 from tests.kew_django.batch_app.consumers import PLAIN
 from tests.kew_django.child_env import DATABASE_KEYS, child_env
@@ -64,7 +66,9 @@ class WalWriter:
     """The server's WAL writer, paused (``hold``) so that unflushed commits stay unwritten."""
 
     def __init__(self, server):
-        if server.mode != "local":
+        if not server.controllable:
+            service_unsupported(f"cannot kill the external PostgreSQL given by {ENV_URL}")
+        if server.mode != "local":  # a container's server may come back on another port
             pytest.skip("pausing the WAL writer (SIGSTOP) needs a local PostgreSQL server")
         self.server = server
         self.pid: int | None = None
