@@ -92,11 +92,21 @@ class Cluster:
         pid = self.pid()
         if pid is None:
             return
-        # pg_ctl starts the postmaster in a session of its own: its group is the server
+        # Each backend runs in a session of its own (PostgreSQL calls setsid), so the
+        # postmaster's group is not the server: its children, listed first, are killed
+        # one by one, so that none of them commits after the crash. SIGCONT: a stopped
+        # process (a test may pause one) dies only once it runs again on some kernels.
+        children = [int(fields[0]) for fields in _proc_stats() if int(fields[2]) == pid]
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child, signal.SIGKILL)
+                os.kill(child, signal.SIGCONT)
         deadline = time.monotonic() + 30
-        while _group_alive(pid) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (
+            _group_alive(pid) or any(_alive(child) for child in children)
+        ):
             time.sleep(0.05)
         # the dead postmaster may linger as a zombie nobody reaps, which makes the
         # next server refuse its lock files: the crash recovery itself is PostgreSQL's

@@ -4,7 +4,7 @@
 ``postgres``, trust authentication, no locale, UTF8), starts the server with
 ``pg_ctl`` on a free port of 127.0.0.1 with ``fsync=off`` and creates the
 database. :meth:`~LocalPostgres.stop` (``pg_ctl stop -m fast``) and
-:meth:`~LocalPostgres.kill` (SIGKILL of the server's process group) keep
+:meth:`~LocalPostgres.kill` (SIGKILL of the postmaster and each of its children) keep
 the cluster, so the next start runs it again on the same port;
 :meth:`~LocalPostgres.close` deletes it. ``initdb`` refuses to run as root:
 as root the server runs as the unprivileged ``postgres`` user.

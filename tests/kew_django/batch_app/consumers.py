@@ -2,7 +2,8 @@
 
 Run by ``manage.py kew_consume`` in a subprocess (``tests/kew_django/batch_settings.py``).
 Each handler run writes a business row (``effects``) and a mark line
-(``ran``: message and pid) under ``KEW_TEST_MARKS``. A message whose data
+(``ran``: message and pid) under ``KEW_TEST_MARKS``, then sleeps for the
+``pause`` its message's data names, if any. A message whose data
 names a ``kill`` kills the process once (a file marks that it did):
 ``"now"`` inside its handler, before the batch commits; ``"after-commit"``
 from ``transaction.on_commit``, between the batch's commit and its acks.
@@ -10,6 +11,7 @@ from ``transaction.on_commit``, between the batch's commit and its acks.
 
 import os
 import signal
+import time
 from pathlib import Path
 
 from django.db import transaction
@@ -42,6 +44,7 @@ def write_and_maybe_die(data: dict) -> None:
     """Write the message's business row; kill the process where the message says, once."""
     effects.write(data["n"])
     mark("ran", f"{data['n']} {os.getpid()}")
+    time.sleep(data.get("pause", 0))
     kill = data.get("kill")
     if kill and first_time("killed"):
         if kill == "now":
