@@ -125,6 +125,13 @@ def django_db_modify_db_settings(request, django_db_modify_db_settings_parallel_
         database.setdefault("TEST", {})["NAME"] = str(path)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's test databases; LISTEN threads tests left open close before the drop."""
+    yield
+    close_listeners()  # each holds a session on the test database, which DROP DATABASE refuses
+
+
 def close_listeners() -> None:
     """Stop the LISTEN threads of providers that tests left open."""
     notify = sys.modules.get("kew_django.db.notify")
