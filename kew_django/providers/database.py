@@ -512,7 +512,10 @@ def ack_in_transaction(using: str, deliveries: Sequence[Delivery]) -> list[Datab
         count = receiver._leases.delete_many([d._pk for d in mine], token)  # errors as they are
         if count < len(mine):
             lost = len(mine) - count
-            raise LeaseLost(f"{lost} of {len(mine)} leases on {receiver.queue} ran out")
+            raise LeaseLost(
+                f"{lost} of {len(mine)} leases on {receiver.queue} are no longer this "
+                "consumer's (they ran out, or a database crash lost them)"
+            )
         deleted.extend(mine)
     return deleted
 

@@ -229,7 +229,8 @@ class Worker(QueueSink[Any]):
                 acked = ack_in_transaction(self.using, own) if outcome is not None else []
         except LeaseLost:
             log.warning(
-                "%s: the lease of message %s ran out and another consumer took it; "
+                "%s: the lease of message %s is no longer this consumer's (it ran out, "
+                "or a database crash lost it); "
                 "its handler's writes were rolled back",
                 self.spec.queue,
                 message.message_id,

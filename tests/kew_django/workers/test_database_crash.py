@@ -299,7 +299,8 @@ def test_consumers_lose_nothing_and_repeat_nothing_through_database_crashes(wal_
         assert all("available again" in text for text in texts), texts  # backed off, came back
         text = "\n".join(texts)
         # the crashes hit leases not yet written: "a batch failed as a whole (20 of 20
-        # leases on ... ran out)", then each of its messages ran alone and rolled back
+        # leases on ... are no longer this consumer's ...)", then each of its messages ran
+        # alone and rolled back
         assert "leases on" in text, text
         runs = len((tmp_path / "ran").read_text().splitlines())
         print(
