@@ -68,7 +68,8 @@ class Runner:
 
     ``run`` raises ``ComponentDied`` when any thread ends by itself (the
     commands then exit with status 1, for a supervisor to restart them):
-    a process must never go on with its relay or a worker missing. Once
+    a process must never go on with its relay or a worker missing; what
+    ended it is logged with its traceback ("kew: thread ... died"). Once
     ``stop`` is set, the threads get ``KEW["CONSUMERS"]["SHUTDOWN_GRACE"]``
     seconds to finish their deliveries; ``run`` then returns even if some
     have not (their deliveries, unacked, come back). While it runs, it
@@ -131,7 +132,13 @@ class Runner:
         )
 
     def _spawn(self, name: str, target: Callable[[threading.Event], object]) -> None:
-        thread = threading.Thread(target=target, args=(self.stop,), name=name, daemon=True)
+        def run(stop: threading.Event) -> None:
+            try:
+                target(stop)
+            except Exception:  # the loop below sees the thread gone and ends the process
+                log.exception("kew: thread %s died", name)
+
+        thread = threading.Thread(target=run, args=(self.stop,), name=name, daemon=True)
         thread.start()
         self.threads.append(thread)
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import pika
 import pika.spec
+from pika.adapters.blocking_connection import BlockingChannel
 
 from kew.errors import ConfigurationError, KewError
 from kew.providers.base import Delivery, Receiver
@@ -209,28 +210,47 @@ class RabbitMQReceiver(Receiver):
         self._connection = None
         close_quietly(connection)  # unacked deliveries go back to the queue
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge ``deliveries`` with one hand-over to the I/O thread (one wake, not one each).
+
+        As ``ack`` each: from any thread, a delivery already acked is
+        skipped, and one of an earlier connection is dropped (it comes again).
+        """
+        fresh = [d for d in deliveries if isinstance(d, RabbitMQDelivery) and not d._acked]
+        for delivery in fresh:
+            delivery._acked = True
+        self._hand_acks(fresh)
+
     def _ack(self, delivery: RabbitMQDelivery) -> None:
+        self._hand_acks([delivery])
+
+    def _hand_acks(self, deliveries: list[RabbitMQDelivery]) -> None:
+        """Hand the acks of ``deliveries`` to the I/O thread, in one callback."""
         connection = self._connection
-        if connection is None or delivery.generation != self._generation:
-            log.info(
-                "ack of message %s on %r dropped: its connection is gone, and RabbitMQ "
-                "will deliver it again",
-                delivery.message_id,
-                self.queue,
-            )
+        current = [d for d in deliveries if d.generation == self._generation]
+        for delivery in deliveries:
+            if connection is None or delivery.generation != self._generation:
+                log.info(
+                    "ack of message %s on %r dropped: its connection is gone, and RabbitMQ "
+                    "will deliver it again",
+                    delivery.message_id,
+                    self.queue,
+                )
+        if connection is None or not current:
             return
+        tags = [(delivery.channel, delivery.tag) for delivery in current]
         try:
-            connection.add_callback_threadsafe(
-                functools.partial(self._ack_now, delivery.channel, delivery.tag)
-            )
+            connection.add_callback_threadsafe(functools.partial(self._ack_now, tags))
         except CONNECTION_ERRORS:
-            log.info("ack of message %s lost with the connection", delivery.message_id)
+            for delivery in current:
+                log.info("ack of message %s lost with the connection", delivery.message_id)
 
     @staticmethod
-    def _ack_now(channel, tag: int) -> None:
+    def _ack_now(tags: list[tuple[BlockingChannel, int]]) -> None:
         """Acknowledge on the I/O thread (a closed channel means the message comes again)."""
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            channel.basic_ack(tag)
+        for channel, tag in tags:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                channel.basic_ack(tag)
 
     def close(self) -> None:
         """Close the connection; deliveries not yet acknowledged go back to the queue."""

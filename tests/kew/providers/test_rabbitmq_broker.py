@@ -126,3 +126,29 @@ def test_past_its_delivery_limit_a_message_moves_to_its_queues_dead_letter_queue
         letter.ack()
         assert dead.receive(0.5) is None
     provider.close()
+
+
+def test_ack_many_hands_a_batch_to_the_io_thread_at_once(rabbitmq_server, queue, monkeypatch):
+    provider = connect(rabbitmq_server.url)
+    try:
+        with provider.producer() as producer:
+            producer.send_many([Outgoing(queue, b"%d" % i) for i in range(5)])
+        with provider.receiver(queue, prefetch=5) as receiver:
+            got = [receiver.receive(10.0)]
+            while len(got) < 5:
+                assert got[-1] is not None, f"only {len(got) - 1} of 5 arrived"
+                got.extend(receiver.receive_ready(5 - len(got)) or [receiver.receive(10.0)])
+            connection = receiver._connection
+            handed = []
+            real = connection.add_callback_threadsafe
+            monkeypatch.setattr(
+                connection,
+                "add_callback_threadsafe",
+                lambda callback: handed.append(callback) or real(callback),
+            )
+            receiver.ack_many(got)
+            receiver.ack_many(got)  # already acked: nothing more
+            assert len(handed) == 1  # one wake of the I/O thread for the batch
+        assert provider.pending(queue) == 0  # all five acked before the receiver closed
+    finally:
+        provider.close()

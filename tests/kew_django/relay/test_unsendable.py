@@ -111,10 +111,12 @@ class DyingRelay:
         raise RuntimeError("relay thread died (test)")
 
 
-def test_runner_exits_with_an_error_when_a_thread_dies(transactional_db, consumers):
+def test_runner_exits_with_an_error_when_a_thread_dies(transactional_db, consumers, caplog):
     runner = runners.Runner([], relay=DyingRelay(), progress_interval=0)  # type: ignore[arg-type]
     with pytest.raises(runners.ComponentDied, match="kew-relay"):
         runner.run()
+    (died,) = [r for r in caplog.records if "died" in r.getMessage()]
+    assert died.exc_info is not None and "relay thread died (test)" in str(died.exc_info[1])
 
 
 def test_kew_run_exits_non_zero_when_a_thread_dies(
