@@ -8,7 +8,8 @@ statements for one database and runs them with a cursor:
   UPDATE ... FROM head RETURNING`` statement; other consumers skip the
   locked rows. The old ``available_at`` comes back with each row, so a
   batch is handed out in queue order. Outside a caller's transaction its
-  commit does not wait for the WAL flush (``UNFLUSHED_COMMIT``).
+  commit does not wait for the WAL flush (``UNFLUSHED_COMMIT``). It runs
+  as a statement prepared once per connection (``db.prepared``).
 - SQLite (3.35+, RETURNING): a SELECT of the head's ids, then an UPDATE
   of those still available; rows another consumer took in between fail
   the ``available_at <= now`` recheck and are left out.
@@ -31,6 +32,7 @@ from typing import Any, NamedTuple
 
 from django.db import connections
 
+from kew_django.db.prepared import fetch_prepared
 from kew_django.db.returning import Converter, updates_return_rows
 from kew_django.providers.clock import LATER, NOW
 
@@ -110,12 +112,11 @@ class Leases:
         seconds = length.total_seconds()
         end = seconds if self._lease_sql is not None else f"+{seconds} seconds"
         key = self._prep_token(token)
-        with connection.cursor() as cursor:
-            if self._lease_sql is not None:
-                own = self._own_lease_sql if not connection.in_atomic_block else None
-                cursor.execute(own or self._lease_sql, [queue, limit, end, end, key])
-                rows = cursor.fetchall()
-            else:
+        if self._lease_sql is not None:
+            own = self._own_lease_sql if not connection.in_atomic_block else None
+            rows = fetch_prepared(self.using, own or self._lease_sql, [queue, limit, end, end, key])
+        else:
+            with connection.cursor() as cursor:
                 rows = self._sqlite_lease(cursor, queue, end, key, limit)
         leased = [Leased._make(values) for values in self._converter.rows(rows)]
         return sorted(leased, key=lambda row: (row.available_at, row.id))
