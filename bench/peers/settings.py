@@ -21,5 +21,7 @@ KEW = {
     # kew-*-oncommit (bench/peers.py): the sender publishes after its commit, the relay backs it.
     "OUTBOX": {"PUBLISH_ON_COMMIT": os.environ.get("PEERS_ONCOMMIT") == "1"},
 }
+if os.environ.get("PEERS_PREPARE") == "1":  # let Kew prepare its lease (Django's default: off)
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5  # noqa: F405
 ROOT_URLCONF = "bench.peers.settings"
 urlpatterns: list = []
