@@ -39,8 +39,10 @@ class Recording:
         self.error, self.wait = error, wait
         self.batches: list[list[Any]] = []
         self.stats = SimpleNamespace(sent=0)
+        self.entered = threading.Event()  # a batch is being published (and may be stuck)
 
     def publish_rows(self, rows):
+        self.entered.set()
         if self.wait is not None:
             self.wait.wait(10)
         self.batches.append(list(rows))
@@ -149,15 +151,17 @@ def test_handing_never_waits_for_a_stuck_publish_and_what_waits_is_bounded(trans
         "default", "default", grace=5.0, relays=lambda a, u: relay, limit=10
     )
     try:
+        publisher.hand([0])
+        assert relay.entered.wait(5), "the publisher never took the first row"  # stuck on it
         began = time.monotonic()
-        for n in range(30):
+        for n in range(1, 30):
             publisher.hand([n])
         assert time.monotonic() - began < 0.5
         assert len(publisher._waiting) == 10  # the limit; the rest is left to the relay
+        assert publisher.left == 19
     finally:
         stuck.set()
         publisher.close()
-    assert publisher.left >= 10
     assert sum(len(batch) for batch in relay.batches) + publisher.left == 30
 
 
