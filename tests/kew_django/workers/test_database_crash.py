@@ -47,7 +47,7 @@ from kew_django.providers.database import DatabaseProvider
 from kew_django.providers.leases import Leases
 from tests.harness.postgres.url import ENV_URL
 from tests.harness.processes import ROOT
-from tests.harness.services import service_unsupported
+from tests.harness.services import service_missing, service_unsupported
 from tests.kew_django.batch_app import effects
 from tests.kew_django.batch_app.consumers import PLAIN
 from tests.kew_django.child_env import DATABASE_KEYS, child_env
@@ -69,7 +69,10 @@ class WalWriter:
         if not server.controllable:
             service_unsupported(f"cannot kill the external PostgreSQL given by {ENV_URL}")
         if server.mode != "local":  # a container's server may come back on another port
-            pytest.skip("pausing the WAL writer (SIGSTOP) needs a local PostgreSQL server")
+            service_missing(  # fails on CI; a local server is what it needs
+                "a local PostgreSQL server (pausing its WAL writer with SIGSTOP)",
+                "`apt-get install postgresql` (Debian/Ubuntu) and KEW_TEST_NO_DOCKER=1",
+            )
         self.server = server
         self.pid: int | None = None
 
