@@ -226,7 +226,7 @@ class Worker(QueueSink[Any]):
                 outcome = self._run_and_record(message)
                 if outcome is not None and own and self.heartbeat is not None:
                     self.heartbeat.finishing()  # a renewal waiting on the deleted row: no loss
-                acked = ack_in_transaction(self.using, own) if outcome is not None else []
+                acked = ack_in_transaction(self.using, own) if outcome is not None and own else []
         except LeaseLost:
             log.warning(
                 "%s: the lease of message %s is no longer this consumer's (it ran out, "
