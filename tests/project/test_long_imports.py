@@ -287,7 +287,7 @@ def test_an_import_whose_worker_is_killed_every_run_ends_failed_with_one_email(
             ready="kew: started",
         )
         processes = [web, relay, worker, notifier]
-        kills = 0
+        kills = restarts = 0
         try:
             for process in processes:
                 process.start()
@@ -310,6 +310,7 @@ def test_an_import_whose_worker_is_killed_every_run_ends_failed_with_one_email(
                     # Only Artemis's stranded delivery (docs/artemis.md) may hold it up.
                     restarted = artemis_server.restart_for_stranded("imports", 1)
                     assert restarted, f"no run after a kill: {artemis_server.describe('imports')}"
+                    restarts += 1
                     continue
                 if final():
                     break
@@ -323,10 +324,13 @@ def test_an_import_whose_worker_is_killed_every_run_ends_failed_with_one_email(
             raise
         finally:
             stop_all(processes)
-        assert kills == 4  # MAX_CRASHES (3) + 1: one crash or one deploy never gives up
+        # MAX_CRASHES (3) + 1: one crash or one deploy never gives up. A broker restart for a
+        # stranded delivery may add one run: it comes back without ``redelivered``, so it is
+        # not counted (docs/artemis.md, "Remedy").
+        assert 4 <= kills <= 4 + restarts
         assert emails_for(smtp, body["id"]) == ["failed"]
         assert final_status == "failed"
-        assert len(runs(root, "long-1")) == 4  # each run killed; never a fifth
+        assert len(runs(root, "long-1")) == kills  # each run killed; never one more
 
 
 def sigterm_mid_import(tmp_path: Path, *, database_url: str, broker_url: str) -> None:

@@ -13,11 +13,14 @@ import pytest
 from kew_django.models import TaskResultRecord
 from kew_django.relay.publisher import Relay
 from kew_django.tasks.compat import TaskResultStatus
+from tests.harness.e2e import wait_until
 from tests.kew_django.child_env import child_env
 from tests.kew_django.management.test_commands import wait_for
 from tests.kew_django.tasks import tasks
 
 ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_QUEUE = "default"  # the Kew queue of the backend's default task queue
+STALL = 20  # seconds without the task's second run before Artemis is looked at
 pytestmark = pytest.mark.slow
 
 
@@ -58,7 +61,7 @@ def broker(request, transactional_db):
     provider.close()
 
 
-def test_a_worker_killed_mid_task_means_the_task_runs_again(broker, tmp_path):
+def test_a_worker_killed_mid_task_means_the_task_runs_again(broker, tmp_path, request):
     url, provider = broker
     result = tasks.slow.enqueue(str(tmp_path))
     Relay(provider).relay_all()
@@ -71,12 +74,17 @@ def test_a_worker_killed_mid_task_means_the_task_runs_again(broker, tmp_path):
         print("first worker:", first.communicate(timeout=30)[0])  # shown if the test fails
     second = django_process(*manage, broker_url=url)
     started = time.monotonic()
+
+    def successful() -> bool:
+        return TaskResultRecord.objects.get(pk=result.id).status == "SUCCESSFUL"
+
     try:
-        wait_for(
-            lambda: TaskResultRecord.objects.get(pk=result.id).status == "SUCCESSFUL",
-            60,
-            "the task to run again",
-        )
+        if url.startswith("artemis") and not wait_until(successful, STALL, 0.2):
+            # Only Artemis's stranded delivery of the killed worker (docs/artemis.md) may
+            # hold it up: the operator's remedy, a broker restart, or the failure below.
+            server = request.getfixturevalue("artemis_server")
+            server.restart_for_stranded(DEFAULT_QUEUE, 1)
+        wait_for(successful, 60, "the task to run again")
     finally:
         second.send_signal(signal.SIGTERM)
         output, _ = second.communicate(timeout=30)
