@@ -53,10 +53,11 @@ def _age(seconds: float | None) -> str:
 def format_status(status: Status, *, recent: timedelta) -> list[str]:
     """Return the lines to print."""
     width = max([len("queue"), *(len(q) for q in status.queues)])
-    head = ("backlog", "oldest pending", "in progress", "dead letters", "failed")
+    head = ("backlog", "oldest pending", "queued", "in progress", "dead letters", "failed")
     lines = [f"{'queue':<{width}}  " + "  ".join(f"{h:>14}" for h in head)]
     for queue, f in status.queues.items():
-        cells = (f.backlog, _age(f.oldest_pending), f.in_progress, f.dead_letters, f.failed)
+        age = _age(f.oldest_pending)
+        cells = (f.backlog, age, f.depth, f.in_progress, f.dead_letters, f.failed)
         lines.append(f"{queue:<{width}}  " + "  ".join(f"{c!s:>14}" for c in cells))
     if not status.queues:
         lines.append("(no queue has messages, dead letters or workers)")

@@ -1,4 +1,4 @@
-"""manage.py kew_status: backlog, oldest pending, in progress and dead letters per queue."""
+"""manage.py kew_status: backlog, oldest pending, queued, in progress, dead letters per queue."""
 
 from datetime import timedelta
 
@@ -11,7 +11,8 @@ from kew_django.periodic_jobs.status import format_jobs, job_statuses
 
 class Command(BaseCommand):
     help = (
-        "Print per queue: outbox backlog, oldest pending row, deliveries in progress, "
+        "Print per queue: outbox backlog, oldest pending row, rows in the database "
+        "provider's queue, deliveries in progress, "
         "dead letters, failed rows; then the relay and consumer processes seen recently; "
         "then the periodic jobs with their last and next firing; "
         "then each limit: its values, slots in use, parked messages."

@@ -11,7 +11,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from kew_django import Channel
-from kew_django.models import DeadLetter, KewProcess, OutboxMessage
+from kew_django.models import DeadLetter, KewProcess, OutboxMessage, QueuedMessage
 from kew_django.observability.processes import ProcessRecord
 from tests.kew_django.conftest import Job
 
@@ -41,15 +41,27 @@ def test_kew_status_prints_backlog_oldest_in_progress_dead_letters_and_workers(
         name="gone:1:x", kind="relay", host="gone", pid=1, seen_at=timezone.now() - timedelta(1)
     )
     lines = status_lines()
-    assert lines[0].split() == ["queue", "backlog", "oldest", "pending", "in", "progress"] + [
+    assert lines[0].split() == ["queue", "backlog", "oldest", "pending", "queued", "in"] + [
+        "progress",
         "dead",
         "letters",
         "failed",
     ]
     (row,) = [line for line in lines if line.startswith(queue)]
-    assert row.split() == [queue, "3", "90.0m", "2", "1", "0"]
+    assert row.split() == [queue, "3", "90.0m", "0", "2", "1", "0"]
     workers = section(lines, "processes seen in the last 2.0m:")
     assert len(workers) == 1 and beat.name in workers[0] and f"in progress: {queue} 2" in workers[0]
+
+
+def test_kew_status_counts_direct_sends_to_the_database_provider_as_queued(db, queue):
+    # The default: rows written straight into the queue table, none in the outbox.
+    Channel(queue, payload=Job).send_many([Job(1), Job(2), Job(3)])
+    assert not OutboxMessage.objects.filter(queue=queue).exists()
+    first = QueuedMessage.objects.filter(queue=queue).order_by("pk")[:1]
+    leased = QueuedMessage.objects.filter(pk__in=first.values("pk"))
+    assert leased.update(leased_until=timezone.now() + timedelta(minutes=1)) == 1
+    (row,) = [line for line in status_lines() if line.startswith(queue)]
+    assert row.split() == [queue, "0", "-", "3", "1", "0", "0"]
 
 
 def test_kew_status_with_nothing_to_show(db):
