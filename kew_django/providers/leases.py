@@ -8,8 +8,10 @@ statements for one database and runs them with a cursor:
   UPDATE ... FROM head RETURNING`` statement; other consumers skip the
   locked rows. The old ``available_at`` comes back with each row, so a
   batch is handed out in queue order. Outside a caller's transaction its
-  commit does not wait for the WAL flush (``UNFLUSHED_COMMIT``). It runs
-  as a statement prepared once per connection (``db.prepared``).
+  commit does not wait for the WAL flush (``UNFLUSHED_COMMIT``). Where
+  the connection allows prepared statements (``prepare_threshold`` set;
+  Django's default is None), it runs as one prepared once per connection
+  (``db.prepared``).
 - SQLite (3.35+, RETURNING): a SELECT of the head's ids, then an UPDATE
   of those still available; rows another consumer took in between fail
   the ``available_at <= now`` recheck and are left out.

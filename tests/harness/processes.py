@@ -36,6 +36,33 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, poll: floa
     return value
 
 
+class Stall:
+    """Call ``remedy`` whenever ``progress()`` has not changed for ``seconds``.
+
+    ``remedy`` returns whether it unblocked the run (Artemis's stranded
+    delivery: ``restart_for_stranded``, docs/artemis.md); if it did not,
+    ``check`` fails with ``what``. Without a remedy ``check`` does nothing.
+    ``remedies`` counts the ones that helped.
+    """
+
+    def __init__(
+        self, progress: Callable[[], Any], seconds: float, remedy: Callable[[], bool] | None
+    ):
+        self.progress, self.seconds, self.remedy = progress, seconds, remedy
+        self.seen, self.since = progress(), time.monotonic()
+        self.remedies = 0
+
+    def check(self, what: str) -> None:
+        """Note progress, or apply the remedy once ``seconds`` passed without any."""
+        now, current = time.monotonic(), self.progress()
+        if current != self.seen:
+            self.seen, self.since = current, now
+        elif self.remedy is not None and now - self.since > self.seconds:
+            assert self.remedy(), f"no progress for {self.seconds:.0f} s: {what}"
+            self.remedies += 1
+            self.since = now
+
+
 class ScaleDatabase:
     """A new database on a harness PostgreSQL server, migrated for the scale app."""
 

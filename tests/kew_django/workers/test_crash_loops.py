@@ -24,6 +24,7 @@ import kew
 from kew.providers.base import DeliveryOptions
 from kew_django.models import CrashCount, DeadLetter
 from kew_django.providers.database import DatabaseProvider
+from tests.harness.processes import Stall
 from tests.kew_django.child_env import start_manage_py
 from tests.kew_django.crash_app.consumers import QUEUE
 
@@ -67,26 +68,21 @@ def run_until_given_up(
     seconds; it returns whether it unblocked the run (Artemis's stranded
     delivery: a broker restart, docs/artemis.md), and the run fails if not.
     """
-    deaths = restarts = 0
+    deaths = 0
     process = consume(provider_url, marks)
     deadline = time.monotonic() + timeout
-    seen, since = progress(marks), time.monotonic()
+    stall = Stall(lambda: progress(marks), STALL, stalled)
     try:
         while time.monotonic() < deadline:
             done = len(lines(marks, "handled")) >= MESSAGES - 1 and lines(marks, "exhausted")
             if done:
-                return deaths, restarts
-            if progress(marks) != seen:
-                seen, since = progress(marks), time.monotonic()
-            elif stalled is not None and time.monotonic() - since > STALL:
-                assert stalled(), f"no progress in {STALL}s after {deaths} deaths"
-                restarts += 1
-                since = time.monotonic()
+                return deaths, stall.remedies
+            stall.check(f"after {deaths} deaths")
             if process.poll() is not None:
                 output = process.stdout.read() if process.stdout else ""
                 assert process.returncode == -9, f"died otherwise ({process.returncode}):\n{output}"
                 deaths += 1
-                bound = MAX_CRASHES + 1 + restarts
+                bound = MAX_CRASHES + 1 + stall.remedies
                 assert deaths <= bound, "not given up after its bound:\n" + output
                 process = consume(provider_url, marks)
             time.sleep(0.05)

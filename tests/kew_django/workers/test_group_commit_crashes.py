@@ -27,6 +27,7 @@ from kew.providers.base import DeliveryOptions, Provider
 from kew.providers.headers import message_from
 from kew_django.models import ProcessedMessage
 from kew_django.providers.database import DatabaseProvider
+from tests.harness.processes import Stall
 from tests.kew_django.batch_app import effects
 from tests.kew_django.batch_app.consumers import PLAIN, QUEUE
 from tests.kew_django.child_env import start_manage_py
@@ -95,16 +96,12 @@ def finish(
     docs/artemis.md), and the run fails if not.
     """
     deadline = time.monotonic() + timeout
-    seen, since = effects.counts(), time.monotonic()
+    stall = Stall(effects.counts, STALL, stalled)
     try:
         while set(effects.counts()) != set(range(MESSAGES + 1)):
             assert process.poll() is None, "the restarted consumer died"
             assert time.monotonic() < deadline, f"rows after {timeout}s: {effects.counts()}"
-            if effects.counts() != seen:
-                seen, since = effects.counts(), time.monotonic()
-            elif stalled is not None and time.monotonic() - since > STALL:
-                assert stalled(), f"no row for {STALL}s: {effects.counts()}"
-                since = time.monotonic()
+            stall.check(f"rows {effects.counts()}")
             time.sleep(0.05)
     finally:
         process.terminate()
